@@ -1,0 +1,250 @@
+//! Token verification (SPEC §3): issuer chosen by exact `iss` before any key work,
+//! key by `kid`, algorithm checked against the issuer allow-list *and* the key's
+//! family, signature, then claims (exp required; nbf, iat, aud; identity claim).
+//! `jku`, `x5u`, `jwk` and `x5c` are never read; `alg: none` is never accepted.
+
+use super::cache::TokenCache;
+use super::claims::{self, numeric_date};
+use super::error::TokenError;
+use super::keys::{KeySet, Lookup, SigningKey, VerifyKey};
+use arc_swap::ArcSwap;
+use jsonwebtoken::Algorithm;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Where an issuer's keys come from.
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    /// Static keys from the config.
+    Static,
+    /// A JWKS URL.
+    Jwks(String),
+    /// OIDC discovery from the issuer URL.
+    Discovery,
+}
+
+/// A trusted issuer, compiled.
+#[derive(Debug)]
+pub struct Issuer {
+    /// Config name.
+    pub name: String,
+    /// Exact `iss`.
+    pub iss: String,
+    /// Accepted audiences; empty = no check.
+    pub audiences: Vec<String>,
+    /// Allow-list; empty = whatever the key family allows.
+    pub algorithms: Vec<Algorithm>,
+    /// Clock skew tolerance.
+    pub leeway: Duration,
+    /// Current keys (swapped by JWKS refresh).
+    pub keys: ArcSwap<KeySet>,
+    /// Where keys come from.
+    pub source: KeySource,
+    /// JWKS refresh period.
+    pub refresh_interval: Duration,
+    /// Extra CA for the JWKS fetch.
+    pub ca: Option<std::path::PathBuf>,
+    /// Signing key, when the config has a `secret` or `private_key`.
+    pub signing: Option<SigningKey>,
+}
+
+impl Issuer {
+    fn allows(&self, alg: Algorithm) -> bool {
+        self.algorithms.is_empty() || self.algorithms.contains(&alg)
+    }
+}
+
+/// A verified token: what the proxy needs from it, computed once and cached.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// Index of the issuer.
+    pub issuer: usize,
+    /// The key that verified it (to evict when the key leaves the set).
+    pub key: Arc<VerifyKey>,
+    /// `exp`, in whole seconds since the epoch (fractions rounded down).
+    pub exp: i64,
+    /// The identity claim's value.
+    pub identity: String,
+    /// Granted scopes.
+    pub scopes: Vec<String>,
+    /// All claims.
+    pub claims: Map<String, Value>,
+    /// `jti`, when present.
+    pub jti: Option<String>,
+}
+
+/// Verifies tokens against the configured issuers, with the verified-token cache.
+pub struct Verifier {
+    /// The issuers in config order.
+    pub issuers: Vec<Arc<Issuer>>,
+    by_iss: HashMap<String, usize>,
+    identity_claim: String,
+    /// The verified-token cache (SPEC §3).
+    pub cache: TokenCache,
+}
+
+/// Seconds since the epoch.
+pub fn now_secs() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+impl Verifier {
+    /// Builds a verifier; `cache_entries` 0 turns the cache off.
+    pub fn new(issuers: Vec<Arc<Issuer>>, identity_claim: String, cache_entries: u64) -> Self {
+        let by_iss = issuers
+            .iter()
+            .enumerate()
+            .map(|(i, iss)| (iss.iss.clone(), i))
+            .collect();
+        Verifier {
+            issuers,
+            by_iss,
+            identity_claim,
+            cache: TokenCache::new(cache_entries),
+        }
+    }
+
+    /// Verifies a token, from the cache when it was verified before.
+    pub fn verify(&self, token: &str) -> Result<Arc<Verified>, TokenError> {
+        let now = now_secs();
+        let digest = self.cache.enabled().then(|| TokenCache::digest(token));
+        if let Some(d) = &digest {
+            if let Some(v) = self.cache.get(d) {
+                // The cache never keeps an entry past exp, but its clock is coarse;
+                // check again, and check the key is still published.
+                let leeway = self.issuers.get(v.issuer).map_or(0, |i| i.leeway.as_secs());
+                if (v.exp.saturating_add_unsigned(leeway) as f64) < now {
+                    return Err(TokenError::Expired);
+                }
+                if self.key_current(&v) {
+                    return Ok(v);
+                }
+                self.cache.remove(d);
+            }
+        }
+        let v = Arc::new(self.verify_uncached(token, now)?);
+        if let Some(d) = digest {
+            let leeway = self.issuers.get(v.issuer).map_or(0, |i| i.leeway.as_secs());
+            let ttl = (v.exp.saturating_add_unsigned(leeway) as f64 - now).max(0.0);
+            self.cache.insert(d, v.clone(), Duration::from_secs_f64(ttl));
+        }
+        Ok(v)
+    }
+
+    fn key_current(&self, v: &Verified) -> bool {
+        self.issuers.get(v.issuer).is_some_and(|iss| {
+            iss.keys
+                .load()
+                .keys
+                .iter()
+                .any(|k| Arc::ptr_eq(k, &v.key))
+        })
+    }
+
+    /// Full verification, no cache.
+    pub fn verify_uncached(&self, token: &str, now: f64) -> Result<Verified, TokenError> {
+        let parts = claims::split(token)?;
+        let header = claims::json_object(parts.header)?;
+        let alg = match header.get("alg") {
+            Some(Value::String(a)) => {
+                Algorithm::from_str(a).map_err(|_| TokenError::AlgRefused)?
+            }
+            _ => return Err(TokenError::Malformed),
+        };
+        if header.contains_key("crit") {
+            // We implement no JWS extensions, so any `crit` entry is unknown (RFC 7515 §4.1.11).
+            return Err(TokenError::Crit);
+        }
+        let kid = match header.get("kid") {
+            None => None,
+            Some(Value::String(k)) => Some(k.as_str()),
+            Some(_) => return Err(TokenError::Malformed),
+        };
+        let claims = claims::json_object(parts.payload)?;
+        let iss = match claims.get("iss") {
+            Some(Value::String(s)) => s,
+            _ => return Err(TokenError::UnknownIssuer),
+        };
+        let idx = *self.by_iss.get(iss).ok_or(TokenError::UnknownIssuer)?;
+        let issuer = self.issuers.get(idx).ok_or(TokenError::UnknownIssuer)?;
+        if !issuer.allows(alg) {
+            return Err(TokenError::AlgRefused);
+        }
+        let keys = issuer.keys.load();
+        let key = match keys.find(kid) {
+            Lookup::Found(k) => k.clone(),
+            Lookup::UnknownKid | Lookup::Ambiguous => return Err(TokenError::UnknownKid),
+        };
+        if !key.allows(alg) {
+            return Err(TokenError::AlgRefused);
+        }
+        let ok = jsonwebtoken::crypto::verify(parts.signature, parts.message.as_bytes(), &key.key, alg)
+            .map_err(|_| TokenError::BadSignature)?;
+        if !ok {
+            return Err(TokenError::BadSignature);
+        }
+        self.check_claims(issuer, idx, key, claims, now)
+    }
+
+    fn check_claims(
+        &self,
+        issuer: &Issuer,
+        idx: usize,
+        key: Arc<VerifyKey>,
+        claims: Map<String, Value>,
+        now: f64,
+    ) -> Result<Verified, TokenError> {
+        let leeway = issuer.leeway.as_secs_f64();
+        let exp = numeric_date(claims.get("exp"))
+            .map_err(|_| TokenError::MissingExp)?
+            .ok_or(TokenError::MissingExp)?;
+        if exp + leeway < now {
+            return Err(TokenError::Expired);
+        }
+        if let Some(nbf) = numeric_date(claims.get("nbf"))? {
+            if nbf > now + leeway {
+                return Err(TokenError::NotYetValid);
+            }
+        }
+        if let Some(iat) = numeric_date(claims.get("iat"))? {
+            if iat > now + leeway {
+                return Err(TokenError::IssuedInFuture);
+            }
+        }
+        if !issuer.audiences.is_empty() {
+            let ok = match claims.get("aud") {
+                Some(Value::String(a)) => issuer.audiences.iter().any(|x| x == a),
+                Some(Value::Array(list)) => list
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .any(|a| issuer.audiences.iter().any(|x| x == a)),
+                _ => false,
+            };
+            if !ok {
+                return Err(TokenError::BadAudience);
+            }
+        }
+        let identity = match claims.get(&self.identity_claim) {
+            Some(Value::String(s)) if !s.trim().is_empty() && !s.chars().any(char::is_control) => {
+                s.clone()
+            }
+            _ => return Err(TokenError::NoIdentity),
+        };
+        let jti = claims.get("jti").and_then(Value::as_str).map(str::to_owned);
+        Ok(Verified {
+            issuer: idx,
+            key,
+            // exp can be a float far outside i64; clamp (an absurd exp is still "later").
+            exp: exp.floor().clamp(i64::MIN as f64, i64::MAX as f64) as i64,
+            identity,
+            scopes: claims::scopes(&claims),
+            claims,
+            jti,
+        })
+    }
+}

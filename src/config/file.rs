@@ -1,0 +1,231 @@
+//! Raw `proxy.toml` types: exactly the file's shape, nothing resolved.
+//!
+//! Every table denies unknown keys (a typo must never silently disable a security
+//! setting). Every string goes through `${ENV}` expansion ([`EnvStr`]). These types
+//! exist only here; the rest of the program reads the compiled [`super::Config`].
+
+use super::values::{Dur, EnvStr};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use toml::Spanned;
+
+/// The whole file.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Main listener.
+    #[serde(default)]
+    pub server: RawServer,
+    /// Optional admin listener (health, readiness, metrics); never behind auth.
+    pub admin: Option<RawAdmin>,
+    /// Named upstreams that routes forward to.
+    #[serde(default)]
+    pub upstreams: BTreeMap<String, Spanned<RawUpstream>>,
+    /// Which claim becomes the identity header.
+    #[serde(default)]
+    pub identity: RawIdentity,
+    /// Trusted token issuers, chosen by the token's `iss`.
+    #[serde(default)]
+    pub issuers: Vec<Spanned<RawIssuer>>,
+    /// The optional built-in token endpoint (SPEC §5).
+    pub token_endpoint: Option<Spanned<RawTokenEndpoint>>,
+    /// Verified-token cache.
+    #[serde(default)]
+    pub cache: RawCache,
+    /// Where revocations, refresh tokens and rate limits live.
+    #[serde(default)]
+    pub state: Option<Spanned<RawState>>,
+    /// Routes, first match in file order wins.
+    #[serde(default)]
+    pub routes: Vec<Spanned<RawRoute>>,
+}
+
+/// `[server]`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    /// Address to listen on, `host:port` (default `127.0.0.1:8080`).
+    pub listen: Option<Spanned<EnvStr>>,
+    /// The whole request head must arrive within this time (default `10s`).
+    pub header_timeout: Option<Dur>,
+    /// Keep-alive connections idle this long are closed (default `60s`).
+    pub idle_timeout: Option<Dur>,
+    /// Larger request heads get 431 (default 65536).
+    pub max_header_bytes: Option<Spanned<i64>>,
+    /// SIGTERM drain limit (default `30s`).
+    pub shutdown_grace: Option<Dur>,
+    /// Reload when the config or a file it names changes.
+    pub watch: Option<bool>,
+    /// TLS termination; omit for plain HTTP.
+    pub tls: Option<Spanned<RawTls>>,
+}
+
+/// `[server.tls]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// PEM certificate chain.
+    pub cert: Spanned<EnvStr>,
+    /// PEM private key (PKCS#8, RSA or SEC1).
+    pub key: Spanned<EnvStr>,
+    /// Extra certificates chosen by SNI.
+    #[serde(default)]
+    pub sni: Vec<Spanned<RawSni>>,
+}
+
+/// `[[server.tls.sni]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSni {
+    /// Server names this certificate answers for.
+    pub hosts: Vec<EnvStr>,
+    /// PEM certificate chain.
+    pub cert: Spanned<EnvStr>,
+    /// PEM private key.
+    pub key: Spanned<EnvStr>,
+}
+
+/// `[admin]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    /// Admin listener address (e.g. `127.0.0.1:9901`).
+    pub listen: Spanned<EnvStr>,
+}
+
+/// `[upstreams.NAME]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    /// `http://host:port[/prefix]`, `https://...` or the built-in `echo:`.
+    pub url: Spanned<EnvStr>,
+    /// TCP connect deadline (default `2s`) -> 502.
+    pub connect_timeout: Option<Dur>,
+    /// Deadline for the upstream's response (default `30s`) -> 504.
+    pub timeout: Option<Dur>,
+    /// Extra trust root (PEM) for an `https://` upstream.
+    pub ca: Option<Spanned<EnvStr>>,
+}
+
+/// `[identity]`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawIdentity {
+    /// Header set from `claim` on allowed requests (default `X-User`).
+    pub header: Option<Spanned<EnvStr>>,
+    /// Claim that names the caller (default `sub`).
+    pub claim: Option<EnvStr>,
+    /// Keep the `Authorization` header for the upstream (default true).
+    pub forward_authorization: Option<bool>,
+    /// More claims copied into headers: `"Header-Name" = "claim"`.
+    #[serde(default)]
+    pub claims_to_headers: BTreeMap<String, Spanned<EnvStr>>,
+}
+
+/// `[[issuers]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIssuer {
+    /// Short name used by `[token_endpoint] issuer` and in logs.
+    pub name: Spanned<EnvStr>,
+    /// Exact value of the token's `iss`.
+    pub issuer: Spanned<EnvStr>,
+    /// The token's `aud` must contain one of these; omitted = no audience check.
+    pub audiences: Option<Vec<EnvStr>>,
+    /// JWKS endpoint.
+    pub jwks_url: Option<Spanned<EnvStr>>,
+    /// Find `jwks_uri` at `{issuer}/.well-known/openid-configuration`.
+    pub discovery: Option<Spanned<bool>>,
+    /// Algorithm allow-list (default: what the keys allow).
+    pub algorithms: Option<Vec<Spanned<EnvStr>>>,
+    /// Clock skew allowed for exp / nbf / iat (default `30s`).
+    pub leeway: Option<Dur>,
+    /// JWKS refresh period (default `10m`).
+    pub refresh_interval: Option<Dur>,
+    /// Extra trust root for an https JWKS / discovery URL.
+    pub ca: Option<Spanned<EnvStr>>,
+    /// HMAC secret (HS256/384/512).
+    pub secret: Option<Spanned<EnvStr>>,
+    /// PEM public key (SubjectPublicKeyInfo): RSA, EC P-256/P-384, Ed25519.
+    pub public_key: Option<Spanned<EnvStr>>,
+    /// PEM private key (PKCS#8; RSA also PKCS#1): verifies and lets portcullis sign.
+    pub private_key: Option<Spanned<EnvStr>>,
+    /// Key id of the static key: put in minted tokens, matched against a token's `kid`.
+    pub kid: Option<EnvStr>,
+    /// Demo convenience: create an Ed25519 `private_key` file when it does not exist.
+    pub generate_key: Option<bool>,
+}
+
+/// `[token_endpoint]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTokenEndpoint {
+    /// Path of the endpoint (default `/token`).
+    pub path: Option<Spanned<EnvStr>>,
+    /// Name of the `[[issuers]]` entry that signs.
+    pub issuer: Spanned<EnvStr>,
+    /// Users file.
+    pub users: Option<Spanned<EnvStr>>,
+    /// Access token lifetime (default `30m`).
+    pub access_ttl: Option<Dur>,
+    /// Refresh token lifetime (default `7d`).
+    pub refresh_ttl: Option<Dur>,
+}
+
+/// `[cache]`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawCache {
+    /// Verified-token cache entries; 0 turns the cache off (default 100000).
+    pub tokens: Option<Spanned<i64>>,
+}
+
+/// `[state]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawState {
+    /// `memory` (default) or `redis`.
+    pub backend: Option<Spanned<EnvStr>>,
+    /// Redis URL (`redis://` or `rediss://`).
+    pub url: Option<Spanned<EnvStr>>,
+    /// Prefix for every Redis key.
+    pub key_prefix: Option<EnvStr>,
+    /// Serve when the state backend is unreachable (default false: fail closed).
+    pub fail_open: Option<bool>,
+}
+
+/// A claim rule value: one value or several.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    /// One accepted value.
+    One(toml::Value),
+    /// Several accepted values.
+    Many(Vec<toml::Value>),
+}
+
+/// `[[routes]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    /// Name for logs and metrics (default `route-N`).
+    pub name: Option<EnvStr>,
+    /// Exact host or `*.example.com`.
+    pub host: Option<Spanned<EnvStr>>,
+    /// Path pattern: literal segments, `*` for one segment, trailing `/**`.
+    pub path: Spanned<EnvStr>,
+    /// Methods this route applies to (default all).
+    pub methods: Option<Vec<Spanned<EnvStr>>>,
+    /// `protected` (default), `optional`, `public` or `deny`.
+    pub access: Option<Spanned<EnvStr>>,
+    /// Scopes that must all be granted.
+    #[serde(default)]
+    pub scopes: Vec<EnvStr>,
+    /// Claim rules: the claim equals, or contains, one of the values.
+    #[serde(default)]
+    pub claims: BTreeMap<String, Spanned<OneOrMany>>,
+    /// Where to look for the token, in order: `header`, `query:NAME`, `cookie:NAME`.
+    pub token_from: Option<Vec<Spanned<EnvStr>>>,
+    /// Name of an `[upstreams.*]` entry (not needed for `deny`).
+    pub upstream: Option<Spanned<EnvStr>>,
+}

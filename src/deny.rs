@@ -1,0 +1,156 @@
+//! Every refusal portcullis answers itself, and the one place its status, JSON body
+//! and `WWW-Authenticate` are decided (SPEC §4 table; RFC 6750 §3 for the challenge).
+
+use crate::auth::error::TokenError;
+use crate::body::ProxyBody;
+use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{HeaderValue, Response, StatusCode};
+
+/// A request portcullis answers itself instead of forwarding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denial {
+    /// No token where one is required.
+    NoToken,
+    /// A token that did not verify.
+    Invalid(TokenError),
+    /// Scopes or claims missing; the route's scopes for the challenge (empty when
+    /// only a claim rule failed).
+    Insufficient(String),
+    /// A `deny` route.
+    DenyRoute,
+    /// No route matched.
+    NoRoute,
+    /// Malformed path or request.
+    BadRequest,
+    /// Upstream refused or reset.
+    BadGateway,
+    /// Upstream too slow.
+    GatewayTimeout,
+    /// A dependency (state backend) is down and we fail closed.
+    Unavailable,
+}
+
+impl Denial {
+    /// HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Denial::NoToken | Denial::Invalid(_) => StatusCode::UNAUTHORIZED,
+            Denial::Insufficient(_) | Denial::DenyRoute => StatusCode::FORBIDDEN,
+            Denial::NoRoute => StatusCode::NOT_FOUND,
+            Denial::BadRequest => StatusCode::BAD_REQUEST,
+            Denial::BadGateway => StatusCode::BAD_GATEWAY,
+            Denial::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Denial::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The `detail` of the JSON body.
+    pub fn detail(&self) -> &'static str {
+        match self {
+            Denial::NoToken => "Not authenticated",
+            Denial::Invalid(TokenError::Expired) => "Token has expired",
+            Denial::Invalid(TokenError::Revoked) => "Token has been revoked",
+            Denial::Invalid(_) => "Could not validate credentials",
+            Denial::Insufficient(_) => "Not enough permissions",
+            Denial::DenyRoute => "Forbidden",
+            Denial::NoRoute => "Not Found",
+            Denial::BadRequest => "Bad Request",
+            Denial::BadGateway => "Bad Gateway",
+            Denial::GatewayTimeout => "Gateway Timeout",
+            Denial::Unavailable => "Service Unavailable",
+        }
+    }
+
+    /// The decision label for logs and metrics.
+    pub fn decision(&self) -> &'static str {
+        match self {
+            Denial::NoToken => "denied_no_token",
+            Denial::Invalid(TokenError::Expired) => "denied_expired",
+            Denial::Invalid(TokenError::Revoked) => "denied_revoked",
+            Denial::Invalid(_) => "denied_invalid_token",
+            Denial::Insufficient(_) => "denied_insufficient_scope",
+            Denial::DenyRoute => "denied_route",
+            Denial::NoRoute => "no_route",
+            Denial::BadRequest => "bad_request",
+            Denial::BadGateway => "upstream_error",
+            Denial::GatewayTimeout => "upstream_timeout",
+            Denial::Unavailable => "unavailable",
+        }
+    }
+
+    fn challenge(&self) -> Option<HeaderValue> {
+        let s = match self {
+            Denial::NoToken => return Some(HeaderValue::from_static("Bearer")),
+            Denial::Invalid(e) => {
+                format!("Bearer error=\"invalid_token\", error_description=\"{e}\"")
+            }
+            Denial::Insufficient(scope) if scope.is_empty() => {
+                return Some(HeaderValue::from_static("Bearer error=\"insufficient_scope\""))
+            }
+            Denial::Insufficient(scope) => {
+                format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\"")
+            }
+            _ => return None,
+        };
+        HeaderValue::from_str(&s).ok()
+    }
+
+    /// The response.
+    pub fn response(&self) -> Response<ProxyBody> {
+        let body = format!("{{\"detail\": \"{}\"}}", self.detail());
+        let mut r = Response::new(ProxyBody::full(body));
+        *r.status_mut() = self.status();
+        r.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(c) = self.challenge() {
+            r.headers_mut().insert(WWW_AUTHENTICATE, c);
+        }
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table() {
+        let cases = [
+            (Denial::NoToken, 401, "Not authenticated", Some("Bearer")),
+            (
+                Denial::Invalid(TokenError::Expired),
+                401,
+                "Token has expired",
+                Some("Bearer error=\"invalid_token\", error_description=\"token expired\""),
+            ),
+            (
+                Denial::Invalid(TokenError::BadSignature),
+                401,
+                "Could not validate credentials",
+                Some("Bearer error=\"invalid_token\", error_description=\"signature verification failed\""),
+            ),
+            (
+                Denial::Insufficient("admin write".into()),
+                403,
+                "Not enough permissions",
+                Some("Bearer error=\"insufficient_scope\", scope=\"admin write\""),
+            ),
+            (Denial::Insufficient(String::new()), 403, "Not enough permissions", Some("Bearer error=\"insufficient_scope\"")),
+            (Denial::DenyRoute, 403, "Forbidden", None),
+            (Denial::NoRoute, 404, "Not Found", None),
+            (Denial::BadRequest, 400, "Bad Request", None),
+            (Denial::BadGateway, 502, "Bad Gateway", None),
+            (Denial::GatewayTimeout, 504, "Gateway Timeout", None),
+        ];
+        for (d, status, detail, challenge) in cases {
+            let r = d.response();
+            assert_eq!(r.status().as_u16(), status);
+            assert_eq!(d.detail(), detail);
+            assert_eq!(
+                r.headers().get(WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()),
+                challenge
+            );
+            assert_eq!(r.headers()[CONTENT_TYPE], "application/json");
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! portcullis: an edge authentication reverse proxy.
+//!
+//! [`config::load`] compiles `proxy.toml`; [`app::App`] holds the running state;
+//! [`server::serve`] accepts connections and runs [`proxy::handler`] per request.
+#![warn(clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod app;
+pub mod auth;
+pub mod body;
+pub mod cli;
+pub mod config;
+pub mod deny;
+pub mod mint;
+#[path = "path_stub.rs"]
+pub mod path;
+pub mod proxy;
+pub mod routes;
+pub mod server;
+
+/// Installs the process-wide crypto providers for rustls and jsonwebtoken (both
+/// aws-lc-rs). Safe to call more than once.
+pub fn install_crypto_providers() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+}

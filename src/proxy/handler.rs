@@ -1,0 +1,272 @@
+//! The request path. [`handle`] is the outer function (request id, error ->
+//! response, access log); [`forward`] is the inner `?` chain. Phases:
+//! 1. normalize the path (SPEC §2; 400 on anything ambiguous);
+//! 2. match the route on host, method and the normalized path;
+//! 3. authenticate per the route's access and `token_from`;
+//! 4. authorize scopes and claim rules;
+//! 5. rewrite: strip identity and hop-by-hop headers, set identity and forwarding
+//!    headers, forward exactly the matched path (plus the query minus `query:` tokens);
+//! 6. send to the upstream and stream the answer back.
+
+use crate::app::{ConnInfo, Runtime};
+use crate::auth::extract;
+use crate::auth::verify::Verified;
+use crate::body::ProxyBody;
+use crate::config::UpstreamKind;
+use crate::deny::Denial;
+use crate::proxy::{echo, headers, upstream};
+use crate::routes::{Access, Route};
+use http::header::{AUTHORIZATION, HOST};
+use http::{HeaderValue, Request, Response, Uri, Version};
+use hyper::body::Incoming;
+use serde_json::Value;
+use std::borrow::Cow;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What the access log line reports.
+#[derive(Default)]
+struct Outcome {
+    path: Option<String>,
+    route: Option<String>,
+    user: Option<String>,
+    upstream: Option<String>,
+    decision: &'static str,
+}
+
+/// Handles one request end to end; never fails (errors become SPEC §4 responses).
+pub async fn handle(
+    rt: Arc<Runtime>,
+    conn: ConnInfo,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let start = Instant::now();
+    let rid = headers::request_id(req.headers());
+    let method = req.method().clone();
+    let mut out = Outcome::default();
+    let mut resp = match forward(&rt, &conn, req, &rid, &mut out).await {
+        Ok(r) => r,
+        Err(d) => {
+            out.decision = d.decision();
+            d.response()
+        }
+    };
+    resp.headers_mut()
+        .insert(headers::X_REQUEST_ID.clone(), rid.clone());
+    if tracing::enabled!(target: "access", tracing::Level::INFO) {
+        tracing::info!(
+            target: "access",
+            request_id = rid.to_str().unwrap_or(""),
+            method = method.as_str(),
+            path = out.path.as_deref().unwrap_or(""),
+            route = out.route.as_deref().unwrap_or(""),
+            status = resp.status().as_u16(),
+            decision = out.decision,
+            user = out.user.as_deref().unwrap_or(""),
+            upstream = out.upstream.as_deref().unwrap_or(""),
+            duration_ms = start.elapsed().as_secs_f64() * 1000.0,
+        );
+    }
+    Ok(resp)
+}
+
+/// The host a request is for: the URI authority (absolute-form, HTTP/2) or `Host`.
+fn request_host<'a>(uri: &'a Uri, h: &'a http::HeaderMap) -> Option<&'a str> {
+    uri.authority()
+        .map(http::uri::Authority::as_str)
+        .or_else(|| h.get(HOST).and_then(|v| v.to_str().ok()))
+}
+
+/// `host:port` -> `host` (IPv6 literals keep their brackets).
+fn strip_port(h: &str) -> &str {
+    if h.starts_with('[') {
+        return h.find(']').map_or(h, |i| &h[..=i]);
+    }
+    h.rsplit_once(':').map_or(h, |(host, port)| {
+        if port.bytes().all(|b| b.is_ascii_digit()) {
+            host
+        } else {
+            h
+        }
+    })
+}
+
+async fn forward(
+    rt: &Runtime,
+    conn: &ConnInfo,
+    req: Request<Incoming>,
+    rid: &HeaderValue,
+    out: &mut Outcome,
+) -> Result<Response<ProxyBody>, Denial> {
+    let (mut parts, body) = req.into_parts();
+    extract::check_authorization(&parts.headers).map_err(|_| Denial::BadRequest)?;
+    let path = crate::path::normalize(parts.uri.path())
+        .map_err(|_| Denial::BadRequest)?
+        .into_owned();
+    out.path = Some(path.clone());
+    let host_full = request_host(&parts.uri, &parts.headers).map(str::to_owned);
+    let host = host_full.as_deref().map(strip_port);
+    let (_, route) = rt
+        .config
+        .routes
+        .find(host, &parts.method, &path)
+        .ok_or(Denial::NoRoute)?;
+    out.route = Some(route.name.clone());
+
+    let verified = authenticate(rt, route, &parts)?;
+    out.decision = match (&verified, route.access) {
+        (Some(_), _) => "allowed",
+        (None, Access::Public) => "public",
+        (None, _) => "anonymous",
+    };
+    if let Some(v) = &verified {
+        out.user = Some(v.identity.clone());
+        authorize(route, v)?;
+    }
+
+    // Rewrite the request for the upstream.
+    let identity = &rt.config.identity;
+    let h = &mut parts.headers;
+    headers::strip_identity(h, identity);
+    headers::strip_hop_by_hop(h, false);
+    headers::set_forwarded(h, conn.peer.ip(), conn.tls, host_full.as_deref());
+    if !identity.forward_authorization {
+        h.remove(AUTHORIZATION);
+    }
+    if let Some(v) = &verified {
+        set_identity(h, rt, v);
+    }
+    h.insert(headers::X_REQUEST_ID.clone(), rid.clone());
+    if !h.contains_key(HOST) {
+        if let Some(hv) = host_full.as_deref().and_then(|x| HeaderValue::from_str(x).ok()) {
+            h.insert(HOST, hv);
+        }
+    }
+
+    let up_idx = route.upstream.ok_or(Denial::DenyRoute)?;
+    let up = rt.config.upstreams.get(up_idx).ok_or(Denial::BadGateway)?;
+    out.upstream = Some(up.name.clone());
+    let query = extract::strip_query(parts.uri.query(), &route.token_from);
+    let prefix = match &up.kind {
+        UpstreamKind::Http { prefix, .. } => prefix.as_str(),
+        UpstreamKind::Echo => "",
+    };
+    let mut pq = String::with_capacity(prefix.len() + path.len() + query.as_ref().map_or(0, |q| q.len() + 1));
+    pq.push_str(prefix);
+    pq.push_str(&path);
+    if let Some(q) = &query {
+        pq.push('?');
+        pq.push_str(q);
+    }
+    parts.version = Version::HTTP_11;
+    match &up.kind {
+        UpstreamKind::Echo => {
+            parts.uri = Uri::try_from(pq).map_err(|_| Denial::BadRequest)?;
+            Ok(echo::respond(Request::from_parts(parts, body)).await)
+        }
+        UpstreamKind::Http {
+            scheme, authority, ..
+        } => {
+            parts.uri = Uri::builder()
+                .scheme(scheme.clone())
+                .authority(authority.clone())
+                .path_and_query(pq)
+                .build()
+                .map_err(|_| Denial::BadRequest)?;
+            let client = rt
+                .clients
+                .get(up_idx)
+                .and_then(Option::as_ref)
+                .ok_or(Denial::BadGateway)?;
+            let resp = upstream::send(client, Request::from_parts(parts, body), up.timeout).await?;
+            let (mut rparts, rbody) = resp.into_parts();
+            headers::strip_hop_by_hop(&mut rparts.headers, false);
+            Ok(Response::from_parts(rparts, ProxyBody::stream(rbody)))
+        }
+    }
+}
+
+/// Phase 3: the verified token, `None` when the route needs none and none was sent.
+fn authenticate(
+    rt: &Runtime,
+    route: &Route,
+    parts: &http::request::Parts,
+) -> Result<Option<Arc<Verified>>, Denial> {
+    match route.access {
+        Access::Deny => Err(Denial::DenyRoute),
+        Access::Public => Ok(None),
+        Access::Optional | Access::Protected => {
+            let token = extract::find_token(&route.token_from, &parts.headers, parts.uri.query());
+            match token {
+                None if route.access == Access::Optional => Ok(None),
+                None => Err(Denial::NoToken),
+                Some(t) => rt.verifier.verify(&t).map(Some).map_err(Denial::Invalid),
+            }
+        }
+    }
+}
+
+/// Phase 4: every route scope granted, every claim rule satisfied.
+fn authorize(route: &Route, v: &Verified) -> Result<(), Denial> {
+    let scopes_ok = route.scopes.iter().all(|s| v.scopes.iter().any(|g| g == s));
+    let claims_ok = route.claims.iter().all(|rule| match v.claims.get(&rule.claim) {
+        Some(Value::Array(items)) => items.iter().any(|i| rule.values.contains(i)),
+        Some(x) => rule.values.contains(x),
+        None => false,
+    });
+    if scopes_ok && claims_ok {
+        return Ok(());
+    }
+    Err(Denial::Insufficient(if scopes_ok {
+        String::new()
+    } else {
+        route.scope_param.clone()
+    }))
+}
+
+fn claim_text(v: &Value) -> Option<Cow<'_, str>> {
+    match v {
+        Value::String(s) => Some(Cow::Borrowed(s)),
+        Value::Number(n) => Some(Cow::Owned(n.to_string())),
+        Value::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
+        Value::Array(a) => {
+            let items: Vec<Cow<'_, str>> = a.iter().filter_map(claim_text).collect();
+            Some(Cow::Owned(items.join(" ")))
+        }
+        _ => None,
+    }
+}
+
+/// Sets the identity header and `claims_to_headers` (after the strip, so only ours remain).
+fn set_identity(h: &mut http::HeaderMap, rt: &Runtime, v: &Verified) {
+    let identity = &rt.config.identity;
+    // verify() only accepts identities without control characters, so this cannot
+    // fail; the header is stripped above either way.
+    if let Ok(val) = HeaderValue::from_bytes(v.identity.as_bytes()) {
+        h.insert(identity.header.clone(), val);
+    }
+    for (name, claim) in &identity.claims_to_headers {
+        let text = if claim == "scope" && v.claims.get("scope").is_none() {
+            Some(Cow::Owned(v.scopes.join(" ")))
+        } else {
+            v.claims.get(claim).and_then(claim_text)
+        };
+        if let Some(val) = text.and_then(|t| HeaderValue::from_bytes(t.as_bytes()).ok()) {
+            h.insert(name.clone(), val);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_port;
+
+    #[test]
+    fn ports() {
+        assert_eq!(strip_port("a.example.com:8080"), "a.example.com");
+        assert_eq!(strip_port("a.example.com"), "a.example.com");
+        assert_eq!(strip_port("[::1]:80"), "[::1]");
+        assert_eq!(strip_port("[::1]"), "[::1]");
+    }
+}

@@ -1,0 +1,199 @@
+//! Header rewriting for the forwarded request and the returned response (SPEC §4):
+//! strip client-sent identity headers (case and `_`/`-` variants) then set ours;
+//! remove hop-by-hop headers (RFC 9110 §7.6.1), including those `Connection` names;
+//! set `X-Forwarded-For` / `-Proto` / `-Host`; keep or mint `X-Request-Id`.
+
+use crate::config::Identity;
+use http::header::{HeaderName, HeaderValue, CONNECTION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
+use http::HeaderMap;
+use std::net::IpAddr;
+
+/// `X-Request-Id`.
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+static PROXY_AUTHORIZATION: HeaderName = HeaderName::from_static("proxy-authorization");
+static PROXY_AUTHENTICATE: HeaderName = HeaderName::from_static("proxy-authenticate");
+
+/// Whether `name` (lowercase, as `http` stores it) equals `folded` once every `_` is
+/// read as `-` (`folded` is already lowercase with `-`).
+fn folds_to(name: &str, folded: &str) -> bool {
+    name.len() == folded.len()
+        && name
+            .bytes()
+            .zip(folded.bytes())
+            .all(|(a, b)| a == b || (a == b'_' && b == b'-'))
+}
+
+/// Removes every client-sent identity header, whatever its case or `_` spelling.
+pub fn strip_identity(headers: &mut HeaderMap, identity: &Identity) {
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| identity.strip.iter().any(|s| folds_to(k.as_str(), s)))
+        .cloned()
+        .collect();
+    for k in doomed {
+        headers.remove(k);
+    }
+}
+
+/// Removes hop-by-hop headers, and every header the `Connection` header names.
+/// With `keep_upgrade`, `Connection: upgrade` and `Upgrade` survive (WebSocket).
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .filter(|n| !(keep_upgrade && n == UPGRADE))
+        .collect();
+    for n in listed {
+        headers.remove(n);
+    }
+    for n in [
+        &KEEP_ALIVE,
+        &PROXY_CONNECTION,
+        &PROXY_AUTHORIZATION,
+        &PROXY_AUTHENTICATE,
+        &TE,
+        &TRAILER,
+        &TRANSFER_ENCODING,
+    ] {
+        headers.remove(n);
+    }
+    if keep_upgrade {
+        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    } else {
+        headers.remove(CONNECTION);
+        headers.remove(UPGRADE);
+    }
+}
+
+/// Appends the peer to `X-Forwarded-For` and sets `X-Forwarded-Proto` / `-Host`.
+pub fn set_forwarded(headers: &mut HeaderMap, peer: IpAddr, tls: bool, host: Option<&str>) {
+    let mut xff = String::new();
+    for v in headers.get_all(&X_FORWARDED_FOR) {
+        if let Ok(s) = v.to_str() {
+            let s = s.trim();
+            if !s.is_empty() {
+                xff.push_str(s);
+                xff.push_str(", ");
+            }
+        }
+    }
+    xff.push_str(&peer.to_string());
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert(X_FORWARDED_FOR.clone(), v);
+    }
+    headers.insert(
+        X_FORWARDED_PROTO.clone(),
+        HeaderValue::from_static(if tls { "https" } else { "http" }),
+    );
+    match host.and_then(|h| HeaderValue::from_str(h).ok()) {
+        Some(v) => {
+            headers.insert(X_FORWARDED_HOST.clone(), v);
+        }
+        None => {
+            headers.remove(&X_FORWARDED_HOST);
+        }
+    }
+}
+
+/// The client's `X-Request-Id` if it is 1–128 visible ASCII characters, else a new one.
+pub fn request_id(headers: &HeaderMap) -> HeaderValue {
+    let mut it = headers.get_all(&X_REQUEST_ID).iter();
+    if let (Some(v), None) = (it.next(), it.next()) {
+        let b = v.as_bytes();
+        if !b.is_empty() && b.len() <= 128 && b.iter().all(|c| (0x21..=0x7e).contains(c)) {
+            return v.clone();
+        }
+    }
+    new_request_id()
+}
+
+/// A fresh random request id (32 hex characters).
+pub fn new_request_id() -> HeaderValue {
+    let mut b = [0u8; 16];
+    if aws_lc_rs::rand::fill(&mut b).is_err() {
+        // The system RNG failing is not a reason to drop the request; a counter is
+        // unique enough for correlation.
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static N: AtomicU64 = AtomicU64::new(0);
+        b[..8].copy_from_slice(&N.fetch_add(1, Ordering::Relaxed).to_be_bytes());
+    }
+    let mut s = [0u8; 32];
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, x) in b.iter().enumerate() {
+        s[2 * i] = HEX[(x >> 4) as usize];
+        s[2 * i + 1] = HEX[(x & 15) as usize];
+    }
+    HeaderValue::from_bytes(&s).unwrap_or_else(|_| HeaderValue::from_static("0"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity() -> Identity {
+        Identity {
+            header: HeaderName::from_static("x-user"),
+            claim: "sub".into(),
+            forward_authorization: true,
+            claims_to_headers: vec![(HeaderName::from_static("x-user-email"), "email".into())],
+            strip: vec!["x-user".into(), "x-user-email".into()],
+        }
+    }
+
+    #[test]
+    fn identity_variants_are_stripped() {
+        let mut h = HeaderMap::new();
+        for n in ["x-user", "x_user", "x-user-email", "x_user_email", "x-user_email", "x-users", "x-other"] {
+            h.append(HeaderName::from_bytes(n.as_bytes()).expect("n"), HeaderValue::from_static("v"));
+        }
+        strip_identity(&mut h, &identity());
+        let left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        assert_eq!(left, vec!["x-users", "x-other"]);
+    }
+
+    #[test]
+    fn hop_by_hop() {
+        let mut h = HeaderMap::new();
+        h.insert(CONNECTION, HeaderValue::from_static("keep-alive, X-Custom"));
+        h.insert("x-custom", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(TE, HeaderValue::from_static("trailers"));
+        h.insert(UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert("proxy-authorization", HeaderValue::from_static("Basic x"));
+        h.insert("x-keep", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h, false);
+        let left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        assert_eq!(left, vec!["x-keep"]);
+    }
+
+    #[test]
+    fn forwarded() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("1.2.3.4"));
+        h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        set_forwarded(&mut h, "127.0.0.1".parse().expect("ip"), false, Some("a.example:8080"));
+        assert_eq!(h["x-forwarded-for"], "1.2.3.4, 127.0.0.1");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(h["x-forwarded-host"], "a.example:8080");
+    }
+
+    #[test]
+    fn request_ids() {
+        let mut h = HeaderMap::new();
+        h.insert(&X_REQUEST_ID, HeaderValue::from_static("abc-123"));
+        assert_eq!(request_id(&h), "abc-123");
+        h.insert(&X_REQUEST_ID, HeaderValue::from_str(&"a".repeat(129)).expect("v"));
+        assert_eq!(request_id(&h).len(), 32);
+        h.insert(&X_REQUEST_ID, HeaderValue::from_static("has space"));
+        assert_eq!(request_id(&h).len(), 32);
+        assert_ne!(new_request_id(), new_request_id());
+    }
+}

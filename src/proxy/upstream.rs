@@ -1,0 +1,49 @@
+//! Pooled HTTP clients, one per upstream, built at load time with that upstream's
+//! connect timeout. A request is answered 502 when the upstream cannot be reached or
+//! resets, 504 when it does not answer within `timeout` (SPEC §4).
+
+use crate::config::{Upstream, UpstreamKind};
+use crate::deny::Denial;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::time::Duration;
+
+/// The client type used for upstreams.
+pub type UpstreamClient = Client<HttpConnector, Incoming>;
+
+/// Builds the pooled client for one upstream (`None` for the built-in echo).
+pub fn client_for(u: &Upstream) -> Option<UpstreamClient> {
+    if u.kind == UpstreamKind::Echo {
+        return None;
+    }
+    let mut http = HttpConnector::new();
+    http.set_connect_timeout(Some(u.connect_timeout));
+    http.set_nodelay(true);
+    http.enforce_http(true);
+    Some(
+        Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(256)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .build(http),
+    )
+}
+
+/// Sends a request and waits for the response head within `timeout`.
+pub async fn send(
+    client: &UpstreamClient,
+    req: http::Request<Incoming>,
+    timeout: Duration,
+) -> Result<http::Response<Incoming>, Denial> {
+    match tokio::time::timeout(timeout, client.request(req)).await {
+        Ok(Ok(resp)) => Ok(resp),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, connect = e.is_connect(), "upstream request failed");
+            Err(Denial::BadGateway)
+        }
+        Err(_) => Err(Denial::GatewayTimeout),
+    }
+}

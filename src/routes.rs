@@ -1,0 +1,402 @@
+//! The compiled route matcher: host, path pattern and methods -> first matching route.
+//!
+//! Patterns are compiled once at load time. Matching walks the routes in file order
+//! over the *normalized* path ([`crate::path::normalize`]) and allocates nothing.
+//! [`shadowed_by`] decides at load time whether an earlier route always wins over a
+//! later one (a config error: the later route could never apply).
+
+use http::Method;
+
+/// Who may pass a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// A valid token is required.
+    Protected,
+    /// A token is verified if sent; none is fine.
+    Optional,
+    /// No token is looked at.
+    Public,
+    /// 403 always.
+    Deny,
+}
+
+impl Access {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::Protected => "protected",
+            Access::Optional => "optional",
+            Access::Public => "public",
+            Access::Deny => "deny",
+        }
+    }
+}
+
+/// Where a route takes its token from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    /// `Authorization: Bearer ...`.
+    Header,
+    /// A query parameter (removed from the forwarded query).
+    Query(String),
+    /// A cookie.
+    Cookie(String),
+}
+
+impl TokenSource {
+    /// Parses `header`, `query:NAME` or `cookie:NAME`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s == "header" {
+            return Ok(TokenSource::Header);
+        }
+        let valid = |n: &str| {
+            !n.is_empty()
+                && n.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b))
+        };
+        if let Some(n) = s.strip_prefix("query:") {
+            if valid(n) {
+                return Ok(TokenSource::Query(n.to_owned()));
+            }
+        }
+        if let Some(n) = s.strip_prefix("cookie:") {
+            if valid(n) {
+                return Ok(TokenSource::Cookie(n.to_owned()));
+            }
+        }
+        Err(format!(
+            "invalid token source `{s}` (use \"header\", \"query:NAME\" or \"cookie:NAME\")"
+        ))
+    }
+}
+
+/// One segment of a path pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seg {
+    /// Matches exactly this (case-sensitive).
+    Lit(String),
+    /// `*`: exactly one non-empty segment.
+    Any,
+}
+
+/// A compiled path pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathPattern {
+    /// The pattern as written.
+    pub source: String,
+    segs: Vec<Seg>,
+    /// Trailing `/**`: zero or more further segments.
+    rest: bool,
+}
+
+impl PathPattern {
+    /// Compiles a pattern such as `/api/*/items/**`.
+    pub fn parse(p: &str) -> Result<Self, String> {
+        let Some(body) = p.strip_prefix('/') else {
+            return Err(format!("path pattern `{p}` must start with `/`"));
+        };
+        if p.contains("//") {
+            return Err(format!("path pattern `{p}` contains `//`"));
+        }
+        let (body, rest) = if body == "**" {
+            ("", true)
+        } else if let Some(b) = body.strip_suffix("/**") {
+            (b, true)
+        } else {
+            (body, false)
+        };
+        let mut segs = Vec::new();
+        if !(rest && body.is_empty()) {
+            for s in body.split('/') {
+                segs.push(match s {
+                    "*" => Seg::Any,
+                    "**" => return Err(format!("`**` is only allowed at the end of `{p}`")),
+                    "." | ".." => return Err(format!("dot segment in path pattern `{p}`")),
+                    _ if s.contains('*') => {
+                        return Err(format!(
+                            "`*` must be a whole segment in `{p}` (e.g. `/a/*/b`)"
+                        ))
+                    }
+                    _ if s.contains('%') || s.contains('\\') => {
+                        return Err(format!(
+                            "path pattern `{p}` must be written decoded, without `%` or `\\`"
+                        ))
+                    }
+                    _ => Seg::Lit(s.to_owned()),
+                });
+            }
+        }
+        Ok(PathPattern {
+            source: p.to_owned(),
+            segs,
+            rest,
+        })
+    }
+
+    /// Whether the normalized path matches.
+    pub fn matches(&self, normalized: &str) -> bool {
+        let mut it = crate::path::segments(normalized);
+        for seg in &self.segs {
+            match (seg, it.next()) {
+                (Seg::Lit(l), Some(s)) if l == s => {}
+                (Seg::Any, Some(s)) if !s.is_empty() => {}
+                _ => return false,
+            }
+        }
+        self.rest || it.next().is_none()
+    }
+
+    /// Whether every path `other` matches is also matched by `self`.
+    pub fn covers(&self, other: &PathPattern) -> bool {
+        let seg_covers = |a: &Seg, b: &Seg| match (a, b) {
+            (Seg::Any, _) => true,
+            (Seg::Lit(x), Seg::Lit(y)) => x == y,
+            (Seg::Lit(_), Seg::Any) => false,
+        };
+        if self.rest {
+            // `other` must have at least as many fixed segments, and agree on them.
+            other.segs.len() >= self.segs.len()
+                && self.segs.iter().zip(&other.segs).all(|(a, b)| seg_covers(a, b))
+        } else {
+            !other.rest
+                && other.segs.len() == self.segs.len()
+                && self.segs.iter().zip(&other.segs).all(|(a, b)| seg_covers(a, b))
+        }
+    }
+}
+
+/// A compiled host rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostMatch {
+    /// Exact host, lowercase.
+    Exact(String),
+    /// `*.example.com`: the suffix `.example.com`, lowercase.
+    Suffix(String),
+}
+
+impl HostMatch {
+    /// Parses `api.example.com` or `*.example.com`.
+    pub fn parse(h: &str) -> Result<Self, String> {
+        let h = h.to_ascii_lowercase();
+        let valid = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        };
+        if let Some(sfx) = h.strip_prefix("*.") {
+            if valid(sfx) {
+                return Ok(HostMatch::Suffix(format!(".{sfx}")));
+            }
+        } else if valid(&h) {
+            return Ok(HostMatch::Exact(h));
+        }
+        Err(format!(
+            "invalid host `{h}` (an exact name or `*.example.com`, no port)"
+        ))
+    }
+
+    /// Matches a request host (the port already removed), ignoring case.
+    pub fn matches(&self, host: &str) -> bool {
+        match self {
+            HostMatch::Exact(e) => host.eq_ignore_ascii_case(e),
+            HostMatch::Suffix(s) => {
+                host.len() > s.len()
+                    && host
+                        .get(host.len() - s.len()..)
+                        .is_some_and(|tail| tail.eq_ignore_ascii_case(s))
+            }
+        }
+    }
+
+    fn covers(&self, other: &HostMatch) -> bool {
+        match (self, other) {
+            (HostMatch::Exact(a), HostMatch::Exact(b)) => a == b,
+            (HostMatch::Suffix(a), HostMatch::Exact(b)) => b.len() > a.len() && b.ends_with(a),
+            (HostMatch::Suffix(a), HostMatch::Suffix(b)) => b.ends_with(a),
+            (HostMatch::Exact(_), HostMatch::Suffix(_)) => false,
+        }
+    }
+}
+
+/// A claim rule: the claim equals, or (for an array claim) contains, one of `values`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimRule {
+    /// Claim name.
+    pub claim: String,
+    /// Accepted values.
+    pub values: Vec<serde_json::Value>,
+}
+
+/// A compiled route.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// Name for logs and metrics.
+    pub name: String,
+    /// Host rule, if any.
+    pub host: Option<HostMatch>,
+    /// Path pattern.
+    pub path: PathPattern,
+    /// Methods, if restricted.
+    pub methods: Option<Vec<Method>>,
+    /// Access rule.
+    pub access: Access,
+    /// Scopes that must all be granted.
+    pub scopes: Vec<String>,
+    /// `scope="..."` value for `WWW-Authenticate` (the route's scopes, space-separated).
+    pub scope_param: String,
+    /// Claim rules, all must hold.
+    pub claims: Vec<ClaimRule>,
+    /// Token sources in order.
+    pub token_from: Vec<TokenSource>,
+    /// Index into the upstream list (`None` only for `deny`).
+    pub upstream: Option<usize>,
+    /// Line of the route in the config (for `check`).
+    pub line: usize,
+}
+
+impl Route {
+    /// Whether host, method and path all match.
+    pub fn matches(&self, host: Option<&str>, method: &Method, path: &str) -> bool {
+        if let Some(h) = &self.host {
+            match host {
+                Some(host) if h.matches(host) => {}
+                _ => return false,
+            }
+        }
+        if let Some(ms) = &self.methods {
+            if !ms.contains(method) {
+                return false;
+            }
+        }
+        self.path.matches(path)
+    }
+}
+
+/// Whether `earlier` matches every request `later` matches (so `later` never applies).
+pub fn shadowed_by(later: &Route, earlier: &Route) -> bool {
+    let host = match (&earlier.host, &later.host) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(a), Some(b)) => a.covers(b),
+    };
+    let methods = match (&earlier.methods, &later.methods) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(a), Some(b)) => b.iter().all(|m| a.contains(m)),
+    };
+    host && methods && earlier.path.covers(&later.path)
+}
+
+/// The routes in match order.
+#[derive(Debug, Clone, Default)]
+pub struct RouteTable {
+    /// Routes, first match wins.
+    pub routes: Vec<Route>,
+}
+
+impl RouteTable {
+    /// The first route matching host (port removed), method and normalized path.
+    pub fn find(&self, host: Option<&str>, method: &Method, path: &str) -> Option<(usize, &Route)> {
+        self.routes
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.matches(host, method, path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pat(p: &str) -> PathPattern {
+        PathPattern::parse(p).expect("pattern")
+    }
+
+    #[test]
+    fn path_patterns() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("/health", "/health", true),
+            ("/health", "/health/", false),
+            ("/health", "/healthz", false),
+            ("/health", "/Health", false),
+            ("/", "/", true),
+            ("/", "/a", false),
+            ("/**", "/", true),
+            ("/**", "/a/b/c", true),
+            ("/admin/**", "/admin", true),
+            ("/admin/**", "/admin/", true),
+            ("/admin/**", "/admin/a/b", true),
+            ("/admin/**", "/administrator", false),
+            ("/admin/**", "/", false),
+            ("/users/*", "/users/1", true),
+            ("/users/*", "/users/", false),
+            ("/users/*", "/users", false),
+            ("/users/*", "/users/1/x", false),
+            ("/users/*/items/**", "/users/7/items", true),
+            ("/users/*/items/**", "/users/7/items/9", true),
+            ("/users/*/items/**", "/users/7/other", false),
+            ("/a;b", "/a;b", true),
+        ];
+        for (p, path, want) in cases {
+            assert_eq!(pat(p).matches(path), *want, "{p} vs {path}");
+        }
+    }
+
+    #[test]
+    fn bad_patterns() {
+        for p in ["admin", "/a/**/b", "/a*", "/a//b", "/a/../b", "/%61", "/a\\b", "/a/***"] {
+            assert!(PathPattern::parse(p).is_err(), "{p}");
+        }
+    }
+
+    #[test]
+    fn coverage() {
+        let cases = [
+            ("/**", "/admin", true),
+            ("/**", "/**", true),
+            ("/admin/**", "/admin/x", true),
+            ("/admin/**", "/admin", true),
+            ("/admin/**", "/**", false),
+            ("/admin", "/admin/**", false),
+            ("/*", "/a", true),
+            ("/a", "/*", false),
+            ("/*/x/**", "/a/x/b", true),
+            ("/a/b/**", "/a/**", false),
+            ("/a/b", "/a/c", false),
+        ];
+        for (a, b, want) in cases {
+            assert_eq!(pat(a).covers(&pat(b)), want, "{a} covers {b}");
+        }
+    }
+
+    #[test]
+    fn hosts() {
+        let w = HostMatch::parse("*.Example.com").expect("host");
+        assert!(w.matches("a.example.com"));
+        assert!(w.matches("A.B.EXAMPLE.COM"));
+        assert!(!w.matches("example.com"));
+        assert!(!w.matches("badexample.com"));
+        let e = HostMatch::parse("api.example.com").expect("host");
+        assert!(e.matches("API.example.com"));
+        assert!(!e.matches("x.api.example.com"));
+        assert!(HostMatch::parse("api.example.com:80").is_err());
+        assert!(HostMatch::parse("*.").is_err());
+        assert!(w.covers(&e) || !e.matches("api.example.com"));
+    }
+
+    #[test]
+    fn token_sources() {
+        assert_eq!(TokenSource::parse("header"), Ok(TokenSource::Header));
+        assert_eq!(
+            TokenSource::parse("query:access_token"),
+            Ok(TokenSource::Query("access_token".into()))
+        );
+        assert_eq!(
+            TokenSource::parse("cookie:at"),
+            Ok(TokenSource::Cookie("at".into()))
+        );
+        for bad in ["Header", "query:", "cookie:a b", "body"] {
+            assert!(TokenSource::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
