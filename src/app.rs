@@ -20,19 +20,23 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Builds the runtime for a config.
-    pub fn new(config: Config) -> Self {
+    /// Builds the runtime for a config (fails on an unusable upstream `ca`).
+    pub fn new(config: Config) -> Result<Self, crate::tls::TlsError> {
         let verifier = Verifier::new(
             config.issuers.clone(),
             config.identity.claim.clone(),
             config.cache_tokens,
         );
-        let clients = config.upstreams.iter().map(upstream::client_for).collect();
-        Runtime {
+        let clients = config
+            .upstreams
+            .iter()
+            .map(upstream::client_for)
+            .collect::<Result<_, _>>()?;
+        Ok(Runtime {
             config,
             verifier,
             clients,
-        }
+        })
     }
 }
 
@@ -44,10 +48,10 @@ pub struct App {
 
 impl App {
     /// An app serving `config`.
-    pub fn new(config: Config) -> Arc<Self> {
-        Arc::new(App {
-            runtime: ArcSwap::from_pointee(Runtime::new(config)),
-        })
+    pub fn new(config: Config) -> Result<Arc<Self>, crate::tls::TlsError> {
+        Ok(Arc::new(App {
+            runtime: ArcSwap::from_pointee(Runtime::new(config)?),
+        }))
     }
 }
 

@@ -8,7 +8,12 @@ use std::path::PathBuf;
 #[command(name = "portcullis", version, about, long_about = None)]
 pub struct Cli {
     /// Config file (default: $PORTCULLIS_CONFIG, then ./proxy.toml).
-    #[arg(long, global = true, env = "PORTCULLIS_CONFIG", default_value = "proxy.toml")]
+    #[arg(
+        long,
+        global = true,
+        env = "PORTCULLIS_CONFIG",
+        default_value = "proxy.toml"
+    )]
     pub config: PathBuf,
     /// What to do (default: run the proxy).
     #[command(subcommand)]

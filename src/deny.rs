@@ -85,7 +85,9 @@ impl Denial {
                 format!("Bearer error=\"invalid_token\", error_description=\"{e}\"")
             }
             Denial::Insufficient(scope) if scope.is_empty() => {
-                return Some(HeaderValue::from_static("Bearer error=\"insufficient_scope\""))
+                return Some(HeaderValue::from_static(
+                    "Bearer error=\"insufficient_scope\"",
+                ))
             }
             Denial::Insufficient(scope) => {
                 format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\"")
@@ -147,7 +149,9 @@ mod tests {
             assert_eq!(r.status().as_u16(), status);
             assert_eq!(d.detail(), detail);
             assert_eq!(
-                r.headers().get(WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()),
+                r.headers()
+                    .get(WWW_AUTHENTICATE)
+                    .and_then(|v| v.to_str().ok()),
                 challenge
             );
             assert_eq!(r.headers()[CONTENT_TYPE], "application/json");

@@ -17,6 +17,7 @@ pub mod path;
 pub mod proxy;
 pub mod routes;
 pub mod server;
+pub mod tls;
 
 /// Installs the process-wide crypto providers for rustls and jsonwebtoken (both
 /// aws-lc-rs). Safe to call more than once.

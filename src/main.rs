@@ -47,7 +47,12 @@ fn check(cli: &Cli) -> ExitCode {
         };
         let methods = r.methods.as_ref().map_or_else(
             || "ALL".to_string(),
-            |m| m.iter().map(http::Method::as_str).collect::<Vec<_>>().join(","),
+            |m| {
+                m.iter()
+                    .map(http::Method::as_str)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            },
         );
         let mut access = r.access.as_str().to_string();
         if !r.scopes.is_empty() {
@@ -103,7 +108,10 @@ fn run(cli: &Cli) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");
@@ -132,11 +140,15 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         upstreams = cfg.upstreams.len(),
         "portcullis listening"
     );
-    let app = portcullis::app::App::new(cfg);
+    let tls = match &cfg.server.tls {
+        Some(t) => Some(portcullis::tls::server_config(t)?),
+        None => None,
+    };
+    let app = portcullis::app::App::new(cfg)?;
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    portcullis::server::serve(listener, app, shutdown).await;
+    portcullis::server::serve(listener, app, tls, shutdown).await;
     Ok(())
 }
 

@@ -156,11 +156,19 @@ impl PathPattern {
         if self.rest {
             // `other` must have at least as many fixed segments, and agree on them.
             other.segs.len() >= self.segs.len()
-                && self.segs.iter().zip(&other.segs).all(|(a, b)| seg_covers(a, b))
+                && self
+                    .segs
+                    .iter()
+                    .zip(&other.segs)
+                    .all(|(a, b)| seg_covers(a, b))
         } else {
             !other.rest
                 && other.segs.len() == self.segs.len()
-                && self.segs.iter().zip(&other.segs).all(|(a, b)| seg_covers(a, b))
+                && self
+                    .segs
+                    .iter()
+                    .zip(&other.segs)
+                    .all(|(a, b)| seg_covers(a, b))
         }
     }
 }
@@ -344,7 +352,9 @@ mod tests {
 
     #[test]
     fn bad_patterns() {
-        for p in ["admin", "/a/**/b", "/a*", "/a//b", "/a/../b", "/%61", "/a\\b", "/a/***"] {
+        for p in [
+            "admin", "/a/**/b", "/a*", "/a//b", "/a/../b", "/%61", "/a\\b", "/a/***",
+        ] {
             assert!(PathPattern::parse(p).is_err(), "{p}");
         }
     }

@@ -1,32 +1,47 @@
 //! The accept loop: one task per connection, HTTP/1.1 and HTTP/2 on the same
-//! listener (hyper-util's auto builder), the request-head deadline
-//! (`header_timeout`, slowloris guard) and head size limit (`max_header_bytes`).
+//! listener (hyper-util's auto builder: ALPN over TLS, prior knowledge in plain
+//! HTTP), TLS termination, the request-head deadline (`header_timeout`, slowloris
+//! guard; it also bounds the wait for the next request on a keep-alive connection)
+//! and the head size limit (`max_header_bytes`, 431).
 
 use crate::app::{App, ConnInfo};
+use crate::config::Server;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
-/// Serves `listener` until `shutdown` resolves.
-pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
-    let rt0 = app.runtime.load_full();
-    let server_cfg = rt0.config.server.clone();
-    drop(rt0);
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
+fn builder(cfg: &Server) -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(server_cfg.header_timeout)
-        .max_buf_size(server_cfg.max_header_bytes.max(8192))
+        .header_read_timeout(cfg.header_timeout)
+        .max_buf_size(cfg.max_header_bytes.max(8192))
         .keep_alive(true);
-    builder
-        .http2()
+    b.http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(server_cfg.max_header_bytes).unwrap_or(u32::MAX));
-    let builder = Arc::new(builder);
+        .max_header_list_size(u32::try_from(cfg.max_header_bytes).unwrap_or(u32::MAX))
+        .max_concurrent_streams(256)
+        .keep_alive_interval(Some(cfg.idle_timeout))
+        .keep_alive_timeout(cfg.header_timeout);
+    b
+}
+
+/// Serves `listener` until `shutdown` resolves; `tls` turns on TLS termination.
+pub async fn serve(
+    listener: TcpListener,
+    app: Arc<App>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let cfg = app.runtime.load().config.server.clone();
+    let builder = Arc::new(builder(&cfg));
+    let acceptor = tls.map(TlsAcceptor::from);
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -43,18 +58,41 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
         let _ = stream.set_nodelay(true);
         let app = app.clone();
         let builder = builder.clone();
+        let acceptor = acceptor.clone();
+        let handshake_timeout = cfg.header_timeout;
         tokio::spawn(async move {
-            let conn = ConnInfo { peer, tls: false };
-            let svc = service_fn(move |req| {
-                let rt = app.runtime.load_full();
-                crate::proxy::handler::handle(rt, conn, req)
-            });
-            if let Err(e) = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-                .await
-            {
-                tracing::debug!(error = %e, "connection ended with an error");
+            match acceptor {
+                None => serve_conn(stream, peer, false, app, &builder).await,
+                Some(acc) => {
+                    match tokio::time::timeout(handshake_timeout, acc.accept(stream)).await {
+                        Ok(Ok(tls)) => serve_conn(tls, peer, true, app, &builder).await,
+                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
+                }
             }
         });
+    }
+}
+
+async fn serve_conn<IO>(
+    io: IO,
+    peer: SocketAddr,
+    tls: bool,
+    app: Arc<App>,
+    builder: &auto::Builder<TokioExecutor>,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let conn = ConnInfo { peer, tls };
+    let svc = service_fn(move |req| {
+        let rt = app.runtime.load_full();
+        crate::proxy::handler::handle(rt, conn, req)
+    });
+    if let Err(e) = builder
+        .serve_connection_with_upgrades(TokioIo::new(io), svc)
+        .await
+    {
+        tracing::debug!(error = %e, "connection ended with an error");
     }
 }

@@ -127,9 +127,15 @@ mod tests {
     #[test]
     fn objects() {
         assert!(json_object(&enc(r#"{"a":1}"#)).is_ok());
-        assert_eq!(json_object(&enc(r#"{"a":1,"a":2}"#)), Err(TokenError::Malformed));
+        assert_eq!(
+            json_object(&enc(r#"{"a":1,"a":2}"#)),
+            Err(TokenError::Malformed)
+        );
         assert_eq!(json_object(&enc("[1]")), Err(TokenError::Malformed));
-        assert_eq!(json_object(&enc(r#"{"a":1} x"#)), Err(TokenError::Malformed));
+        assert_eq!(
+            json_object(&enc(r#"{"a":1} x"#)),
+            Err(TokenError::Malformed)
+        );
         // Padding and the standard alphabet are not base64url.
         assert_eq!(json_object("eyJhIjoxfQ=="), Err(TokenError::Malformed));
         assert_eq!(json_object("eyJh+joxfQ"), Err(TokenError::Malformed));

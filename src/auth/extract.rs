@@ -136,19 +136,31 @@ mod tests {
             TokenSource::Cookie("at".into()),
         ];
         let h = hdrs(&[("cookie", "x=1; at=tok3")]);
-        assert_eq!(find_token(&src, &h, Some("a=1&access_token=t%2B2")).as_deref(), Some("t+2"));
+        assert_eq!(
+            find_token(&src, &h, Some("a=1&access_token=t%2B2")).as_deref(),
+            Some("t+2")
+        );
         assert_eq!(find_token(&src, &h, Some("a=1")).as_deref(), Some("tok3"));
-        assert_eq!(find_token(&src, &HeaderMap::new(), Some("access_token=")), None);
+        assert_eq!(
+            find_token(&src, &HeaderMap::new(), Some("access_token=")),
+            None
+        );
     }
 
     #[test]
     fn query_stripping() {
         let src = [TokenSource::Query("access_token".into())];
-        assert_eq!(strip_query(Some("a=1&access_token=x&b=2"), &src).as_deref(), Some("a=1&b=2"));
+        assert_eq!(
+            strip_query(Some("a=1&access_token=x&b=2"), &src).as_deref(),
+            Some("a=1&b=2")
+        );
         assert_eq!(strip_query(Some("access_token=x"), &src), None);
         assert_eq!(strip_query(Some("access_token"), &src), None);
         assert_eq!(strip_query(Some("a=1"), &src).as_deref(), Some("a=1"));
         assert_eq!(strip_query(None, &src), None);
-        assert_eq!(strip_query(Some("access_token=x"), &[]).as_deref(), Some("access_token=x"));
+        assert_eq!(
+            strip_query(Some("access_token=x"), &[]).as_deref(),
+            Some("access_token=x")
+        );
     }
 }

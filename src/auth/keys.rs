@@ -193,8 +193,9 @@ pub fn private_key_from_pem(pem: &[u8]) -> Result<PrivateKey, String> {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
     use base64::Engine;
 
-    let der = PrivateKeyDer::from_pem_slice(pem)
-        .map_err(|_| "not a PEM private key (expected `-----BEGIN PRIVATE KEY-----`)".to_string())?;
+    let der = PrivateKeyDer::from_pem_slice(pem).map_err(|_| {
+        "not a PEM private key (expected `-----BEGIN PRIVATE KEY-----`)".to_string()
+    })?;
     let rsa = |kp: RsaKeyPair| -> Result<PrivateKey, String> {
         let public = kp.public_key();
         let comps = aws_lc_rs::signature::RsaPublicKeyComponents::<Vec<u8>>::from(public);
@@ -286,7 +287,9 @@ mod tests {
         assert_eq!(k.family, KeyFamily::Ed25519);
         let msg = b"a.b";
         let sig = jsonwebtoken::crypto::sign(msg, &k.signing, Algorithm::EdDSA).expect("sign");
-        assert!(jsonwebtoken::crypto::verify(&sig, msg, &k.public, Algorithm::EdDSA).expect("verify"));
+        assert!(
+            jsonwebtoken::crypto::verify(&sig, msg, &k.public, Algorithm::EdDSA).expect("verify")
+        );
     }
 
     #[test]
@@ -299,14 +302,20 @@ mod tests {
                 key: DecodingKey::from_secret(b"x"),
             })
         };
-        let one = KeySet { keys: vec![key(None)] };
+        let one = KeySet {
+            keys: vec![key(None)],
+        };
         assert!(matches!(one.find(None), Lookup::Found(_)));
         assert!(matches!(one.find(Some("k")), Lookup::Found(_)));
-        let two = KeySet { keys: vec![key(Some("a")), key(Some("b"))] };
+        let two = KeySet {
+            keys: vec![key(Some("a")), key(Some("b"))],
+        };
         assert!(matches!(two.find(Some("b")), Lookup::Found(k) if k.kid.as_deref() == Some("b")));
         assert!(matches!(two.find(Some("c")), Lookup::UnknownKid));
         assert!(matches!(two.find(None), Lookup::Ambiguous));
-        let named = KeySet { keys: vec![key(Some("a"))] };
+        let named = KeySet {
+            keys: vec![key(Some("a"))],
+        };
         assert!(matches!(named.find(Some("zz")), Lookup::UnknownKid));
         assert!(matches!(named.find(None), Lookup::Found(_)));
     }

@@ -131,19 +131,16 @@ impl Verifier {
         if let Some(d) = digest {
             let leeway = self.issuers.get(v.issuer).map_or(0, |i| i.leeway.as_secs());
             let ttl = (v.exp.saturating_add_unsigned(leeway) as f64 - now).max(0.0);
-            self.cache.insert(d, v.clone(), Duration::from_secs_f64(ttl));
+            self.cache
+                .insert(d, v.clone(), Duration::from_secs_f64(ttl));
         }
         Ok(v)
     }
 
     fn key_current(&self, v: &Verified) -> bool {
-        self.issuers.get(v.issuer).is_some_and(|iss| {
-            iss.keys
-                .load()
-                .keys
-                .iter()
-                .any(|k| Arc::ptr_eq(k, &v.key))
-        })
+        self.issuers
+            .get(v.issuer)
+            .is_some_and(|iss| iss.keys.load().keys.iter().any(|k| Arc::ptr_eq(k, &v.key)))
     }
 
     /// Full verification, no cache.
@@ -151,9 +148,7 @@ impl Verifier {
         let parts = claims::split(token)?;
         let header = claims::json_object(parts.header)?;
         let alg = match header.get("alg") {
-            Some(Value::String(a)) => {
-                Algorithm::from_str(a).map_err(|_| TokenError::AlgRefused)?
-            }
+            Some(Value::String(a)) => Algorithm::from_str(a).map_err(|_| TokenError::AlgRefused)?,
             _ => return Err(TokenError::Malformed),
         };
         if header.contains_key("crit") {
@@ -183,8 +178,9 @@ impl Verifier {
         if !key.allows(alg) {
             return Err(TokenError::AlgRefused);
         }
-        let ok = jsonwebtoken::crypto::verify(parts.signature, parts.message.as_bytes(), &key.key, alg)
-            .map_err(|_| TokenError::BadSignature)?;
+        let ok =
+            jsonwebtoken::crypto::verify(parts.signature, parts.message.as_bytes(), &key.key, alg)
+                .map_err(|_| TokenError::BadSignature)?;
         if !ok {
             return Err(TokenError::BadSignature);
         }

@@ -9,10 +9,12 @@ pub mod values;
 
 use crate::auth::keys::{self, KeyFamily, KeySet, SigningKey, VerifyKey};
 use crate::auth::verify::{Issuer, KeySource};
-use crate::routes::{self, Access, ClaimRule, HostMatch, PathPattern, Route, RouteTable, TokenSource};
+use crate::routes::{
+    self, Access, ClaimRule, HostMatch, PathPattern, Route, RouteTable, TokenSource,
+};
 use arc_swap::ArcSwap;
-pub use error::{ConfigError, ConfigErrors};
 use error::Reporter;
+pub use error::{ConfigError, ConfigErrors};
 use file::{OneOrMany, RawConfig};
 use http::header::HeaderName;
 use http::Method;
@@ -179,10 +181,7 @@ pub fn load_str(path: &Path, src: &str) -> Result<Config, ConfigErrors> {
             return Err(ConfigErrors(rep.errors));
         }
     };
-    let base = path
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut c = Compiler {
         rep,
         base,
@@ -223,8 +222,10 @@ impl Compiler<'_> {
         match std::fs::read(&path) {
             Ok(b) => Some(b),
             Err(e) => {
-                self.rep
-                    .at(s.span(), format!("cannot read {what} `{}`: {e}", path.display()));
+                self.rep.at(
+                    s.span(),
+                    format!("cannot read {what} `{}`: {e}", path.display()),
+                );
                 None
             }
         }
@@ -246,16 +247,21 @@ impl Compiler<'_> {
         for i in raw.issuers {
             if let Some(iss) = self.issuer(i) {
                 if issuers.iter().any(|x: &Arc<Issuer>| x.name == iss.name) {
-                    self.rep.at(0..0, format!("duplicate issuer name `{}`", iss.name));
+                    self.rep
+                        .at(0..0, format!("duplicate issuer name `{}`", iss.name));
                 }
                 if issuers.iter().any(|x: &Arc<Issuer>| x.iss == iss.iss) {
-                    self.rep
-                        .at(0..0, format!("two issuers share `issuer = \"{}\"`", iss.iss));
+                    self.rep.at(
+                        0..0,
+                        format!("two issuers share `issuer = \"{}\"`", iss.iss),
+                    );
                 }
                 issuers.push(Arc::new(iss));
             }
         }
-        let token_endpoint = raw.token_endpoint.and_then(|t| self.token_endpoint(t, &issuers));
+        let token_endpoint = raw
+            .token_endpoint
+            .and_then(|t| self.token_endpoint(t, &issuers));
         let cache_tokens = match raw.cache.tokens {
             None => 100_000,
             Some(n) if *n.get_ref() >= 0 => *n.get_ref() as u64,
@@ -287,7 +293,10 @@ impl Compiler<'_> {
             Err(_) => {
                 self.rep.at(
                     s.span(),
-                    format!("invalid listen address `{}` (expected `ip:port`)", &**s.get_ref()),
+                    format!(
+                        "invalid listen address `{}` (expected `ip:port`)",
+                        &**s.get_ref()
+                    ),
                 );
                 None
             }
@@ -303,8 +312,10 @@ impl Compiler<'_> {
             None => 65_536,
             Some(n) if (1024..=16 * 1024 * 1024).contains(n.get_ref()) => *n.get_ref() as usize,
             Some(n) => {
-                self.rep
-                    .at(n.span(), "`max_header_bytes` must be between 1024 and 16777216");
+                self.rep.at(
+                    n.span(),
+                    "`max_header_bytes` must be between 1024 and 16777216",
+                );
                 65_536
             }
         };
@@ -318,8 +329,16 @@ impl Compiler<'_> {
                     .into_iter()
                     .map(|s| {
                         let s = s.into_inner();
-                        let hosts = s.hosts.into_iter().map(|h| h.0.to_ascii_lowercase()).collect();
-                        (hosts, self.resolve(s.cert.get_ref()), self.resolve(s.key.get_ref()))
+                        let hosts = s
+                            .hosts
+                            .into_iter()
+                            .map(|h| h.0.to_ascii_lowercase())
+                            .collect();
+                        (
+                            hosts,
+                            self.resolve(s.cert.get_ref()),
+                            self.resolve(s.key.get_ref()),
+                        )
                     })
                     .collect(),
             }
@@ -551,7 +570,12 @@ impl Compiler<'_> {
         Some(Issuer {
             name: i.name.into_inner().0,
             iss: i.issuer.into_inner().0,
-            audiences: i.audiences.unwrap_or_default().into_iter().map(|a| a.0).collect(),
+            audiences: i
+                .audiences
+                .unwrap_or_default()
+                .into_iter()
+                .map(|a| a.0)
+                .collect(),
             algorithms,
             leeway: dur(i.leeway, Duration::from_secs(30)),
             keys: ArcSwap::from_pointee(keys),
@@ -570,8 +594,10 @@ impl Compiler<'_> {
         let t = t.into_inner();
         let name: &str = t.issuer.get_ref();
         let Some(idx) = issuers.iter().position(|i| i.name == name) else {
-            self.rep
-                .at(t.issuer.span(), format!("unknown issuer `{name}` (no [[issuers]] has this name)"));
+            self.rep.at(
+                t.issuer.span(),
+                format!("unknown issuer `{name}` (no [[issuers]] has this name)"),
+            );
             return None;
         };
         if issuers.get(idx).is_some_and(|i| i.signing.is_none()) {
@@ -580,7 +606,9 @@ impl Compiler<'_> {
                 format!("issuer `{name}` cannot sign: give it a `secret` or `private_key`"),
             );
         }
-        let path = t.path.map_or_else(|| "/token".to_owned(), |p| p.into_inner().0);
+        let path = t
+            .path
+            .map_or_else(|| "/token".to_owned(), |p| p.into_inner().0);
         let users = t.users.as_ref().map(|u| self.resolve(u.get_ref()));
         Some(TokenEndpoint {
             path,
@@ -607,15 +635,19 @@ impl Compiler<'_> {
             },
             other => {
                 if let Some(b) = &s.backend {
-                    self.rep
-                        .at(b.span(), format!("unknown state backend `{other}` (memory or redis)"));
+                    self.rep.at(
+                        b.span(),
+                        format!("unknown state backend `{other}` (memory or redis)"),
+                    );
                 }
                 None
             }
         };
         State {
             redis_url,
-            key_prefix: s.key_prefix.map_or_else(|| "portcullis:".to_owned(), |p| p.0),
+            key_prefix: s
+                .key_prefix
+                .map_or_else(|| "portcullis:".to_owned(), |p| p.0),
             fail_open: s.fail_open.unwrap_or(false),
         }
     }
@@ -639,13 +671,16 @@ impl Compiler<'_> {
                     continue;
                 }
             };
-            let host = r.host.as_ref().and_then(|h| match HostMatch::parse(h.get_ref()) {
-                Ok(m) => Some(m),
-                Err(e) => {
-                    self.rep.at(h.span(), e);
-                    None
-                }
-            });
+            let host = r
+                .host
+                .as_ref()
+                .and_then(|h| match HostMatch::parse(h.get_ref()) {
+                    Ok(m) => Some(m),
+                    Err(e) => {
+                        self.rep.at(h.span(), e);
+                        None
+                    }
+                });
             let methods = r.methods.as_ref().map(|ms| {
                 ms.iter()
                     .filter_map(|m| {
@@ -653,7 +688,8 @@ impl Compiler<'_> {
                         match Method::from_bytes(up.as_bytes()) {
                             Ok(x) => Some(x),
                             Err(_) => {
-                                self.rep.at(m.span(), format!("invalid method `{}`", &**m.get_ref()));
+                                self.rep
+                                    .at(m.span(), format!("invalid method `{}`", &**m.get_ref()));
                                 None
                             }
                         }
@@ -682,7 +718,11 @@ impl Compiler<'_> {
                             format!(
                                 "unknown upstream `{}` (defined: {})",
                                 &**u.get_ref(),
-                                if names.is_empty() { "none".to_string() } else { names.join(", ") }
+                                if names.is_empty() {
+                                    "none".to_string()
+                                } else {
+                                    names.join(", ")
+                                }
                             ),
                         );
                         None
@@ -718,7 +758,10 @@ impl Compiler<'_> {
                     };
                     ClaimRule {
                         claim,
-                        values: vals.into_iter().filter_map(|x| serde_json::to_value(x).ok()).collect(),
+                        values: vals
+                            .into_iter()
+                            .filter_map(|x| serde_json::to_value(x).ok())
+                            .collect(),
                     }
                 })
                 .collect();

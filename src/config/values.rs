@@ -28,11 +28,7 @@ pub fn expand_with(s: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<S
             return Err("unterminated `${` in string (expected `${NAME}`)".into());
         };
         let name = &after[..end];
-        if name.is_empty()
-            || !name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        {
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
             return Err(format!(
                 "invalid environment variable name `{name}` (letters, digits and `_` only)"
             ));
@@ -94,7 +90,9 @@ impl std::ops::Deref for EnvStr {
 impl<'de> Deserialize<'de> for EnvStr {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(d)?;
-        expand_env(&raw).map(EnvStr).map_err(serde::de::Error::custom)
+        expand_env(&raw)
+            .map(EnvStr)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -105,7 +103,9 @@ pub struct Dur(pub Duration);
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw = EnvStr::deserialize(d)?;
-        parse_duration(&raw).map(Dur).map_err(serde::de::Error::custom)
+        parse_duration(&raw)
+            .map(Dur)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -126,7 +126,16 @@ mod tests {
         for (s, d) in ok {
             assert_eq!(parse_duration(s), Ok(d), "{s}");
         }
-        for bad in ["", "10", "s", "10 parsecs", "1.5s", "-1s", "10S", "99999999999999999999d"] {
+        for bad in [
+            "",
+            "10",
+            "s",
+            "10 parsecs",
+            "1.5s",
+            "-1s",
+            "10S",
+            "99999999999999999999d",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }
@@ -136,7 +145,9 @@ mod tests {
         let look = |n: &str| (n == "A").then(|| "x".to_string());
         assert_eq!(expand_with("plain $ text", look), Ok("plain $ text".into()));
         assert_eq!(expand_with("${A}-${A}", look), Ok("x-x".into()));
-        assert!(expand_with("${B}", look).unwrap_err().contains("`B` is not set"));
+        assert!(expand_with("${B}", look)
+            .unwrap_err()
+            .contains("`B` is not set"));
         assert!(expand_with("${A", look).is_err());
         assert!(expand_with("${}", look).is_err());
         assert!(expand_with("${A-B}", look).is_err());

@@ -127,9 +127,11 @@ async fn forward(
 
     // Rewrite the request for the upstream.
     let identity = &rt.config.identity;
+    let upgrade = is_upgrade(&parts);
+    let client_upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
     let h = &mut parts.headers;
     headers::strip_identity(h, identity);
-    headers::strip_hop_by_hop(h, false);
+    headers::strip_hop_by_hop(h, upgrade);
     headers::set_forwarded(h, conn.peer.ip(), conn.tls, host_full.as_deref());
     if !identity.forward_authorization {
         h.remove(AUTHORIZATION);
@@ -139,7 +141,10 @@ async fn forward(
     }
     h.insert(headers::X_REQUEST_ID.clone(), rid.clone());
     if !h.contains_key(HOST) {
-        if let Some(hv) = host_full.as_deref().and_then(|x| HeaderValue::from_str(x).ok()) {
+        if let Some(hv) = host_full
+            .as_deref()
+            .and_then(|x| HeaderValue::from_str(x).ok())
+        {
             h.insert(HOST, hv);
         }
     }
@@ -152,7 +157,9 @@ async fn forward(
         UpstreamKind::Http { prefix, .. } => prefix.as_str(),
         UpstreamKind::Echo => "",
     };
-    let mut pq = String::with_capacity(prefix.len() + path.len() + query.as_ref().map_or(0, |q| q.len() + 1));
+    let mut pq = String::with_capacity(
+        prefix.len() + path.len() + query.as_ref().map_or(0, |q| q.len() + 1),
+    );
     pq.push_str(prefix);
     pq.push_str(&path);
     if let Some(q) = &query {
@@ -179,12 +186,51 @@ async fn forward(
                 .get(up_idx)
                 .and_then(Option::as_ref)
                 .ok_or(Denial::BadGateway)?;
-            let resp = upstream::send(client, Request::from_parts(parts, body), up.timeout).await?;
+            let mut resp =
+                upstream::send(client, Request::from_parts(parts, body), up.timeout).await?;
+            let switching = upgrade && resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
+            if switching {
+                if let Some(client_side) = client_upgrade {
+                    splice(client_side, hyper::upgrade::on(&mut resp));
+                }
+            }
             let (mut rparts, rbody) = resp.into_parts();
-            headers::strip_hop_by_hop(&mut rparts.headers, false);
+            headers::strip_hop_by_hop(&mut rparts.headers, switching);
             Ok(Response::from_parts(rparts, ProxyBody::stream(rbody)))
         }
     }
+}
+
+/// An HTTP/1.1 `Connection: upgrade` request with an `Upgrade` header (WebSocket).
+fn is_upgrade(parts: &http::request::Parts) -> bool {
+    parts.version == Version::HTTP_11
+        && parts.headers.contains_key(http::header::UPGRADE)
+        && parts
+            .headers
+            .get_all(http::header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// Once both sides have switched protocols, copies bytes both ways until either
+/// side closes.
+fn splice(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+    tokio::spawn(async move {
+        let (c, u) = match tokio::try_join!(client, upstream) {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::debug!(error = %e, "upgrade failed");
+                return;
+            }
+        };
+        let mut c = hyper_util::rt::TokioIo::new(c);
+        let mut u = hyper_util::rt::TokioIo::new(u);
+        if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut u).await {
+            tracing::debug!(error = %e, "upgraded connection ended with an error");
+        }
+    });
 }
 
 /// Phase 3: the verified token, `None` when the route needs none and none was sent.
@@ -210,11 +256,14 @@ fn authenticate(
 /// Phase 4: every route scope granted, every claim rule satisfied.
 fn authorize(route: &Route, v: &Verified) -> Result<(), Denial> {
     let scopes_ok = route.scopes.iter().all(|s| v.scopes.iter().any(|g| g == s));
-    let claims_ok = route.claims.iter().all(|rule| match v.claims.get(&rule.claim) {
-        Some(Value::Array(items)) => items.iter().any(|i| rule.values.contains(i)),
-        Some(x) => rule.values.contains(x),
-        None => false,
-    });
+    let claims_ok = route
+        .claims
+        .iter()
+        .all(|rule| match v.claims.get(&rule.claim) {
+            Some(Value::Array(items)) => items.iter().any(|i| rule.values.contains(i)),
+            Some(x) => rule.values.contains(x),
+            None => false,
+        });
     if scopes_ok && claims_ok {
         return Ok(());
     }

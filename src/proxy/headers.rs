@@ -54,6 +54,10 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     for n in listed {
         headers.remove(n);
     }
+    // `TE: trailers` is the one TE value HTTP/2 allows (RFC 9113 §8.2.2); gRPC needs it.
+    let te_trailers = headers
+        .get(TE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
     for n in [
         &KEEP_ALIVE,
         &PROXY_CONNECTION,
@@ -64,6 +68,9 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
         &TRANSFER_ENCODING,
     ] {
         headers.remove(n);
+    }
+    if te_trailers {
+        headers.insert(TE, HeaderValue::from_static("trailers"));
     }
     if keep_upgrade {
         headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
@@ -151,8 +158,19 @@ mod tests {
     #[test]
     fn identity_variants_are_stripped() {
         let mut h = HeaderMap::new();
-        for n in ["x-user", "x_user", "x-user-email", "x_user_email", "x-user_email", "x-users", "x-other"] {
-            h.append(HeaderName::from_bytes(n.as_bytes()).expect("n"), HeaderValue::from_static("v"));
+        for n in [
+            "x-user",
+            "x_user",
+            "x-user-email",
+            "x_user_email",
+            "x-user_email",
+            "x-users",
+            "x-other",
+        ] {
+            h.append(
+                HeaderName::from_bytes(n.as_bytes()).expect("n"),
+                HeaderValue::from_static("v"),
+            );
         }
         strip_identity(&mut h, &identity());
         let left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
@@ -165,7 +183,7 @@ mod tests {
         h.insert(CONNECTION, HeaderValue::from_static("keep-alive, X-Custom"));
         h.insert("x-custom", HeaderValue::from_static("1"));
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        h.insert(TE, HeaderValue::from_static("trailers"));
+        h.insert(TE, HeaderValue::from_static("gzip"));
         h.insert(UPGRADE, HeaderValue::from_static("websocket"));
         h.insert("proxy-authorization", HeaderValue::from_static("Basic x"));
         h.insert("x-keep", HeaderValue::from_static("1"));
@@ -179,7 +197,12 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_static("1.2.3.4"));
         h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
-        set_forwarded(&mut h, "127.0.0.1".parse().expect("ip"), false, Some("a.example:8080"));
+        set_forwarded(
+            &mut h,
+            "127.0.0.1".parse().expect("ip"),
+            false,
+            Some("a.example:8080"),
+        );
         assert_eq!(h["x-forwarded-for"], "1.2.3.4, 127.0.0.1");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "a.example:8080");
@@ -190,7 +213,10 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(&X_REQUEST_ID, HeaderValue::from_static("abc-123"));
         assert_eq!(request_id(&h), "abc-123");
-        h.insert(&X_REQUEST_ID, HeaderValue::from_str(&"a".repeat(129)).expect("v"));
+        h.insert(
+            &X_REQUEST_ID,
+            HeaderValue::from_str(&"a".repeat(129)).expect("v"),
+        );
         assert_eq!(request_id(&h).len(), 32);
         h.insert(&X_REQUEST_ID, HeaderValue::from_static("has space"));
         assert_eq!(request_id(&h).len(), 32);

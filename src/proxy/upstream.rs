@@ -4,32 +4,42 @@
 
 use crate::config::{Upstream, UpstreamKind};
 use crate::deny::Denial;
+use crate::tls::TlsError;
 use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::time::Duration;
 
-/// The client type used for upstreams.
-pub type UpstreamClient = Client<HttpConnector, Incoming>;
+/// The client type used for upstreams (http and https).
+pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, Incoming>;
 
 /// Builds the pooled client for one upstream (`None` for the built-in echo).
-pub fn client_for(u: &Upstream) -> Option<UpstreamClient> {
+/// `https://` upstreams are verified against the webpki roots plus the upstream's
+/// `ca`, and may negotiate HTTP/2 by ALPN (gRPC passes through then).
+pub fn client_for(u: &Upstream) -> Result<Option<UpstreamClient>, TlsError> {
     if u.kind == UpstreamKind::Echo {
-        return None;
+        return Ok(None);
     }
     let mut http = HttpConnector::new();
     http.set_connect_timeout(Some(u.connect_timeout));
     http.set_nodelay(true);
-    http.enforce_http(true);
-    Some(
+    http.enforce_http(false);
+    let tls = crate::tls::client_config(u.ca.as_deref(), true)?;
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_all_versions()
+        .wrap_connector(http);
+    Ok(Some(
         Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(256)
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
-            .build(http),
-    )
+            .build(https),
+    ))
 }
 
 /// Sends a request and waits for the response head within `timeout`.

@@ -1,0 +1,142 @@
+//! TLS termination (rustls): the default certificate plus extra ones chosen by SNI,
+//! ALPN `h2` and `http/1.1`, TLS 1.2 and 1.3 only. Loading checks that each key
+//! matches its certificate and names the file at fault.
+
+use crate::config::Tls;
+use rustls::crypto::aws_lc_rs;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+/// A TLS set-up problem, naming the file.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct TlsError {
+    /// The file at fault.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn err(path: &Path, message: impl Into<String>) -> TlsError {
+    TlsError {
+        path: path.display().to_string(),
+        message: message.into(),
+    }
+}
+
+/// Reads a PEM certificate chain.
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let bytes = std::fs::read(path).map_err(|e| err(path, format!("cannot read certificate: {e}")))?;
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<_, _>>()
+        .map_err(|e| err(path, format!("invalid PEM certificate: {e}")))?;
+    if certs.is_empty() {
+        return Err(err(path, "no certificate found (expected `-----BEGIN CERTIFICATE-----`)"));
+    }
+    Ok(certs)
+}
+
+/// Loads a certificate chain and its key, checking they belong together.
+pub fn load_certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, TlsError> {
+    let chain = load_certs(cert)?;
+    let kb = std::fs::read(key).map_err(|e| err(key, format!("cannot read key: {e}")))?;
+    let der = PrivateKeyDer::from_pem_slice(&kb)
+        .map_err(|_| err(key, "no PEM private key found (PKCS#8, RSA or SEC1)"))?;
+    let signing = aws_lc_rs::sign::any_supported_type(&der)
+        .map_err(|e| err(key, format!("unsupported private key: {e}")))?;
+    let ck = CertifiedKey::new(chain, signing);
+    ck.keys_match().map_err(|_| {
+        err(
+            key,
+            format!("private key does not match the certificate `{}`", cert.display()),
+        )
+    })?;
+    Ok(Arc::new(ck))
+}
+
+/// Picks the certificate by SNI, falling back to the default one.
+#[derive(Debug)]
+struct SniResolver {
+    default: Arc<CertifiedKey>,
+    by_name: HashMap<String, Arc<CertifiedKey>>,
+    wildcard: Vec<(String, Arc<CertifiedKey>)>,
+}
+
+impl ResolvesServerCert for SniResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let Some(name) = hello.server_name() else {
+            return Some(self.default.clone());
+        };
+        let name = name.to_ascii_lowercase();
+        if let Some(k) = self.by_name.get(&name) {
+            return Some(k.clone());
+        }
+        for (suffix, k) in &self.wildcard {
+            if name.len() > suffix.len() && name.ends_with(suffix.as_str()) {
+                return Some(k.clone());
+            }
+        }
+        Some(self.default.clone())
+    }
+}
+
+/// Builds the rustls server config for `[server.tls]`.
+pub fn server_config(tls: &Tls) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let default = load_certified_key(&tls.cert, &tls.key)?;
+    let mut by_name = HashMap::new();
+    let mut wildcard = Vec::new();
+    for (hosts, cert, key) in &tls.sni {
+        let ck = load_certified_key(cert, key)?;
+        for h in hosts {
+            match h.strip_prefix('*') {
+                Some(sfx) => wildcard.push((sfx.to_owned(), ck.clone())),
+                None => {
+                    by_name.insert(h.clone(), ck.clone());
+                }
+            }
+        }
+    }
+    let provider = Arc::new(aws_lc_rs::default_provider());
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| err(&tls.cert, format!("TLS set-up failed: {e}")))?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(SniResolver {
+            default,
+            by_name,
+            wildcard,
+        }));
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+/// A rustls client config trusting the webpki roots plus `ca` (for https upstreams
+/// and JWKS fetches).
+pub fn client_config(ca: Option<&Path>, alpn_h2: bool) -> Result<rustls::ClientConfig, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(ca) = ca {
+        for c in load_certs(ca)? {
+            roots
+                .add(c)
+                .map_err(|e| err(ca, format!("invalid CA certificate: {e}")))?;
+        }
+    }
+    let provider = Arc::new(aws_lc_rs::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| err(Path::new("tls"), e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = if alpn_h2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
+    Ok(cfg)
+}
