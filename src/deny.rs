@@ -107,6 +107,11 @@ impl Denial {
         if let Some(c) = self.challenge() {
             r.headers_mut().insert(WWW_AUTHENTICATE, c);
         }
+        if *self == Denial::BadRequest {
+            // A malformed request may have left the connection's framing in doubt.
+            r.headers_mut()
+                .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        }
         r
     }
 }

@@ -12,7 +12,6 @@ pub mod cli;
 pub mod config;
 pub mod deny;
 pub mod mint;
-#[path = "path_stub.rs"]
 pub mod path;
 pub mod proxy;
 pub mod routes;

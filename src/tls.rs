@@ -31,12 +31,16 @@ fn err(path: &Path, message: impl Into<String>) -> TlsError {
 
 /// Reads a PEM certificate chain.
 pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let bytes = std::fs::read(path).map_err(|e| err(path, format!("cannot read certificate: {e}")))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| err(path, format!("cannot read certificate: {e}")))?;
     let certs: Vec<_> = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<_, _>>()
         .map_err(|e| err(path, format!("invalid PEM certificate: {e}")))?;
     if certs.is_empty() {
-        return Err(err(path, "no certificate found (expected `-----BEGIN CERTIFICATE-----`)"));
+        return Err(err(
+            path,
+            "no certificate found (expected `-----BEGIN CERTIFICATE-----`)",
+        ));
     }
     Ok(certs)
 }
@@ -53,7 +57,10 @@ pub fn load_certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, 
     ck.keys_match().map_err(|_| {
         err(
             key,
-            format!("private key does not match the certificate `{}`", cert.display()),
+            format!(
+                "private key does not match the certificate `{}`",
+                cert.display()
+            ),
         )
     })?;
     Ok(Arc::new(ck))

@@ -100,6 +100,7 @@ async fn forward(
     out: &mut Outcome,
 ) -> Result<Response<ProxyBody>, Denial> {
     let (mut parts, body) = req.into_parts();
+    reject_ambiguous_framing(&parts.headers)?;
     extract::check_authorization(&parts.headers).map_err(|_| Denial::BadRequest)?;
     let path = crate::path::normalize(parts.uri.path())
         .map_err(|_| Denial::BadRequest)?
@@ -199,6 +200,18 @@ async fn forward(
             Ok(Response::from_parts(rparts, ProxyBody::stream(rbody)))
         }
     }
+}
+
+/// Request smuggling shapes (RFC 9112 §6.3): `Content-Length` together with
+/// `Transfer-Encoding`, or several `Content-Length` values, are refused with 400
+/// rather than guessed at (hyper already refuses differing duplicates and unknown
+/// transfer codings).
+fn reject_ambiguous_framing(h: &http::HeaderMap) -> Result<(), Denial> {
+    let cl = h.get_all(http::header::CONTENT_LENGTH).iter().count();
+    if cl > 1 || (cl == 1 && h.contains_key(http::header::TRANSFER_ENCODING)) {
+        return Err(Denial::BadRequest);
+    }
+    Ok(())
 }
 
 /// An HTTP/1.1 `Connection: upgrade` request with an `Upgrade` header (WebSocket).
