@@ -123,8 +123,8 @@ pub fn server_config(tls: &Tls) -> Result<Arc<rustls::ServerConfig>, TlsError> {
 }
 
 /// A rustls client config trusting the webpki roots plus `ca` (for https upstreams
-/// and JWKS fetches).
-pub fn client_config(ca: Option<&Path>, alpn_h2: bool) -> Result<rustls::ClientConfig, TlsError> {
+/// and JWKS fetches). No ALPN is set: hyper-rustls sets it from the enabled versions.
+pub fn client_config(ca: Option<&Path>) -> Result<rustls::ClientConfig, TlsError> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(ca) = ca {
@@ -135,15 +135,9 @@ pub fn client_config(ca: Option<&Path>, alpn_h2: bool) -> Result<rustls::ClientC
         }
     }
     let provider = Arc::new(aws_lc_rs::default_provider());
-    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| err(Path::new("tls"), e.to_string()))?
         .with_root_certificates(roots)
-        .with_no_client_auth();
-    cfg.alpn_protocols = if alpn_h2 {
-        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
-    } else {
-        vec![b"http/1.1".to_vec()]
-    };
-    Ok(cfg)
+        .with_no_client_auth())
 }

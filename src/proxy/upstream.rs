@@ -26,7 +26,7 @@ pub fn client_for(u: &Upstream) -> Result<Option<UpstreamClient>, TlsError> {
     http.set_connect_timeout(Some(u.connect_timeout));
     http.set_nodelay(true);
     http.enforce_http(false);
-    let tls = crate::tls::client_config(u.ca.as_deref(), true)?;
+    let tls = crate::tls::client_config(u.ca.as_deref())?;
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
