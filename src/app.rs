@@ -62,4 +62,6 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     /// Whether the connection is TLS.
     pub tls: bool,
+    /// The smuggling guard saw an ambiguously framed request on this connection.
+    pub ambiguous: bool,
 }

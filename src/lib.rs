@@ -16,6 +16,7 @@ pub mod path;
 pub mod proxy;
 pub mod routes;
 pub mod server;
+pub mod smuggle;
 pub mod tls;
 
 /// Installs the process-wide crypto providers for rustls and jsonwebtoken (both

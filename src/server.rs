@@ -84,9 +84,15 @@ async fn serve_conn<IO>(
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let conn = ConnInfo { peer, tls };
+    let max_head = app.runtime.load().config.server.max_header_bytes;
+    let (io, verdict) = crate::smuggle::Guard::new(io, max_head);
     let svc = service_fn(move |req| {
         let rt = app.runtime.load_full();
+        let conn = ConnInfo {
+            peer,
+            tls,
+            ambiguous: verdict.ambiguous(),
+        };
         crate::proxy::handler::handle(rt, conn, req)
     });
     if let Err(e) = builder

@@ -68,7 +68,11 @@ impl Proxy {
             if let Ok(Some(st)) = p.child.try_wait() {
                 panic!("proxy exited {st}: {}", p.log());
             }
-            assert!(Instant::now() < deadline, "proxy did not start: {}", p.log());
+            assert!(
+                Instant::now() < deadline,
+                "proxy did not start: {}",
+                p.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         p
@@ -183,7 +187,9 @@ async fn spawn_upstream() -> (SocketAddr, Arc<AtomicUsize>) {
     let h = hits.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((s, _)) = listener.accept().await else { return };
+            let Ok((s, _)) = listener.accept().await else {
+                return;
+            };
             let h = h.clone();
             tokio::spawn(async move {
                 let svc = service_fn(move |req: Request<Incoming>| {
@@ -234,14 +240,23 @@ async fn upstream_answer(req: Request<Incoming>) -> Result<Response<UpBody>, std
                 ctx.update(&d);
             }
         }
-        let hex: String = ctx.finish().as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        let hex: String = ctx
+            .finish()
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         return Ok(Response::new(
             Full::new(Bytes::from(format!("{n} {hex}")))
                 .map_err(|e| match e {})
                 .boxed(),
         ));
     }
-    Ok(Response::new(Full::new(Bytes::from_static(b"ok")).map_err(|e| match e {}).boxed()))
+    Ok(Response::new(
+        Full::new(Bytes::from_static(b"ok"))
+            .map_err(|e| match e {})
+            .boxed(),
+    ))
 }
 
 fn routes(up: SocketAddr, extra_upstream: &str) -> String {
@@ -322,7 +337,10 @@ async fn tls_sni_and_http2() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    assert_eq!(r.text().await.unwrap(), r#"{"detail": "Not authenticated"}"#);
+    assert_eq!(
+        r.text().await.unwrap(),
+        r#"{"detail": "Not authenticated"}"#
+    );
 
     // SNI: the admin name gets the admin certificate (verification would fail otherwise).
     let r = pki
@@ -345,7 +363,10 @@ async fn tls_sni_and_http2() {
         .get(format!("https://other.example.com:{port}/x"))
         .send()
         .await;
-    assert!(err.is_err(), "default certificate must not cover other.example.com");
+    assert!(
+        err.is_err(),
+        "default certificate must not cover other.example.com"
+    );
 }
 
 #[test]
@@ -373,7 +394,329 @@ fn tls_config_errors_name_the_file() {
             .output()
             .unwrap();
         assert!(!out.status.success());
-        let text = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+        let text = String::from_utf8_lossy(&out.stderr).to_string()
+            + &String::from_utf8_lossy(&out.stdout);
         assert!(text.contains(want), "error should name {want}: {text}");
     }
+}
+
+// ---------------------------------------------------------------- WebSocket
+
+async fn spawn_ws_echo() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(s).await else {
+                    return;
+                };
+                while let Some(Ok(m)) = ws.next().await {
+                    if m.is_text() || m.is_binary() {
+                        if ws.send(m).await.is_err() {
+                            return;
+                        }
+                    } else if m.is_close() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_is_authorized_then_spliced() {
+    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+    let up = spawn_ws_echo().await;
+    let p = Proxy::start("", &routes(up, ""), tempfile::tempdir().unwrap());
+    let base = format!("ws://{}/ws", p.addr);
+
+    // No token: the upgrade is refused with the normal 401.
+    match tokio_tungstenite::connect_async(base.as_str()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status(), 401);
+            let body = resp.body().clone().unwrap_or_default();
+            assert_eq!(
+                String::from_utf8_lossy(&body),
+                r#"{"detail": "Not authenticated"}"#
+            );
+        }
+        other => panic!("expected 401, got {other:?}"),
+    }
+    // A bad token: 401 too.
+    let bad = format!("{base}?access_token=not.a.token");
+    assert!(matches!(
+        tokio_tungstenite::connect_async(bad.as_str()).await,
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == 401
+    ));
+
+    // Token in the query (browsers cannot set headers on WebSocket): messages echo.
+    let url = format!("{base}?access_token={}", token("alice"));
+    let (mut ws, resp) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 101);
+    for i in 0..20 {
+        let msg = format!("hello {i}");
+        ws.send(Message::text(msg.clone())).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.into_text().unwrap().as_str(), msg);
+    }
+    let big = vec![7u8; 1 << 20];
+    ws.send(Message::binary(big.clone())).await.unwrap();
+    let got = ws.next().await.unwrap().unwrap();
+    assert_eq!(got.into_data().as_ref(), big.as_slice());
+    ws.close(None).await.unwrap();
+
+    // Token in the Authorization header works the same.
+    let mut req = base.as_str().into_client_request().unwrap();
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", token("bob")).parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    ws.send(Message::text("x")).await.unwrap();
+    assert_eq!(
+        ws.next()
+            .await
+            .unwrap()
+            .unwrap()
+            .into_text()
+            .unwrap()
+            .as_str(),
+        "x"
+    );
+}
+
+// ---------------------------------------------------------------- streaming
+
+fn sha256_hex(ctx: aws_lc_rs::digest::Context) -> String {
+    ctx.finish()
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_bodies_stream_with_bounded_memory() {
+    const MIB: u64 = 256;
+    let (up, _) = spawn_upstream().await;
+    let p = Proxy::start("", &routes(up, ""), tempfile::tempdir().unwrap());
+    let client = reqwest::Client::builder().http1_only().build().unwrap();
+    let auth = format!("Bearer {}", token("alice"));
+    // Warm up so the baseline includes the runtime's steady state.
+    let r = client
+        .get(format!("http://{}/x", p.addr))
+        .header("authorization", &auth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let base_rss = p.rss_kib();
+
+    // Upload: 256 MiB streamed from a generator; the upstream hashes what it receives.
+    let mut expect = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    for i in 0..MIB * 16 {
+        expect.update(&chunk(i));
+    }
+    let expect = sha256_hex(expect);
+    let stream =
+        futures_util::stream::iter((0..MIB * 16).map(|i| Ok::<_, std::io::Error>(chunk(i))));
+    let r = client
+        .post(format!("http://{}/upload", p.addr))
+        .header("authorization", &auth)
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), format!("{} {expect}", MIB << 20));
+
+    // Download: 256 MiB from the upstream, hashed as it arrives.
+    let r = client
+        .get(format!("http://{}/download/{MIB}", p.addr))
+        .header("authorization", &auth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut got = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    let mut n = 0u64;
+    let mut s = r.bytes_stream();
+    while let Some(b) = s.next().await {
+        let b = b.unwrap();
+        n += b.len() as u64;
+        got.update(&b);
+    }
+    assert_eq!(n, MIB << 20);
+    assert_eq!(sha256_hex(got), expect);
+
+    let growth_mib = p.peak_rss_kib().saturating_sub(base_rss) / 1024;
+    assert!(
+        growth_mib < 32,
+        "proxy peak RSS grew by {growth_mib} MiB for {MIB} MiB bodies"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_reader_does_not_make_the_proxy_buffer() {
+    let (up, _) = spawn_upstream().await;
+    let p = Proxy::start("", &routes(up, ""), tempfile::tempdir().unwrap());
+    let base_rss = p.rss_kib();
+    // Ask for 512 MiB and read nothing for a while: back-pressure must stop the
+    // proxy from pulling the upstream's body into memory.
+    let mut s = tokio::net::TcpStream::connect(p.addr).await.unwrap();
+    let req = format!(
+        "GET /download/512 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
+        token("alice")
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut s, req.as_bytes())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let growth_mib = p.peak_rss_kib().saturating_sub(base_rss) / 1024;
+    assert!(
+        growth_mib < 32,
+        "proxy buffered {growth_mib} MiB for a reader that reads nothing"
+    );
+}
+
+// ---------------------------------------------------------------- failures and limits
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_failures_get_spec_bodies() {
+    let (up, _) = spawn_upstream().await;
+    let closed = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let extra = format!(
+        "[upstreams.dead]\nurl = \"http://{closed}\"\n[upstreams.slowpoke]\nurl = \"http://{up}\"\ntimeout = \"500ms\"\n\
+         [[routes]]\nname = \"dead\"\npath = \"/dead/**\"\naccess = \"public\"\nupstream = \"dead\"\n\
+         [[routes]]\nname = \"slow\"\npath = \"/slow\"\naccess = \"public\"\nupstream = \"slowpoke\"\n"
+    );
+    let p = Proxy::start("", &(extra + &routes(up, "")), tempfile::tempdir().unwrap());
+    let c = reqwest::Client::new();
+    let r = c
+        .get(format!("http://{}/dead/x", p.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    assert!(r.headers().contains_key("x-request-id"));
+    assert_eq!(r.text().await.unwrap(), r#"{"detail": "Bad Gateway"}"#);
+    let r = c
+        .get(format!("http://{}/slow", p.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 504);
+    assert_eq!(r.text().await.unwrap(), r#"{"detail": "Gateway Timeout"}"#);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_head_gets_431() {
+    let (up, hits) = spawn_upstream().await;
+    let p = Proxy::start(
+        "max_header_bytes = 8192",
+        &routes(up, ""),
+        tempfile::tempdir().unwrap(),
+    );
+    let addr = p.addr;
+    let out = tokio::task::spawn_blocking(move || {
+        let big = "a".repeat(10_000);
+        raw(
+            addr,
+            format!("GET /x HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n").as_bytes(),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(out.starts_with("HTTP/1.1 431"), "{out}");
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slowloris_is_disconnected_after_header_timeout() {
+    let (up, hits) = spawn_upstream().await;
+    let p = Proxy::start(
+        "header_timeout = \"1s\"",
+        &routes(up, ""),
+        tempfile::tempdir().unwrap(),
+    );
+    let addr = p.addr;
+    let closed = tokio::task::spawn_blocking(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(250)))
+            .unwrap();
+        let head = b"GET /x HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+        let start = Instant::now();
+        // One byte every 250 ms, forever; stop when the proxy hangs up.
+        for i in 0.. {
+            let b = if i < head.len() { head[i] } else { b'a' };
+            if s.write_all(&[b]).is_err() {
+                return Some(start.elapsed());
+            }
+            let mut buf = [0u8; 512];
+            match s.read(&mut buf) {
+                Ok(0) => return Some(start.elapsed()),
+                Ok(_) => return Some(start.elapsed()), // a 408 or similar, then close
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(_) => return Some(start.elapsed()),
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                return None;
+            }
+        }
+        None
+    })
+    .await
+    .unwrap();
+    assert!(
+        closed.is_some(),
+        "a byte-per-250ms client was never disconnected"
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smuggling_shapes_get_400_and_never_reach_the_upstream() {
+    let (up, hits) = spawn_upstream().await;
+    let p = Proxy::start("", &routes(up, ""), tempfile::tempdir().unwrap());
+    let addr = p.addr;
+    let auth = token("alice");
+    let cases = [
+        // CL.TE
+        format!("POST /x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {auth}\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nG"),
+        // TE.CL
+        format!("POST /x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {auth}\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n8\r\nSMUGGLED\r\n0\r\n\r\n"),
+        // duplicate, differing Content-Length
+        format!("POST /x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {auth}\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde"),
+        // duplicate, equal Content-Length
+        format!("POST /x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {auth}\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc"),
+        // obfuscated transfer coding
+        format!("POST /x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {auth}\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n"),
+    ];
+    for c in cases {
+        let shown = c.replace(&auth, "TOKEN");
+        let out = tokio::task::spawn_blocking(move || raw(addr, c.as_bytes()))
+            .await
+            .unwrap();
+        assert!(out.starts_with("HTTP/1.1 400"), "{shown}\n=> {out}");
+    }
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "a smuggling shape reached the upstream"
+    );
 }

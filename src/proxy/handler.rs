@@ -100,6 +100,9 @@ async fn forward(
     out: &mut Outcome,
 ) -> Result<Response<ProxyBody>, Denial> {
     let (mut parts, body) = req.into_parts();
+    if conn.ambiguous {
+        return Err(Denial::BadRequest);
+    }
     reject_ambiguous_framing(&parts.headers)?;
     extract::check_authorization(&parts.headers).map_err(|_| Denial::BadRequest)?;
     let path = crate::path::normalize(parts.uri.path())
