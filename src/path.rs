@@ -1,29 +1,53 @@
-//! Request-path normalization (SPEC §2 "Path handling"), the most security-critical
-//! code we own: the path a route is matched on is exactly the path forwarded, so a
-//! backend can never be shown a path that a different route would have matched.
+//! Request-path normalization (SPEC §2 "Path handling"): the most security-critical,
+//! most fuzzed code we own. The path a route is matched on is exactly the path
+//! forwarded upstream, so a backend is never shown a path that another route (or
+//! no route) would have matched.
 //!
-//! Guarantees, for every input `p` where `normalize(p) == Ok(n)`:
-//! - `n` starts with `/`, has no empty segment except a trailing slash, no `.` or
-//!   `..` segment, and no percent-escape of an unreserved character (RFC 3986 §2.3);
-//! - every other escape is kept exactly as sent (same hex case);
-//! - `normalize(n) == Ok(n)` (idempotent), borrowed (no allocation).
+//! # What [`normalize`] does, in order
+//! 1. Refuse more than [`MAX_PATH_LEN`] bytes, then anything not starting with `/`
+//!    (`*`, empty, authority- or absolute-form).
+//! 2. One left-to-right scan that refuses a raw `\` or NUL, a `%` not followed by two
+//!    hex digits, `%2F`/`%5C` in either case (an encoded separator means different
+//!    things to different backends), `%00`, and bytes that are not UTF-8 once *every*
+//!    escape is decoded (overlong `%C0%AE`, `%FF`, a truncated `%E2%82`).
+//! 3. Decode the escapes of unreserved characters (ALPHA / DIGIT / `-` `.` `_` `~`,
+//!    RFC 3986 §2.3 and §6.2.2.2); every other escape is kept byte for byte, hex case
+//!    included. Decoding happens exactly once: `%252e` stays `%252e`.
+//! 4. Collapse runs of `/`, *then* resolve `.` and `..` (RFC 3986 §5.2.4), so empty
+//!    segments never count as a level: `/a//..` is `/` (plain RFC 3986 would give
+//!    `/a/`). A `..` above the root is refused, never clamped. A path ending in `/`,
+//!    `/.` or `/..` keeps (or gains) its trailing slash: `/a/.` is `/a/`, `/a/b/..`
+//!    is `/a/`.
 //!
-//! Refused (400): not origin-form, `%2F`/`%5C` (an encoded separator means different
-//! things to different backends), a raw `\`, NUL, `..` above the root, a malformed
-//! escape, and bytes that are not UTF-8 once every escape is decoded.
+//! When the scan reports several problems, the first one found wins; `AboveRoot` is
+//! only reported for a path that passed every byte-level check.
 //!
-//! Order: decode unreserved escapes, then collapse `//`, then resolve dot segments
-//! (RFC 3986 §5.2.4), so `/a//..` is `/` and `/%2e%2e/` is `..`.
+//! # Guarantees (checked by the tests below, and by fuzzing)
+//! For every `p` with `normalize(p) == Ok(n)`:
+//! - `n` starts with `/`, has no `//`, no `.` or `..` segment, and no escape of an
+//!   unreserved character; its other escapes are exactly those of `p`;
+//! - `n` is no longer than `p`, and `normalize(n)` is `Ok(Cow::Borrowed(n))`
+//!   (idempotent); `normalize(p)` is borrowed exactly when `n == p`, so the common,
+//!   already-normal path costs no allocation.
+//!
+//! The code holds no `unsafe`, no `unwrap`, and no indexing or slicing that hostile
+//! input could push out of bounds.
+//!
+//! # Not done here
+//! `;` is an ordinary character (RFC 3986 keeps path parameters opaque), so `..;` is
+//! a literal segment. Backends that strip `;params` before resolving dots (Tomcat,
+//! some Spring setups) would read `/public/..;/admin` as `/admin`; route rules in
+//! front of such a backend must account for that.
 
 use std::borrow::Cow;
 
-/// Why a path was refused.
+/// Why a path was refused; every variant is answered 400 (SPEC §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PathError {
-    /// Does not start with `/` (e.g. `*`, empty, authority-form).
+    /// Does not start with `/` (e.g. `*`, empty, `a/b`, `http://host/a`).
     #[error("path is not origin-form")]
     NotAbsolute,
-    /// `%2F` or `%5C` in either hex case.
+    /// `%2F` or `%5C`, in either hex case, anywhere.
     #[error("encoded slash or backslash")]
     EncodedSeparator,
     /// A raw `\`.
@@ -32,24 +56,147 @@ pub enum PathError {
     /// `%00` or a raw NUL.
     #[error("NUL byte in path")]
     Nul,
-    /// `..` above the root.
+    /// A `..` segment that would climb above the root.
     #[error("dot-segment above the root")]
     AboveRoot,
-    /// Not UTF-8 once every escape is decoded.
+    /// Not UTF-8 once every percent-escape is decoded.
     #[error("path is not valid UTF-8 once decoded")]
     NotUtf8,
-    /// `%` not followed by two hex digits.
+    /// A `%` not followed by two hex digits.
     #[error("malformed percent-escape")]
     BadEscape,
-    /// Longer than [`MAX_PATH_LEN`].
+    /// More than [`MAX_PATH_LEN`] bytes of input.
     #[error("path too long")]
     TooLong,
 }
 
-/// Longest path accepted, in bytes.
+/// Longest path accepted, in bytes of raw input.
 pub const MAX_PATH_LEN: usize = 8192;
 
-fn hex(b: u8) -> Option<u8> {
+/// Normalizes the path part of a request target (no query string: the caller splits
+/// at `?`). Returns `Cow::Borrowed(raw)` when nothing changed.
+///
+/// # Errors
+/// The [`PathError`] describing the first problem found (see the module docs).
+pub fn normalize(raw: &str) -> Result<Cow<'_, str>, PathError> {
+    if raw.len() > MAX_PATH_LEN {
+        return Err(PathError::TooLong);
+    }
+    if !raw.starts_with('/') {
+        return Err(PathError::NotAbsolute);
+    }
+    let decoded = if scan(raw)? {
+        Cow::Owned(decode_unreserved(raw)?)
+    } else {
+        Cow::Borrowed(raw)
+    };
+    if !needs_resolution(&decoded) {
+        return Ok(decoded);
+    }
+    resolve(&decoded).map(Cow::Owned)
+}
+
+/// Iterates the segments the route matcher sees: the normalized path without its
+/// leading `/`, split on `/`. `/` -> `[""]`, `/a` -> `["a"]`, `/a/` -> `["a", ""]`,
+/// `/a/b` -> `["a", "b"]`.
+pub fn segments(normalized: &str) -> impl Iterator<Item = &str> {
+    normalized
+        .strip_prefix('/')
+        .unwrap_or(normalized)
+        .split('/')
+}
+
+/// Byte-level checks. Returns whether some escape encodes an unreserved character
+/// (that is, whether decoding will change the path).
+fn scan(raw: &str) -> Result<bool, PathError> {
+    let mut utf8 = Utf8Check::default();
+    let mut decodes = false;
+    let mut bytes = raw.bytes();
+    while let Some(b) = bytes.next() {
+        let value = match b {
+            b'%' => {
+                let value = hex_pair(bytes.next(), bytes.next()).ok_or(PathError::BadEscape)?;
+                match value {
+                    b'/' | b'\\' => return Err(PathError::EncodedSeparator),
+                    0 => return Err(PathError::Nul),
+                    v if is_unreserved(v) => decodes = true,
+                    _ => {}
+                }
+                value
+            }
+            b'\\' => return Err(PathError::Backslash),
+            0 => return Err(PathError::Nul),
+            other => other,
+        };
+        utf8.push(value)?;
+    }
+    utf8.finish()?;
+    Ok(decodes)
+}
+
+/// Decodes the escapes of unreserved characters and keeps every other escape as
+/// sent. `raw` must have passed [`scan`].
+fn decode_unreserved(raw: &str) -> Result<String, PathError> {
+    let mut out = String::with_capacity(raw.len());
+    let mut parts = raw.split('%');
+    out.push_str(parts.next().unwrap_or_default());
+    for part in parts {
+        // Each part after a '%' starts with the escape's two (ASCII) hex digits.
+        let (escape, rest) = part.split_at_checked(2).ok_or(PathError::BadEscape)?;
+        let mut digits = escape.bytes();
+        match hex_pair(digits.next(), digits.next()) {
+            Some(v) if is_unreserved(v) => out.push(char::from(v)),
+            Some(_) => {
+                out.push('%');
+                out.push_str(escape);
+            }
+            None => return Err(PathError::BadEscape),
+        }
+        out.push_str(rest);
+    }
+    Ok(out)
+}
+
+/// Whether the path has a `//`, or a `.` or `..` segment.
+fn needs_resolution(path: &str) -> bool {
+    path.contains("//") || segments(path).any(|s| s == "." || s == "..")
+}
+
+/// Collapses empty segments, then resolves dot segments (RFC 3986 §5.2.4, except
+/// that climbing above the root is an error). `path` starts with `/`.
+fn resolve(path: &str) -> Result<String, PathError> {
+    // Invariant: `out` is empty or a sequence of "/segment" with non-empty segments.
+    let mut out = String::with_capacity(path.len());
+    let mut trailing_slash = false;
+    for seg in segments(path) {
+        match seg {
+            // An empty segment is collapsed; it only survives as a final `/`.
+            "" | "." => trailing_slash = true,
+            ".." => {
+                let parent = out.rfind('/').ok_or(PathError::AboveRoot)?;
+                // `parent` indexes an ASCII '/', always a char boundary: no panic.
+                out.truncate(parent);
+                trailing_slash = true;
+            }
+            seg => {
+                out.push('/');
+                out.push_str(seg);
+                trailing_slash = false;
+            }
+        }
+    }
+    if trailing_slash || out.is_empty() {
+        out.push('/');
+    }
+    Ok(out)
+}
+
+/// The byte two hex digits spell, if both are hex digits.
+fn hex_pair(hi: Option<u8>, lo: Option<u8>) -> Option<u8> {
+    Some((hex_digit(hi?)? << 4) | hex_digit(lo?)?)
+}
+
+fn hex_digit(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
         b'a'..=b'f' => Some(b - b'a' + 10),
@@ -58,274 +205,477 @@ fn hex(b: u8) -> Option<u8> {
     }
 }
 
-fn unreserved(b: u8) -> bool {
+/// RFC 3986 §2.3: ALPHA / DIGIT / "-" / "." / "_" / "~".
+fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
-/// Checks the raw path and returns it with unreserved escapes decoded.
-fn validate_and_decode(raw: &str) -> Result<Cow<'_, str>, PathError> {
-    let b = raw.as_bytes();
-    let mut decoded_all: Vec<u8> = Vec::new(); // only used when escapes exist
-    let mut out: Option<String> = None;
-    let mut any_escape = false;
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        match c {
-            b'%' => {
-                let (Some(h), Some(l)) = (
-                    b.get(i + 1).copied().and_then(hex),
-                    b.get(i + 2).copied().and_then(hex),
-                ) else {
-                    return Err(PathError::BadEscape);
-                };
-                let v = h * 16 + l;
-                match v {
-                    b'/' | b'\\' => return Err(PathError::EncodedSeparator),
-                    0 => return Err(PathError::Nul),
-                    _ => {}
-                }
-                if !any_escape {
-                    any_escape = true;
-                    decoded_all.extend_from_slice(&b[..i]);
-                }
-                decoded_all.push(v);
-                if unreserved(v) {
-                    let o = out.get_or_insert_with(|| raw[..i].to_owned());
-                    o.push(char::from(v));
-                } else if let Some(o) = &mut out {
-                    o.push_str(&raw[i..i + 3]);
-                }
-                i += 3;
-                continue;
-            }
-            b'\\' => return Err(PathError::Backslash),
-            0 => return Err(PathError::Nul),
-            _ => {}
-        }
-        if any_escape {
-            decoded_all.push(c);
-        }
-        if let Some(o) = &mut out {
-            // `raw` is a &str, so copying byte runs between ASCII delimiters keeps UTF-8;
-            // push the char starting here (multi-byte chars are copied whole).
-            let ch_len = utf8_len(c);
-            o.push_str(raw.get(i..i + ch_len).ok_or(PathError::NotUtf8)?);
-            if any_escape {
-                decoded_all.extend_from_slice(b.get(i + 1..i + ch_len).unwrap_or_default());
-            }
-            i += ch_len;
-            continue;
-        }
-        if any_escape && c >= 0x80 {
-            let ch_len = utf8_len(c);
-            decoded_all.extend_from_slice(b.get(i + 1..i + ch_len).unwrap_or_default());
-            i += ch_len;
-            continue;
-        }
-        i += 1;
-    }
-    if any_escape && std::str::from_utf8(&decoded_all).is_err() {
-        return Err(PathError::NotUtf8);
-    }
-    Ok(match out {
-        Some(o) => Cow::Owned(o),
-        None => Cow::Borrowed(raw),
-    })
+/// Incremental UTF-8 validation (Unicode 15 Table 3-7, well-formed byte sequences):
+/// refuses overlong forms, surrogates, code points above U+10FFFF and truncated
+/// sequences without buffering the decoded bytes.
+#[derive(Default)]
+struct Utf8Check {
+    /// Continuation bytes still expected.
+    pending: u8,
+    /// Allowed range of the next continuation byte.
+    lo: u8,
+    hi: u8,
 }
 
-fn utf8_len(first: u8) -> usize {
-    match first {
-        0x00..=0x7f => 1,
-        0xc0..=0xdf => 2,
-        0xe0..=0xef => 3,
-        _ => 4,
+impl Utf8Check {
+    fn push(&mut self, b: u8) -> Result<(), PathError> {
+        if self.pending > 0 {
+            if b < self.lo || b > self.hi {
+                return Err(PathError::NotUtf8);
+            }
+            self.pending -= 1;
+            (self.lo, self.hi) = (0x80, 0xBF);
+            return Ok(());
+        }
+        let (pending, lo, hi) = match b {
+            0x00..=0x7F => return Ok(()),
+            0xC2..=0xDF => (1, 0x80, 0xBF),
+            0xE0 => (2, 0xA0, 0xBF),
+            0xE1..=0xEC | 0xEE..=0xEF => (2, 0x80, 0xBF),
+            0xED => (2, 0x80, 0x9F),
+            0xF0 => (3, 0x90, 0xBF),
+            0xF1..=0xF3 => (3, 0x80, 0xBF),
+            0xF4 => (3, 0x80, 0x8F),
+            _ => return Err(PathError::NotUtf8),
+        };
+        *self = Self { pending, lo, hi };
+        Ok(())
     }
-}
 
-/// Whether the path has `//`, or a `.`/`..` segment.
-fn needs_resolution(p: &str) -> bool {
-    p.contains("//") || p.split('/').skip(1).any(|s| s == "." || s == "..")
-}
-
-/// Normalizes the path of a request target (without its query).
-pub fn normalize(raw: &str) -> Result<Cow<'_, str>, PathError> {
-    if raw.len() > MAX_PATH_LEN {
-        return Err(PathError::TooLong);
-    }
-    if !raw.starts_with('/') {
-        return Err(PathError::NotAbsolute);
-    }
-    let decoded = validate_and_decode(raw)?;
-    if !needs_resolution(&decoded) {
-        return Ok(decoded);
-    }
-    let segs: Vec<&str> = decoded.split('/').skip(1).collect();
-    let last = segs.len().saturating_sub(1);
-    let mut out: Vec<&str> = Vec::with_capacity(segs.len());
-    let mut trailing_slash = false;
-    for (i, s) in segs.iter().enumerate() {
-        let is_last = i == last;
-        match *s {
-            "" => {
-                // Collapsed, except that a final empty segment is a trailing slash.
-                trailing_slash = is_last;
-            }
-            "." => trailing_slash = true,
-            ".." => {
-                if out.pop().is_none() {
-                    return Err(PathError::AboveRoot);
-                }
-                trailing_slash = true;
-            }
-            seg => {
-                out.push(seg);
-                trailing_slash = false;
-            }
+    fn finish(&self) -> Result<(), PathError> {
+        if self.pending == 0 {
+            Ok(())
+        } else {
+            Err(PathError::NotUtf8)
         }
     }
-    let mut n = String::with_capacity(decoded.len());
-    for s in &out {
-        n.push('/');
-        n.push_str(s);
-    }
-    if trailing_slash || out.is_empty() {
-        n.push('/');
-    }
-    Ok(Cow::Owned(n))
-}
-
-/// The segments the route matcher sees: the normalized path without its leading `/`,
-/// split on `/`. `/` -> `[""]`, `/a/` -> `["a", ""]`.
-pub fn segments(normalized: &str) -> impl Iterator<Item = &str> {
-    normalized
-        .strip_prefix('/')
-        .unwrap_or(normalized)
-        .split('/')
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use PathError::*;
+
+    /// (input, expected). `Ok` values equal to the input must come back borrowed.
+    const CORPUS: &[(&str, Result<&str, PathError>)] = &[
+        // Already normal.
+        ("/", Ok("/")),
+        ("/a", Ok("/a")),
+        ("/a/", Ok("/a/")),
+        ("/a/b", Ok("/a/b")),
+        ("/a/b/", Ok("/a/b/")),
+        ("/health", Ok("/health")),
+        ("/a-b_c~d.e", Ok("/a-b_c~d.e")),
+        ("/a/...", Ok("/a/...")),
+        ("/a/..b", Ok("/a/..b")),
+        ("/a/b..", Ok("/a/b..")),
+        ("/.a", Ok("/.a")),
+        ("/a;b", Ok("/a;b")),
+        ("/public/..;/admin", Ok("/public/..;/admin")),
+        ("/caf\u{e9}", Ok("/caf\u{e9}")),
+        ("/a:b@c!$&'()*+,=", Ok("/a:b@c!$&'()*+,=")),
+        // Collapsing empty segments.
+        ("//", Ok("/")),
+        ("///", Ok("/")),
+        ("//a", Ok("/a")),
+        ("/a//b", Ok("/a/b")),
+        ("//a///b//", Ok("/a/b/")),
+        ("//admin", Ok("/admin")),
+        // Dot segments.
+        ("/.", Ok("/")),
+        ("/./", Ok("/")),
+        ("/./a", Ok("/a")),
+        ("/a/.", Ok("/a/")),
+        ("/a/./", Ok("/a/")),
+        ("/a/./b", Ok("/a/b")),
+        ("/a/..", Ok("/")),
+        ("/a/../", Ok("/")),
+        ("/a/b/..", Ok("/a/")),
+        ("/a/./b/../c", Ok("/a/c")),
+        ("/a/b/../../c/", Ok("/c/")),
+        ("/public/../admin", Ok("/admin")),
+        ("/public/./../admin/", Ok("/admin/")),
+        // Collapse first, then resolve: an empty segment is not a level.
+        ("/a//..", Ok("/")),
+        ("/a//../b", Ok("/b")),
+        ("/a/b//../c", Ok("/a/c")),
+        // Unreserved escapes are decoded (either hex case)...
+        ("/%61dmin", Ok("/admin")),
+        ("/%41", Ok("/A")),
+        ("/%7E", Ok("/~")),
+        ("/%7e", Ok("/~")),
+        ("/%2D%5F%2E%30", Ok("/-_.0")),
+        ("/%7a%5A", Ok("/zZ")),
+        ("/%2e", Ok("/")),
+        ("/a/%2e/b", Ok("/a/b")),
+        ("/public/%2e%2e/admin", Ok("/admin")),
+        ("/public/%2E%2e/admin", Ok("/admin")),
+        ("/public/%2E%2e/", Ok("/")),
+        ("/public/.%2e/admin", Ok("/admin")),
+        ("/public/%2e./admin", Ok("/admin")),
+        ("/%2e%2e%2e", Ok("/...")),
+        ("/caf\u{e9}/%61", Ok("/caf\u{e9}/a")),
+        ("/%C3%A9/%61", Ok("/%C3%A9/a")),
+        // ...every other escape is kept exactly as sent.
+        ("/a%3Bb", Ok("/a%3Bb")),
+        ("/a%3bb", Ok("/a%3bb")),
+        ("/%20", Ok("/%20")),
+        ("/a%3Fb%23c", Ok("/a%3Fb%23c")),
+        ("/%25", Ok("/%25")),
+        ("/%252e%252e", Ok("/%252e%252e")),
+        ("/%252e%252e/admin", Ok("/%252e%252e/admin")),
+        ("/%252F", Ok("/%252F")),
+        ("/%2541", Ok("/%2541")),
+        ("/%e2%82%ac", Ok("/%e2%82%ac")),
+        ("/%E2%82%AC", Ok("/%E2%82%AC")),
+        ("/%C3%A9", Ok("/%C3%A9")),
+        ("/%F0%9F%A6%80", Ok("/%F0%9F%A6%80")),
+        ("/%7F", Ok("/%7F")),
+        ("/%01", Ok("/%01")),
+        // Encoded separators, anywhere, either case.
+        ("/%2F", Err(EncodedSeparator)),
+        ("/%2f", Err(EncodedSeparator)),
+        ("/public%2Fx", Err(EncodedSeparator)),
+        ("/public/..%2fadmin", Err(EncodedSeparator)),
+        ("/public/%2e%2e%2fadmin", Err(EncodedSeparator)),
+        ("/%5C", Err(EncodedSeparator)),
+        ("/a%5cb", Err(EncodedSeparator)),
+        ("/..%5c..%5cwindows", Err(EncodedSeparator)),
+        // Raw backslash and NUL.
+        ("/a\\b", Err(Backslash)),
+        ("/\\\\host/share", Err(Backslash)),
+        ("/..\\admin", Err(Backslash)),
+        ("/a%00", Err(Nul)),
+        ("/a%00.html", Err(Nul)),
+        ("/a\0", Err(Nul)),
+        // Above the root.
+        ("/..", Err(AboveRoot)),
+        ("/../", Err(AboveRoot)),
+        ("/../admin", Err(AboveRoot)),
+        ("/a/../..", Err(AboveRoot)),
+        ("/a/../../b", Err(AboveRoot)),
+        ("/./..", Err(AboveRoot)),
+        ("//..", Err(AboveRoot)),
+        ("/%2e%2e", Err(AboveRoot)),
+        ("/%2E%2E/etc/passwd", Err(AboveRoot)),
+        // Malformed escapes.
+        ("/%", Err(BadEscape)),
+        ("/a%", Err(BadEscape)),
+        ("/%4", Err(BadEscape)),
+        ("/%zz", Err(BadEscape)),
+        ("/%g1", Err(BadEscape)),
+        ("/%%41", Err(BadEscape)),
+        ("/% 41", Err(BadEscape)),
+        ("/%\u{e9}", Err(BadEscape)),
+        ("/%+1", Err(BadEscape)),
+        // Not UTF-8 once fully decoded.
+        ("/%C0%AE%C0%AE", Err(NotUtf8)),
+        ("/%c0%ae%c0%ae/admin", Err(NotUtf8)),
+        ("/%C0%AF", Err(NotUtf8)),
+        ("/%E0%80%AF", Err(NotUtf8)),
+        ("/%FF", Err(NotUtf8)),
+        ("/%80", Err(NotUtf8)),
+        ("/%e2%82", Err(NotUtf8)),
+        ("/%e2%82/x", Err(NotUtf8)),
+        ("/%ED%A0%80", Err(NotUtf8)),
+        ("/%F4%90%80%80", Err(NotUtf8)),
+        ("/%C3A", Err(NotUtf8)),
+        ("/%C3\u{e9}", Err(NotUtf8)),
+        ("/\u{e9}%A9", Err(NotUtf8)),
+        // Not origin-form.
+        ("", Err(NotAbsolute)),
+        ("*", Err(NotAbsolute)),
+        ("a/b", Err(NotAbsolute)),
+        ("../a", Err(NotAbsolute)),
+        ("%2Fa", Err(NotAbsolute)),
+        ("http://x/a", Err(NotAbsolute)),
+        ("example.com:443", Err(NotAbsolute)),
+    ];
 
     #[test]
     fn corpus() {
-        use PathError::*;
-        let cases: &[(&str, Result<&str, PathError>)] = &[
-            ("/", Ok("/")),
-            ("/a", Ok("/a")),
-            ("/a/", Ok("/a/")),
-            ("/a/b", Ok("/a/b")),
-            ("//a", Ok("/a")),
-            ("//a///b//", Ok("/a/b/")),
-            ("/public/../admin", Ok("/admin")),
-            ("/public/%2e%2e/admin", Ok("/admin")),
-            ("/public/%2E%2e/admin", Ok("/admin")),
-            ("/public/.%2e/admin", Ok("/admin")),
-            ("/%61dmin", Ok("/admin")),
-            ("/%41", Ok("/A")),
-            ("/%7E/%7e", Ok("/~/~")),
-            ("/%2D%5F%2E", Ok("/-_.")),
-            ("/./", Ok("/")),
-            ("/.", Ok("/")),
-            ("/a/.", Ok("/a/")),
-            ("/a/..", Ok("/")),
-            ("/a/./b/../c", Ok("/a/c")),
-            ("/a//..", Ok("/")),
-            ("/a/b/../../c/", Ok("/c/")),
-            ("/a;b", Ok("/a;b")),
-            ("/a%3Bb", Ok("/a%3Bb")),
-            ("/a%3bb", Ok("/a%3bb")),
-            ("/%20", Ok("/%20")),
-            ("/%252e%252e", Ok("/%252e%252e")),
-            ("/%25", Ok("/%25")),
-            ("/%e2%82%ac", Ok("/%e2%82%ac")),
-            ("/%C3%A9/%61", Ok("/%C3%A9/a")),
-            ("/caf\u{e9}", Ok("/caf\u{e9}")),
-            ("/caf\u{e9}/%61", Ok("/caf\u{e9}/a")),
-            ("/a/...", Ok("/a/...")),
-            ("/a/..b", Ok("/a/..b")),
-            ("/..", Err(AboveRoot)),
-            ("/../admin", Err(AboveRoot)),
-            ("/a/../..", Err(AboveRoot)),
-            ("/%2e%2e", Err(AboveRoot)),
-            ("/public%2Fx", Err(EncodedSeparator)),
-            ("/public/..%2fadmin", Err(EncodedSeparator)),
-            ("/a%5Cb", Err(EncodedSeparator)),
-            ("/a%5cb", Err(EncodedSeparator)),
-            ("/a\\b", Err(Backslash)),
-            ("/a%00", Err(Nul)),
-            ("/a\0", Err(Nul)),
-            ("/%", Err(BadEscape)),
-            ("/%4", Err(BadEscape)),
-            ("/%zz", Err(BadEscape)),
-            ("/%%41", Err(BadEscape)),
-            ("/%C0%AE%C0%AE", Err(NotUtf8)),
-            ("/%C0%AF", Err(NotUtf8)),
-            ("/%FF", Err(NotUtf8)),
-            ("/%e2%82", Err(NotUtf8)),
-            ("", Err(NotAbsolute)),
-            ("*", Err(NotAbsolute)),
-            ("a/b", Err(NotAbsolute)),
-            ("http://x/a", Err(NotAbsolute)),
-        ];
-        for (input, want) in cases {
+        for (input, want) in CORPUS {
             let got = normalize(input);
-            assert_eq!(got.as_deref().map_err(|e| *e), *want, "{input:?}");
-        }
-        assert_eq!(
-            normalize(&format!("/{}", "a".repeat(MAX_PATH_LEN))),
-            Err(TooLong)
-        );
-    }
-
-    #[test]
-    fn unchanged_paths_do_not_allocate() {
-        for p in ["/", "/a/b", "/a/b/", "/%20x", "/caf\u{e9}"] {
-            assert!(matches!(normalize(p), Ok(Cow::Borrowed(_))), "{p}");
-        }
-    }
-
-    #[test]
-    fn invariants_over_generated_paths() {
-        let atoms = ["a", ".", "..", "%2e", "", "%41", "%20", "%2E%2e", "b;c"];
-        let mut checked = 0;
-        // Every path of up to 4 segments over the atoms.
-        let n = atoms.len();
-        for len in 1..=4u32 {
-            for mut code in 0..n.pow(len) {
-                let mut p = String::new();
-                for _ in 0..len {
-                    p.push('/');
-                    p.push_str(atoms[code % n]);
-                    code /= n;
-                }
-                if let Ok(norm) = normalize(&p) {
-                    checked += 1;
-                    let again = normalize(&norm);
-                    assert!(
-                        matches!(&again, Ok(Cow::Borrowed(x)) if *x == norm),
-                        "{p:?} -> {norm:?} -> {again:?}"
-                    );
-                    assert!(norm.starts_with('/'));
-                    assert!(!norm.contains("//"), "{p:?} -> {norm:?}");
-                    for s in segments(&norm) {
-                        assert!(s != "." && s != "..", "{p:?} -> {norm:?}");
-                    }
-                    for esc in ["%2e", "%2E", "%41"] {
-                        assert!(!norm.contains(esc), "{p:?} -> {norm:?}");
-                    }
-                }
+            assert_eq!(got.as_deref().map_err(|e| *e), *want, "input {input:?}");
+            if let Ok(n) = &got {
+                assert_eq!(matches!(n, Cow::Borrowed(_)), n == input, "{input:?}");
+                check_invariants(input, n);
             }
         }
-        assert!(checked > 1000);
+        assert!(CORPUS.len() >= 100, "{}", CORPUS.len());
+    }
+
+    #[test]
+    fn length_limit() {
+        let at_limit = format!("/{}", "a".repeat(MAX_PATH_LEN - 1));
+        assert!(matches!(normalize(&at_limit), Ok(Cow::Borrowed(_))));
+        let over = format!("/{}", "a".repeat(MAX_PATH_LEN));
+        assert_eq!(normalize(&over), Err(TooLong));
+        // The limit is on raw input, before anything else.
+        assert_eq!(normalize(&"%".repeat(MAX_PATH_LEN + 1)), Err(TooLong));
+        let deep = "/a".repeat(MAX_PATH_LEN / 5) + &"/..".repeat(MAX_PATH_LEN / 5);
+        assert!(deep.len() <= MAX_PATH_LEN);
+        assert_eq!(normalize(&deep).as_deref(), Ok("/"));
+        let dots = "/..".repeat(MAX_PATH_LEN / 3);
+        assert_eq!(normalize(&dots), Err(AboveRoot));
+    }
+
+    #[test]
+    fn errors_have_messages() {
+        assert_eq!(NotAbsolute.to_string(), "path is not origin-form");
+        assert_eq!(TooLong.to_string(), "path too long");
     }
 
     #[test]
     fn segment_split() {
-        assert_eq!(segments("/").collect::<Vec<_>>(), vec![""]);
-        assert_eq!(segments("/a").collect::<Vec<_>>(), vec!["a"]);
-        assert_eq!(segments("/a/").collect::<Vec<_>>(), vec!["a", ""]);
-        assert_eq!(segments("/a/b").collect::<Vec<_>>(), vec!["a", "b"]);
+        let cases: &[(&str, &[&str])] = &[
+            ("/", &[""]),
+            ("/a", &["a"]),
+            ("/a/", &["a", ""]),
+            ("/a/b", &["a", "b"]),
+            ("/a/b/", &["a", "b", ""]),
+        ];
+        for (path, want) in cases {
+            assert_eq!(segments(path).collect::<Vec<_>>(), *want, "{path:?}");
+        }
+    }
+
+    /// The properties the module docs promise, for one successful normalization.
+    fn check_invariants(input: &str, n: &str) {
+        assert!(n.starts_with('/'), "{input:?} -> {n:?}");
+        assert!(!n.contains("//"), "{input:?} -> {n:?}");
+        assert!(n.len() <= input.len(), "{input:?} -> {n:?}");
+        for s in segments(n) {
+            assert!(s != "." && s != "..", "{input:?} -> {n:?}");
+        }
+        assert!(!has_unreserved_escape(n), "{input:?} -> {n:?}");
+        assert_eq!(escapes(n), kept_escapes(input), "{input:?} -> {n:?}");
+        let again = normalize(n);
+        assert!(
+            matches!(&again, Ok(Cow::Borrowed(x)) if *x == n),
+            "not idempotent: {input:?} -> {n:?} -> {again:?}"
+        );
+    }
+
+    /// Every `%XX` in `p`, in order, as written.
+    fn escapes(p: &str) -> Vec<&str> {
+        p.match_indices('%')
+            .filter_map(|(i, _)| p.get(i..i + 3))
+            .collect()
+    }
+
+    /// The escapes of `p` that normalization keeps: those of bytes that are not
+    /// unreserved (exact when no segment holding one is removed by `..`).
+    fn kept_escapes(p: &str) -> Vec<&str> {
+        escapes(p)
+            .into_iter()
+            .filter(|e| !escape_is_unreserved(e))
+            .collect()
+    }
+
+    fn escape_is_unreserved(e: &str) -> bool {
+        let mut d = e.bytes().skip(1);
+        hex_pair(d.next(), d.next()).is_some_and(is_unreserved)
+    }
+
+    fn has_unreserved_escape(p: &str) -> bool {
+        escapes(p).into_iter().any(escape_is_unreserved)
+    }
+
+    /// A second, deliberately different implementation for the segment grammar of
+    /// [`generated_paths_match_model`]: a stack of decoded segments.
+    fn model(atoms: &[&str]) -> Result<String, PathError> {
+        let mut stack: Vec<String> = Vec::new();
+        let mut trailing = false;
+        for atom in atoms {
+            let decoded = atom
+                .replace("%2e", ".")
+                .replace("%2E", ".")
+                .replace("%41", "A");
+            match decoded.as_str() {
+                "" | "." => trailing = true,
+                ".." => {
+                    stack.pop().ok_or(AboveRoot)?;
+                    trailing = true;
+                }
+                _ => {
+                    stack.push(decoded);
+                    trailing = false;
+                }
+            }
+        }
+        let mut out = String::new();
+        for s in &stack {
+            out.push('/');
+            out.push_str(s);
+        }
+        if trailing || stack.is_empty() {
+            out.push('/');
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn generated_paths_match_model() {
+        let atoms = [
+            "a", ".", "..", "%2e", "", "%41", "%20", "%2E%2e", "b;c", ".%2E",
+        ];
+        let n = atoms.len();
+        let (mut ok, mut err) = (0, 0);
+        for len in 1..=5u32 {
+            for code in 0..n.pow(len) {
+                let mut picked = Vec::new();
+                let mut c = code;
+                for _ in 0..len {
+                    picked.push(atoms[c % n]);
+                    c /= n;
+                }
+                let path: String = picked.iter().flat_map(|a| ["/", a]).collect();
+                let got = normalize(&path);
+                assert_eq!(
+                    got.as_deref().map_err(|e| *e),
+                    model(&picked).as_deref().map_err(|e| *e),
+                    "{path:?}"
+                );
+                match got {
+                    Ok(norm) => {
+                        ok += 1;
+                        assert!(norm.starts_with('/') && !norm.contains("//"));
+                        assert!(segments(&norm).all(|s| s != "." && s != ".."));
+                        assert!(!has_unreserved_escape(&norm), "{path:?} -> {norm:?}");
+                        let again = normalize(&norm);
+                        assert!(matches!(&again, Ok(Cow::Borrowed(x)) if *x == norm));
+                    }
+                    Err(_) => err += 1,
+                }
+            }
+        }
+        assert!(ok > 50_000 && err > 10_000, "ok {ok} err {err}");
+    }
+
+    /// xorshift64*: a small deterministic generator, so failures reproduce.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            let x = self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 33;
+            usize::try_from(x).unwrap_or(0) % n
+        }
+    }
+
+    #[test]
+    fn random_paths_keep_invariants() {
+        let pieces = [
+            "/",
+            "/",
+            "/",
+            ".",
+            ".",
+            "a",
+            "b",
+            "%",
+            "2",
+            "e",
+            "E",
+            "f",
+            "F",
+            "5",
+            "c",
+            "%2e",
+            "%2E",
+            "%2F",
+            "%5c",
+            "%41",
+            "%7e",
+            "%20",
+            "%25",
+            "%00",
+            "\\",
+            "\0",
+            ";",
+            "\u{e9}",
+            "%C3",
+            "%A9",
+            "%C3%A9",
+            "%E2%82%AC",
+            "%C0%AE",
+            "%FF",
+            "..",
+            "//",
+            "*",
+        ];
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let mut seen = [0usize; 9];
+        for _ in 0..50_000 {
+            let mut p = String::new();
+            if rng.below(10) != 0 {
+                p.push('/');
+            }
+            for _ in 0..rng.below(16) {
+                p.push_str(pieces[rng.below(pieces.len())]);
+            }
+            let slot = match normalize(&p) {
+                Ok(n) => {
+                    assert!(n.starts_with('/') && !n.contains("//"), "{p:?} -> {n:?}");
+                    assert!(segments(&n).all(|s| s != "." && s != ".."), "{p:?}");
+                    assert!(!has_unreserved_escape(&n), "{p:?} -> {n:?}");
+                    assert!(n.len() <= p.len(), "{p:?} -> {n:?}");
+                    assert_eq!(matches!(n, Cow::Borrowed(_)), n == p, "{p:?}");
+                    let again = normalize(&n);
+                    assert!(matches!(&again, Ok(Cow::Borrowed(x)) if *x == n), "{p:?}");
+                    0
+                }
+                Err(e) => 1 + e as usize,
+            };
+            if let Some(s) = seen.get_mut(slot) {
+                *s += 1;
+            }
+        }
+        // Every outcome but TooLong was exercised.
+        assert!(seen.iter().take(8).all(|&c| c > 0), "{seen:?}");
+    }
+
+    #[test]
+    fn utf8_check_agrees_with_std() {
+        // Random sequences of up to 4 bytes, then every 2-byte sequence, against std.
+        let mut rng = Rng(7);
+        for _ in 0..200_000 {
+            let len = 1 + rng.below(4);
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| u8::try_from(rng.below(256)).unwrap_or(0))
+                .collect();
+            let mut check = Utf8Check::default();
+            let ours = bytes
+                .iter()
+                .try_for_each(|&b| check.push(b))
+                .and_then(|()| check.finish());
+            assert_eq!(
+                ours.is_ok(),
+                std::str::from_utf8(&bytes).is_ok(),
+                "{bytes:02X?}"
+            );
+        }
+        for b0 in 0x80..=0xFFu8 {
+            for b1 in 0..=0xFFu8 {
+                let mut check = Utf8Check::default();
+                let ours = check
+                    .push(b0)
+                    .and_then(|()| check.push(b1))
+                    .and_then(|()| check.finish());
+                assert_eq!(
+                    ours.is_ok(),
+                    std::str::from_utf8(&[b0, b1]).is_ok(),
+                    "{b0:02X} {b1:02X}"
+                );
+            }
+        }
     }
 }

@@ -84,8 +84,15 @@ async fn serve_conn<IO>(
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let max_head = app.runtime.load().config.server.max_header_bytes;
+    let (max_head, idle) = {
+        let rt = app.runtime.load();
+        (
+            rt.config.server.max_header_bytes,
+            rt.config.server.idle_timeout,
+        )
+    };
     let (io, verdict) = crate::smuggle::Guard::new(io, max_head);
+    let watch = verdict.clone();
     let svc = service_fn(move |req| {
         let rt = app.runtime.load_full();
         let conn = ConnInfo {
@@ -95,10 +102,25 @@ async fn serve_conn<IO>(
         };
         crate::proxy::handler::handle(rt, conn, req)
     });
-    if let Err(e) = builder
-        .serve_connection_with_upgrades(TokioIo::new(io), svc)
-        .await
-    {
-        tracing::debug!(error = %e, "connection ended with an error");
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+    tokio::pin!(conn);
+    // idle_timeout: a connection that moved no byte either way for that long is
+    // closed (HTTP/1.1 keep-alive is also bounded by header_timeout, see module doc).
+    loop {
+        let deadline = tokio::time::Instant::from_std(watch.last_io()) + idle;
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            () = tokio::time::sleep_until(deadline) => {
+                if watch.last_io() + idle <= std::time::Instant::now() {
+                    tracing::debug!("closing idle connection");
+                    return;
+                }
+            }
+        }
     }
 }

@@ -1,4 +1,5 @@
-//! Request-smuggling guard for HTTP/1.1 connections (RFC 9112 §6.3, §11.2).
+//! Request-smuggling guard for HTTP/1.1 connections (RFC 9112 §6.3, §11.2), which
+//! also records when the connection last moved a byte (for `idle_timeout`).
 //!
 //! hyper resolves `Content-Length` + `Transfer-Encoding` by the RFC's rules (chunked
 //! wins, connection closed afterwards) and folds equal duplicate `Content-Length`s,
@@ -13,21 +14,35 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// Shared between the guard and the connection's request handler.
-#[derive(Debug, Default)]
+/// Shared between the guard, the connection task and the request handler.
+#[derive(Debug)]
 pub struct Verdict {
     ambiguous: AtomicBool,
+    /// Milliseconds since `epoch` of the last byte read or written.
+    last_io_ms: AtomicU64,
+    epoch: Instant,
 }
 
 impl Verdict {
     /// Whether an ambiguously framed request was seen on this connection.
     pub fn ambiguous(&self) -> bool {
         self.ambiguous.load(Ordering::Relaxed)
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_io_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// When the connection last moved a byte either way.
+    pub fn last_io(&self) -> Instant {
+        self.epoch + Duration::from_millis(self.last_io_ms.load(Ordering::Relaxed))
     }
 }
 
@@ -62,7 +77,11 @@ struct Watch {
 impl<IO> Guard<IO> {
     /// Wraps `inner`; heads longer than `max_head` are left to hyper (431).
     pub fn new(inner: IO, max_head: usize) -> (Self, Arc<Verdict>) {
-        let verdict = Arc::new(Verdict::default());
+        let verdict = Arc::new(Verdict {
+            ambiguous: AtomicBool::new(false),
+            last_io_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+        });
         (
             Guard {
                 inner,
@@ -217,6 +236,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Guard<IO> {
         let before = buf.filled().len();
         let r = Pin::new(&mut this.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = r {
+            this.watch.verdict.touch();
             if !matches!(this.watch.state, State::Off) {
                 this.watch
                     .observe(buf.filled().get(before..).unwrap_or_default());
@@ -245,7 +265,11 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Guard<IO> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(_)) = r {
+            self.watch.verdict.touch();
+        }
+        r
     }
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()

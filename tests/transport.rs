@@ -720,3 +720,38 @@ async fn smuggling_shapes_get_400_and_never_reach_the_upstream() {
         "a smuggling shape reached the upstream"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_keep_alive_connection_is_closed() {
+    let (up, _) = spawn_upstream().await;
+    let p = Proxy::start(
+        "idle_timeout = \"1s\"\nheader_timeout = \"30s\"",
+        &routes(up, ""),
+        tempfile::tempdir().unwrap(),
+    );
+    let addr = p.addr;
+    let auth = token("alice");
+    let waited = tokio::task::spawn_blocking(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(
+            format!("GET /x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {auth}\r\n\r\n")
+                .as_bytes(),
+        )
+        .unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut buf = [0u8; 4096];
+        let n = s.read(&mut buf).unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+        let start = Instant::now();
+        // Keep-alive: the connection stays open until idle_timeout, then EOF.
+        let n = s.read(&mut buf).unwrap_or(0);
+        assert_eq!(n, 0, "expected EOF on an idle connection");
+        start.elapsed()
+    })
+    .await
+    .unwrap();
+    assert!(
+        waited < Duration::from_secs(15),
+        "idle connection closed only after {waited:?}"
+    );
+}
