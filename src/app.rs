@@ -7,7 +7,9 @@ use crate::config::Config;
 use crate::proxy::upstream::{self, UpstreamClient};
 use arc_swap::ArcSwap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 /// Everything a request needs, built once per config.
 pub struct Runtime {
@@ -40,18 +42,49 @@ impl Runtime {
     }
 }
 
-/// The application: the current runtime, swappable on reload.
+/// What the last reload did (for logs, `/readyz`-adjacent status and the admin page).
+#[derive(Debug, Clone)]
+pub struct ReloadOutcome {
+    /// When it happened (RFC 3339).
+    pub at: String,
+    /// `ok` or the errors, one per line.
+    pub result: Result<(), String>,
+}
+
+/// The application: the current runtime (swapped atomically on reload) and the
+/// process-wide state that outlives a reload.
 pub struct App {
     /// Current runtime.
     pub runtime: ArcSwap<Runtime>,
+    /// Certificates for the TLS listener, swapped on reload.
+    pub certs: Option<Arc<crate::tls::Certs>>,
+    /// Set on SIGTERM/SIGINT: readiness fails, listeners close.
+    pub draining: AtomicBool,
+    /// Process start.
+    pub started: Instant,
+    /// The last reload, if any.
+    pub last_reload: Mutex<Option<ReloadOutcome>>,
 }
 
 impl App {
-    /// An app serving `config`.
+    /// An app serving `config` (with TLS certificates loaded when configured).
     pub fn new(config: Config) -> Result<Arc<Self>, crate::tls::TlsError> {
+        let certs = match &config.server.tls {
+            Some(t) => Some(Arc::new(crate::tls::Certs::load(t)?)),
+            None => None,
+        };
         Ok(Arc::new(App {
             runtime: ArcSwap::from_pointee(Runtime::new(config)?),
+            certs,
+            draining: AtomicBool::new(false),
+            started: Instant::now(),
+            last_reload: Mutex::new(None),
         }))
+    }
+
+    /// Whether the process is shutting down.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
     }
 }
 

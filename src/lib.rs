@@ -14,9 +14,11 @@ pub mod deny;
 pub mod mint;
 pub mod path;
 pub mod proxy;
+pub mod reload;
 pub mod routes;
 pub mod server;
 pub mod smuggle;
+pub mod telemetry;
 pub mod tls;
 
 /// Installs the process-wide crypto providers for rustls and jsonwebtoken (both

@@ -103,7 +103,7 @@ fn token(cli: &Cli, sub: &str, scope: Option<&str>, ttl: &str, issuer: Option<&s
 }
 
 fn run(cli: &Cli) -> ExitCode {
-    init_tracing();
+    portcullis::telemetry::init();
     let cfg = match load(cli) {
         Ok(c) => c,
         Err(code) => return code,
@@ -119,7 +119,8 @@ fn run(cli: &Cli) -> ExitCode {
         }
     };
     match rt.block_on(serve(cfg)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("portcullis: {e:#}");
@@ -128,38 +129,54 @@ fn run(cli: &Cli) -> ExitCode {
     }
 }
 
-async fn serve(cfg: Config) -> anyhow::Result<()> {
+/// Runs until SIGTERM/SIGINT; `Ok(false)` when the drain cut requests off.
+async fn serve(cfg: Config) -> anyhow::Result<bool> {
     let listen = cfg.server.listen;
+    let app = portcullis::app::App::new(cfg)?;
+    let tls = match &app.certs {
+        Some(c) => Some(portcullis::tls::server_config(c.clone())?),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    tracing::info!(
-        listen = %listener.local_addr().unwrap_or(listen),
-        routes = cfg.routes.routes.len(),
-        issuers = cfg.issuers.len(),
-        upstreams = cfg.upstreams.len(),
-        "portcullis listening"
-    );
-    let tls = match &cfg.server.tls {
-        Some(t) => Some(portcullis::tls::server_config(t)?),
-        None => None,
+    {
+        let rt = app.runtime.load();
+        tracing::info!(
+            listen = %listener.local_addr().unwrap_or(listen),
+            tls = app.certs.is_some(),
+            routes = rt.config.routes.routes.len(),
+            issuers = rt.config.issuers.len(),
+            upstreams = rt.config.upstreams.len(),
+            "portcullis listening"
+        );
+    }
+    #[cfg(unix)]
+    portcullis::reload::spawn_sighup(app.clone());
+    let _watcher = portcullis::reload::spawn_watcher(app.clone());
+    let drain_app = app.clone();
+    let shutdown = async move {
+        shutdown_signal().await;
+        // Readiness fails at once; the listener closes when serve() returns from accept.
+        drain_app
+            .draining
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        tracing::info!("shutdown signal received");
     };
-    let app = portcullis::app::App::new(cfg)?;
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    portcullis::server::serve(listener, app, tls, shutdown).await;
-    Ok(())
+    Ok(portcullis::server::serve(listener, app, tls, shutdown).await)
 }
 
-fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_env_filter(filter)
-        .with_writer(std::io::stdout)
-        .init();
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }

@@ -6,11 +6,14 @@
 
 use crate::app::{App, ConnInfo};
 use crate::config::Server;
+use crate::proxy::handler::UPGRADED;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
@@ -32,16 +35,20 @@ fn builder(cfg: &Server) -> auto::Builder<TokioExecutor> {
     b
 }
 
-/// Serves `listener` until `shutdown` resolves; `tls` turns on TLS termination.
+/// Serves `listener` until `shutdown` resolves, then stops accepting (the listener is
+/// closed, new connections are refused) and gives open connections, upgraded ones
+/// included, until `[server] shutdown_grace` to finish. Returns `true` when everything
+/// finished in time, `false` when the grace period cut connections off.
 pub async fn serve(
     listener: TcpListener,
     app: Arc<App>,
     tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()>,
-) {
+) -> bool {
     let cfg = app.runtime.load().config.server.clone();
     let builder = Arc::new(builder(&cfg));
     let acceptor = tls.map(TlsAcceptor::from);
+    let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -59,19 +66,50 @@ pub async fn serve(
         let app = app.clone();
         let builder = builder.clone();
         let acceptor = acceptor.clone();
+        let watcher = graceful.watcher();
         let handshake_timeout = cfg.header_timeout;
         tokio::spawn(async move {
             match acceptor {
-                None => serve_conn(stream, peer, false, app, &builder).await,
+                None => serve_conn(stream, peer, false, app, &builder, watcher).await,
                 Some(acc) => {
                     match tokio::time::timeout(handshake_timeout, acc.accept(stream)).await {
-                        Ok(Ok(tls)) => serve_conn(tls, peer, true, app, &builder).await,
+                        Ok(Ok(tls)) => {
+                            serve_conn(tls, peer, true, app, &builder, watcher).await;
+                        }
                         Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!("TLS handshake timed out"),
                     }
                 }
             }
         });
+    }
+    drop(listener);
+    let grace = app.runtime.load().config.server.shutdown_grace;
+    tracing::info!(
+        open_connections = graceful.count(),
+        grace_s = grace.as_secs_f64(),
+        "draining"
+    );
+    let deadline = tokio::time::Instant::now() + grace;
+    let conns_done = tokio::time::timeout_at(deadline, graceful.shutdown())
+        .await
+        .is_ok();
+    let upgrades_done = tokio::time::timeout_at(deadline, async {
+        while UPGRADED.load(Ordering::SeqCst) > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .is_ok();
+    if conns_done && upgrades_done {
+        tracing::info!("drained");
+        true
+    } else {
+        tracing::warn!(
+            upgraded_open = UPGRADED.load(Ordering::SeqCst),
+            "shutdown grace period over: cutting off requests still in flight"
+        );
+        false
     }
 }
 
@@ -81,6 +119,7 @@ async fn serve_conn<IO>(
     tls: bool,
     app: Arc<App>,
     builder: &auto::Builder<TokioExecutor>,
+    watcher: Watcher,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -102,7 +141,7 @@ async fn serve_conn<IO>(
         };
         crate::proxy::handler::handle(rt, conn, req)
     });
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+    let conn = watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(io), svc));
     tokio::pin!(conn);
     // idle_timeout: a connection that moved no byte either way for that long is
     // closed (HTTP/1.1 keep-alive is also bounded by header_timeout, see module doc).

@@ -92,32 +92,66 @@ impl ResolvesServerCert for SniResolver {
     }
 }
 
-/// Builds the rustls server config for `[server.tls]`.
-pub fn server_config(tls: &Tls) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let default = load_certified_key(&tls.cert, &tls.key)?;
-    let mut by_name = HashMap::new();
-    let mut wildcard = Vec::new();
-    for (hosts, cert, key) in &tls.sni {
-        let ck = load_certified_key(cert, key)?;
-        for h in hosts {
-            match h.strip_prefix('*') {
-                Some(sfx) => wildcard.push((sfx.to_owned(), ck.clone())),
-                None => {
-                    by_name.insert(h.clone(), ck.clone());
+/// The listener's certificates, swappable on reload: the next handshake sees the
+/// new ones, connections already established keep theirs.
+#[derive(Debug)]
+pub struct Certs {
+    current: arc_swap::ArcSwap<SniResolver>,
+}
+
+impl Certs {
+    /// Loads every certificate and key of `[server.tls]`.
+    pub fn load(tls: &Tls) -> Result<Self, TlsError> {
+        Ok(Certs {
+            current: arc_swap::ArcSwap::from_pointee(SniResolver::load(tls)?),
+        })
+    }
+
+    /// Re-reads the certificates; on error the old ones stay.
+    pub fn reload(&self, tls: &Tls) -> Result<(), TlsError> {
+        self.current.store(Arc::new(SniResolver::load(tls)?));
+        Ok(())
+    }
+}
+
+impl ResolvesServerCert for Certs {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.current.load().resolve(hello)
+    }
+}
+
+impl SniResolver {
+    fn load(tls: &Tls) -> Result<Self, TlsError> {
+        let default = load_certified_key(&tls.cert, &tls.key)?;
+        let mut by_name = HashMap::new();
+        let mut wildcard = Vec::new();
+        for (hosts, cert, key) in &tls.sni {
+            let ck = load_certified_key(cert, key)?;
+            for h in hosts {
+                match h.strip_prefix('*') {
+                    Some(sfx) => wildcard.push((sfx.to_owned(), ck.clone())),
+                    None => {
+                        by_name.insert(h.clone(), ck.clone());
+                    }
                 }
             }
         }
-    }
-    let provider = Arc::new(aws_lc_rs::default_provider());
-    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| err(&tls.cert, format!("TLS set-up failed: {e}")))?
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(SniResolver {
+        Ok(SniResolver {
             default,
             by_name,
             wildcard,
-        }));
+        })
+    }
+}
+
+/// Builds the rustls server config around (reloadable) certificates.
+pub fn server_config(certs: Arc<Certs>) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let provider = Arc::new(aws_lc_rs::default_provider());
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| err(Path::new("tls"), format!("TLS set-up failed: {e}")))?
+        .with_no_client_auth()
+        .with_cert_resolver(certs);
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
 }

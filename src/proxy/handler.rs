@@ -230,10 +230,30 @@ fn is_upgrade(parts: &http::request::Parts) -> bool {
             .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
 }
 
+/// Upgraded (WebSocket) connections currently spliced; shutdown waits for them.
+pub static UPGRADED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+struct UpgradedGuard;
+
+impl UpgradedGuard {
+    fn new() -> Self {
+        UPGRADED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        UpgradedGuard
+    }
+}
+
+impl Drop for UpgradedGuard {
+    fn drop(&mut self) {
+        UPGRADED.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// Once both sides have switched protocols, copies bytes both ways until either
 /// side closes.
 fn splice(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+    let guard = UpgradedGuard::new();
     tokio::spawn(async move {
+        let _guard = guard;
         let (c, u) = match tokio::try_join!(client, upstream) {
             Ok(x) => x,
             Err(e) => {
