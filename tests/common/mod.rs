@@ -35,23 +35,36 @@ impl Drop for Proxy {
 }
 
 impl Proxy {
-    /// Starts portcullis with `body` appended to a `[server]` table on a free port.
-    pub fn start(server_extra: &str, body: &str, dir: tempfile::TempDir) -> Proxy {
-        let port = free_port();
-        let cfg = format!(
+    /// The config text the harness writes: `[server]` on `port` plus `server_extra`,
+    /// then `body`, then an HS256 issuer `test` with [`SECRET`].
+    pub fn config_text(port: u16, server_extra: &str, body: &str) -> String {
+        format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\n{server_extra}\n{body}\n\
              [[issuers]]\nname = \"t\"\nissuer = \"test\"\nsecret = \"{SECRET}\"\n"
-        );
+        )
+    }
+
+    /// Starts portcullis with `body` appended to a `[server]` table on a free port.
+    pub fn start(server_extra: &str, body: &str, dir: tempfile::TempDir) -> Proxy {
+        let level = std::env::var("TEST_PROXY_LOG").unwrap_or_else(|_| "warn".into());
+        Self::start_logging(server_extra, body, dir, &level)
+    }
+
+    /// [`Proxy::start`] with `RUST_LOG=level`.
+    pub fn start_logging(
+        server_extra: &str,
+        body: &str,
+        dir: tempfile::TempDir,
+        level: &str,
+    ) -> Proxy {
+        let port = free_port();
         let path = dir.path().join("proxy.toml");
-        std::fs::write(&path, cfg).unwrap();
+        std::fs::write(&path, Self::config_text(port, server_extra, body)).unwrap();
         let log = std::fs::File::create(dir.path().join("proxy.log")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
             .arg("--config")
             .arg(&path)
-            .env(
-                "RUST_LOG",
-                std::env::var("TEST_PROXY_LOG").unwrap_or_else(|_| "warn".into()),
-            )
+            .env("RUST_LOG", level)
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .spawn()
@@ -74,6 +87,39 @@ impl Proxy {
             std::thread::sleep(Duration::from_millis(20));
         }
         p
+    }
+
+    /// Rewrites the config file in place (same port), atomically (write + rename).
+    pub fn rewrite(&self, server_extra: &str, body: &str) {
+        let tmp = self.dir.path().join("proxy.toml.new");
+        std::fs::write(
+            &tmp,
+            Self::config_text(self.addr.port(), server_extra, body),
+        )
+        .unwrap();
+        std::fs::rename(&tmp, self.dir.path().join("proxy.toml")).unwrap();
+    }
+
+    /// Sends a signal (`HUP`, `TERM`, ...) to the proxy.
+    pub fn signal(&self, sig: &str) {
+        let st = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
+    /// Waits up to `limit` for the proxy to exit.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 
     pub fn log(&self) -> String {
@@ -222,6 +268,9 @@ pub async fn upstream_answer(req: Request<Incoming>) -> Result<Response<UpBody>,
     let path = req.uri().path().to_string();
     if path == "/slow" {
         tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+    if let Some((_, ms)) = path.rsplit_once("/delay/") {
+        tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(0))).await;
     }
     if let Some(n) = path.strip_prefix("/download/") {
         let mib: u64 = n.parse().unwrap();

@@ -1,0 +1,308 @@
+//! Operations (issue #6): reload on SIGHUP and on file change, invalid reloads keep
+//! serving, certificate swap, graceful drain on SIGTERM, and logs that never carry
+//! a token. Signals go to the real child process.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn only_api(up: std::net::SocketAddr) -> String {
+    format!(
+        "[upstreams.app]\nurl = \"http://{up}\"\n[[routes]]\nname = \"api\"\npath = \"/api/**\"\nupstream = \"app\"\n\
+         [[routes]]\nname = \"health\"\npath = \"/health\"\naccess = \"public\"\nupstream = \"app\"\n"
+    )
+}
+
+async fn until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// Requests `/api/x` with a token in a loop until `stop`; counts failures.
+fn request_loop(
+    addr: std::net::SocketAddr,
+    stop: Arc<AtomicBool>,
+    fails: Arc<AtomicUsize>,
+    oks: Arc<AtomicUsize>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let c = reqwest::Client::new();
+        let auth = format!("Bearer {}", token("alice"));
+        while !stop.load(Ordering::SeqCst) {
+            match c
+                .get(format!("http://{addr}/api/x"))
+                .header("authorization", &auth)
+                .send()
+                .await
+            {
+                Ok(r) if r.status() == 200 => {
+                    oks.fetch_add(1, Ordering::SeqCst);
+                }
+                _ => {
+                    fails.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reload_adds_a_route_and_a_bad_config_keeps_serving() {
+    let (up, _) = spawn_upstream().await;
+    let p = Proxy::start_logging("", &only_api(up), tempfile::tempdir().unwrap(), "info");
+    let c = reqwest::Client::new();
+    let new_url = format!("http://{}/new", p.addr);
+    assert_eq!(c.get(&new_url).send().await.unwrap().status(), 404);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (fails, oks) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let looper = request_loop(p.addr, stop.clone(), fails.clone(), oks.clone());
+
+    // A valid new config with one more route: served after SIGHUP.
+    let body = only_api(up)
+        + "[[routes]]\nname = \"new\"\npath = \"/new\"\naccess = \"public\"\nupstream = \"app\"\n";
+    p.rewrite("", &body);
+    p.signal("HUP");
+    let mut ok = false;
+    for _ in 0..100 {
+        if c.get(&new_url).send().await.unwrap().status() == 200 {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ok, "route not added by reload: {}", p.log());
+
+    // An invalid config: logged with its position, the old one keeps serving.
+    p.rewrite("lisen = \"typo\"", &body);
+    p.signal("HUP");
+    assert!(
+        until(Duration::from_secs(10), || p
+            .log()
+            .contains("reload failed"))
+        .await,
+        "no reload failure logged: {}",
+        p.log()
+    );
+    let log = p.log();
+    assert!(
+        log.contains("proxy.toml:3:1"),
+        "error position missing: {log}"
+    );
+    assert_eq!(c.get(&new_url).send().await.unwrap().status(), 200);
+
+    for _ in 0..3 {
+        p.rewrite("", &only_api(up));
+        p.signal("HUP");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        p.rewrite("", &body);
+        p.signal("HUP");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.store(true, Ordering::SeqCst);
+    looper.await.unwrap();
+    assert!(oks.load(Ordering::SeqCst) > 10);
+    assert_eq!(
+        fails.load(Ordering::SeqCst),
+        0,
+        "requests failed during reloads"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_watch_reloads_without_a_signal() {
+    let (up, _) = spawn_upstream().await;
+    let p = Proxy::start("watch = true", &only_api(up), tempfile::tempdir().unwrap());
+    let c = reqwest::Client::new();
+    let url = format!("http://{}/new", p.addr);
+    assert_eq!(c.get(&url).send().await.unwrap().status(), 404);
+    let body = only_api(up)
+        + "[[routes]]\nname = \"new\"\npath = \"/new\"\naccess = \"public\"\nupstream = \"app\"\n";
+    p.rewrite("watch = true", &body);
+    let mut ok = false;
+    for _ in 0..200 {
+        if c.get(&url).send().await.unwrap().status() == 200 {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ok, "file change not picked up: {}", p.log());
+}
+
+/// The certificate the server presents for `localhost`.
+async fn presented_cn(addr: std::net::SocketAddr, ca_pem: &str) -> String {
+    use rustls_pki_types::pem::PemObject;
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let cfg = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let conn = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let tls = conn
+        .connect(
+            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    let der = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
+    // The leaf's serial is enough to tell two certificates apart.
+    format!("{:x?}", &der.as_ref()[..64])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_swaps_the_certificate_for_the_next_handshake() {
+    let (up, _) = spawn_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new();
+    let (c, k) = pki.leaf(dir.path(), "tls", &["localhost"]);
+    let tls = format!(
+        "[server.tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+        c.display(),
+        k.display()
+    );
+    let p = Proxy::start(&tls, &only_api(up), dir);
+    let before = presented_cn(p.addr, &pki.ca_pem).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let fails = Arc::new(AtomicUsize::new(0));
+    let oks = Arc::new(AtomicUsize::new(0));
+    let client = pki.client(false);
+    let addr = p.addr;
+    let (s2, f2, o2) = (stop.clone(), fails.clone(), oks.clone());
+    let looper = tokio::spawn(async move {
+        let auth = format!("Bearer {}", token("alice"));
+        while !s2.load(Ordering::SeqCst) {
+            let r = client
+                .get(format!("https://localhost:{}/api/x", addr.port()))
+                .header("authorization", &auth)
+                .send()
+                .await;
+            match r {
+                Ok(r) if r.status() == 200 => o2.fetch_add(1, Ordering::SeqCst),
+                _ => f2.fetch_add(1, Ordering::SeqCst),
+            };
+        }
+    });
+    // New certificate and key written over the old files (as a Secret update would).
+    let (nc, nk) = pki.leaf(p.dir.path(), "tls-new", &["localhost"]);
+    std::fs::rename(&nk, &k).unwrap();
+    std::fs::rename(&nc, &c).unwrap();
+    p.signal("HUP");
+    let mut after = before.clone();
+    for _ in 0..100 {
+        after = presented_cn(p.addr, &pki.ca_pem).await;
+        if after != before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.store(true, Ordering::SeqCst);
+    looper.await.unwrap();
+    assert_ne!(
+        after, before,
+        "the next handshake still presents the old certificate"
+    );
+    assert!(oks.load(Ordering::SeqCst) > 0);
+    assert_eq!(
+        fails.load(Ordering::SeqCst),
+        0,
+        "requests failed during the certificate swap"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_in_flight_requests_then_exits_zero() {
+    let (up, _) = spawn_upstream().await;
+    let mut p = Proxy::start_logging(
+        "shutdown_grace = \"10s\"",
+        &only_api(up),
+        tempfile::tempdir().unwrap(),
+        "info",
+    );
+    let addr = p.addr;
+    let slow = tokio::spawn(async move {
+        reqwest::Client::new()
+            .get(format!("http://{addr}/api/delay/1500"))
+            .header("authorization", format!("Bearer {}", token("alice")))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    p.signal("TERM");
+    // New connections are refused once the listener is closed.
+    let refused = until(Duration::from_secs(5), || {
+        std::net::TcpStream::connect(addr).is_err()
+    })
+    .await;
+    assert!(refused, "listener still accepting after SIGTERM");
+    assert_eq!(
+        slow.await.unwrap().unwrap(),
+        200,
+        "in-flight request was cut off"
+    );
+    let st = tokio::task::spawn_blocking(move || {
+        let st = p.wait_exit(Duration::from_secs(15));
+        (st, p.log())
+    })
+    .await
+    .unwrap();
+    assert_eq!(st.0.and_then(|s| s.code()), Some(0), "{}", st.1);
+    // The token used above never appears in a log line.
+    assert!(!st.1.contains(&token("alice")[..40]));
+    assert!(
+        !st.1.contains("eyJ"),
+        "a JWT-looking string was logged: {}",
+        st.1
+    );
+    assert!(
+        st.1.contains("\"decision\":\"allowed\""),
+        "no access log line: {}",
+        st.1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_exits_one_when_the_grace_period_cuts_requests_off() {
+    let (up, _) = spawn_upstream().await;
+    let mut p = Proxy::start_logging(
+        "shutdown_grace = \"500ms\"",
+        &only_api(up),
+        tempfile::tempdir().unwrap(),
+        "debug",
+    );
+    let addr = p.addr;
+    let slow = tokio::spawn(async move {
+        reqwest::Client::new()
+            .get(format!("http://{addr}/api/delay/5000"))
+            .header("authorization", format!("Bearer {}", token("alice")))
+            .send()
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    p.signal("TERM");
+    let st = tokio::task::spawn_blocking(move || (p.wait_exit(Duration::from_secs(15)), p.log()))
+        .await
+        .unwrap();
+    assert_eq!(st.0.and_then(|s| s.code()), Some(1), "{}", st.1);
+    assert!(
+        slow.await.unwrap().is_err(),
+        "the cut-off request cannot have succeeded"
+    );
+}
