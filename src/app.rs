@@ -19,6 +19,8 @@ pub struct Runtime {
     pub verifier: Verifier,
     /// Clients, index-aligned with `config.upstreams` (`None` for `echo:`).
     pub clients: Vec<Option<UpstreamClient>>,
+    /// Request counters per route.
+    pub counters: crate::metrics::RouteCounters,
 }
 
 impl Runtime {
@@ -34,10 +36,13 @@ impl Runtime {
             .iter()
             .map(upstream::client_for)
             .collect::<Result<_, _>>()?;
+        let counters =
+            crate::metrics::RouteCounters::new(config.routes.routes.iter().map(|r| r.name.clone()));
         Ok(Runtime {
             config,
             verifier,
             clients,
+            counters,
         })
     }
 }

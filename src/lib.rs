@@ -11,6 +11,7 @@ pub mod body;
 pub mod cli;
 pub mod config;
 pub mod deny;
+pub mod metrics;
 pub mod mint;
 pub mod path;
 pub mod proxy;

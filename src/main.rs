@@ -104,6 +104,7 @@ fn token(cli: &Cli, sub: &str, scope: Option<&str>, ttl: &str, issuer: Option<&s
 
 fn run(cli: &Cli) -> ExitCode {
     portcullis::telemetry::init();
+    portcullis::metrics::install();
     let cfg = match load(cli) {
         Ok(c) => c,
         Err(code) => return code,

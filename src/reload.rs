@@ -23,10 +23,12 @@ pub fn reload(app: &App) -> Result<(), String> {
     match &result {
         Ok(()) => {
             RELOADS_OK.fetch_add(1, Ordering::Relaxed);
+            crate::metrics::reloads_ok().increment(1);
             tracing::info!(config = %path.display(), "config reloaded");
         }
         Err(e) => {
             RELOADS_ERROR.fetch_add(1, Ordering::Relaxed);
+            crate::metrics::reloads_error().increment(1);
             tracing::error!(config = %path.display(), errors = %e, "reload failed; still serving the previous config");
         }
     }

@@ -113,6 +113,22 @@ pub async fn serve(
     }
 }
 
+/// Keeps `portcullis_open_connections` right however a connection ends.
+struct OpenConnection;
+
+impl OpenConnection {
+    fn new() -> Self {
+        crate::metrics::open_connections().increment(1.0);
+        OpenConnection
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        crate::metrics::open_connections().decrement(1.0);
+    }
+}
+
 async fn serve_conn<IO>(
     io: IO,
     peer: SocketAddr,
@@ -142,6 +158,7 @@ async fn serve_conn<IO>(
         crate::proxy::handler::handle(rt, conn, req)
     });
     let conn = watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(io), svc));
+    let _open = OpenConnection::new();
     tokio::pin!(conn);
     // idle_timeout: a connection that moved no byte either way for that long is
     // closed (HTTP/1.1 keep-alive is also bounded by header_timeout, see module doc).

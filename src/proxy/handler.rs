@@ -28,6 +28,7 @@ use std::time::Instant;
 /// What the access log line reports.
 #[derive(Default)]
 struct Outcome {
+    route_idx: Option<usize>,
     path: Option<String>,
     route: Option<String>,
     user: Option<String>,
@@ -54,6 +55,8 @@ pub async fn handle(
     };
     resp.headers_mut()
         .insert(headers::X_REQUEST_ID.clone(), rid.clone());
+    rt.counters
+        .record(out.route_idx, resp.status().as_u16(), out.decision);
     if tracing::enabled!(target: "access", tracing::Level::INFO) {
         tracing::info!(
             target: "access",
@@ -111,11 +114,12 @@ async fn forward(
     out.path = Some(path.clone());
     let host_full = request_host(&parts.uri, &parts.headers).map(str::to_owned);
     let host = host_full.as_deref().map(strip_port);
-    let (_, route) = rt
+    let (route_idx, route) = rt
         .config
         .routes
         .find(host, &parts.method, &path)
         .ok_or(Denial::NoRoute)?;
+    out.route_idx = Some(route_idx);
     out.route = Some(route.name.clone());
 
     let verified = authenticate(rt, route, &parts)?;
@@ -190,8 +194,10 @@ async fn forward(
                 .get(up_idx)
                 .and_then(Option::as_ref)
                 .ok_or(Denial::BadGateway)?;
-            let mut resp =
-                upstream::send(client, Request::from_parts(parts, body), up.timeout).await?;
+            let started = Instant::now();
+            let sent = upstream::send(client, Request::from_parts(parts, body), up.timeout).await;
+            crate::metrics::upstream_seconds().record(started.elapsed().as_secs_f64());
+            let mut resp = sent?;
             let switching = upgrade && resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
             if switching {
                 if let Some(client_side) = client_upgrade {
@@ -283,7 +289,12 @@ fn authenticate(
             match token {
                 None if route.access == Access::Optional => Ok(None),
                 None => Err(Denial::NoToken),
-                Some(t) => rt.verifier.verify(&t).map(Some).map_err(Denial::Invalid),
+                Some(t) => {
+                    let started = Instant::now();
+                    let v = rt.verifier.verify(&t);
+                    crate::metrics::verify_seconds().record(started.elapsed().as_secs_f64());
+                    v.map(Some).map_err(Denial::Invalid)
+                }
             }
         }
     }
