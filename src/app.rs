@@ -24,13 +24,28 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Builds the runtime for a config (fails on an unusable upstream `ca`).
+    /// Builds the runtime for a config (fails on an unusable upstream or issuer `ca`)
+    /// and starts the JWKS refresh tasks (when called inside a tokio runtime).
     pub fn new(config: Config) -> Result<Self, crate::tls::TlsError> {
-        let verifier = Verifier::new(
+        Self::build(config, None)
+    }
+
+    /// [`Runtime::new`] for a reload: issuers whose key source did not change keep
+    /// their JWKS keys and fetch counters (no 401s or readiness dip meanwhile).
+    pub fn reloaded(config: Config, previous: &Runtime) -> Result<Self, crate::tls::TlsError> {
+        Self::build(config, Some(previous))
+    }
+
+    fn build(config: Config, previous: Option<&Runtime>) -> Result<Self, crate::tls::TlsError> {
+        let mut verifier = Verifier::new(
             config.issuers.clone(),
             config.identity.claim.clone(),
             config.cache_tokens,
-        );
+        )?;
+        if let Some(p) = previous {
+            verifier.jwks.inherit(&p.verifier.jwks);
+        }
+        verifier.jwks.start();
         let clients = config
             .upstreams
             .iter()

@@ -141,10 +141,22 @@ async fn serve(cfg: Config) -> anyhow::Result<bool> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
+    let admin = match app.runtime.load().config.admin {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} ([admin])"))?;
+            let local = l.local_addr().unwrap_or(addr);
+            tokio::spawn(portcullis::admin::serve(l, app.clone()));
+            Some(local)
+        }
+        None => None,
+    };
     {
         let rt = app.runtime.load();
         tracing::info!(
             listen = %listener.local_addr().unwrap_or(listen),
+            admin = admin.map(|a| a.to_string()),
             tls = app.certs.is_some(),
             routes = rt.config.routes.routes.len(),
             issuers = rt.config.issuers.len(),

@@ -1,10 +1,11 @@
 //! Authentication: finding the token in a request ([`extract`]), the keys that
-//! verify it ([`keys`]), verification itself ([`verify`]) and the verified-token
+//! verify it ([`keys`], fetched and refreshed by [`jwks`]), verification itself ([`verify`]) and the verified-token
 //! cache ([`cache`]).
 
 pub mod cache;
 pub mod claims;
 pub mod error;
 pub mod extract;
+pub mod jwks;
 pub mod keys;
 pub mod verify;

@@ -6,6 +6,7 @@
 use super::cache::TokenCache;
 use super::claims::{self, numeric_date};
 use super::error::TokenError;
+use super::jwks::JwksSet;
 use super::keys::{KeySet, Lookup, SigningKey, VerifyKey};
 use arc_swap::ArcSwap;
 use jsonwebtoken::Algorithm;
@@ -82,8 +83,11 @@ pub struct Verifier {
     pub issuers: Vec<Arc<Issuer>>,
     by_iss: HashMap<String, usize>,
     identity_claim: String,
-    /// The verified-token cache (SPEC §3).
-    pub cache: TokenCache,
+    /// The verified-token cache (SPEC §3); shared with the JWKS refresh, which
+    /// evicts tokens verified by a key that left its issuer's set.
+    pub cache: Arc<TokenCache>,
+    /// JWKS / discovery key sources, index-aligned with `issuers`.
+    pub jwks: JwksSet,
 }
 
 /// Seconds since the epoch.
@@ -94,19 +98,50 @@ pub fn now_secs() -> f64 {
 }
 
 impl Verifier {
-    /// Builds a verifier; `cache_entries` 0 turns the cache off.
-    pub fn new(issuers: Vec<Arc<Issuer>>, identity_claim: String, cache_entries: u64) -> Self {
+    /// Builds a verifier; `cache_entries` 0 turns the cache off. JWKS issuers start
+    /// without keys: [`JwksSet::start`] fetches them (fails on an unusable `ca`).
+    pub fn new(
+        issuers: Vec<Arc<Issuer>>,
+        identity_claim: String,
+        cache_entries: u64,
+    ) -> Result<Self, crate::tls::TlsError> {
         let by_iss = issuers
             .iter()
             .enumerate()
             .map(|(i, iss)| (iss.iss.clone(), i))
             .collect();
-        Verifier {
+        let cache = Arc::new(TokenCache::new(cache_entries));
+        let jwks = JwksSet::new(&issuers, &cache)?;
+        Ok(Verifier {
             issuers,
             by_iss,
             identity_claim,
-            cache: TokenCache::new(cache_entries),
+            cache,
+            jwks,
+        })
+    }
+
+    /// [`Verifier::verify`], plus the JWKS slow path: on an unknown `kid` for a JWKS
+    /// issuer, wait for a (rate-limited, single-flight) re-fetch and try once more.
+    pub async fn verify_async(&self, token: &str) -> Result<Arc<Verified>, TokenError> {
+        match self.verify(token) {
+            Err(TokenError::UnknownKid) => {
+                let source = self.issuer_index(token).and_then(|i| self.jwks.source(i));
+                match source {
+                    Some(s) if s.refresh_for_unknown_kid().await => self.verify(token),
+                    _ => Err(TokenError::UnknownKid),
+                }
+            }
+            other => other,
         }
+    }
+
+    /// The configured issuer a token claims (payload not verified: routing only).
+    fn issuer_index(&self, token: &str) -> Option<usize> {
+        let parts = claims::split(token).ok()?;
+        let claims = claims::json_object(parts.payload).ok()?;
+        let iss = claims.get("iss")?.as_str()?;
+        self.by_iss.get(iss).copied()
     }
 
     /// Verifies a token, from the cache when it was verified before.

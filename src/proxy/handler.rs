@@ -122,7 +122,7 @@ async fn forward(
     out.route_idx = Some(route_idx);
     out.route = Some(route.name.clone());
 
-    let verified = authenticate(rt, route, &parts)?;
+    let verified = authenticate(rt, route, &parts).await?;
     out.decision = match (&verified, route.access) {
         (Some(_), _) => "allowed",
         (None, Access::Public) => "public",
@@ -276,7 +276,8 @@ fn splice(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade
 }
 
 /// Phase 3: the verified token, `None` when the route needs none and none was sent.
-fn authenticate(
+/// An unknown `kid` of a JWKS issuer may wait for a (rate-limited) key re-fetch.
+async fn authenticate(
     rt: &Runtime,
     route: &Route,
     parts: &http::request::Parts,
@@ -291,7 +292,7 @@ fn authenticate(
                 None => Err(Denial::NoToken),
                 Some(t) => {
                     let started = Instant::now();
-                    let v = rt.verifier.verify(&t);
+                    let v = rt.verifier.verify_async(&t).await;
                     crate::metrics::verify_seconds().record(started.elapsed().as_secs_f64());
                     v.map(Some).map_err(Denial::Invalid)
                 }

@@ -1,0 +1,83 @@
+//! The admin listener (`[admin] listen`, SPEC §6): a separate plain-HTTP/1.1
+//! listener, never behind auth, for probes and operators.
+//!
+//! - `GET /healthz`: 200 while the process lives;
+//! - `GET /readyz`: 200 once the config is loaded and every JWKS issuer has keys,
+//!   503 before that and while draining;
+//! - anything else: 404 (`HEAD` is answered like `GET`, other methods 405).
+//!
+//! [`admin_router`] is a plain function from (app, method, path) to a response, so
+//! pages are added as match arms and tested without a socket.
+
+use crate::app::App;
+use bytes::Bytes;
+use http::{header, Method, Response, StatusCode};
+use http_body_util::Full;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Whether the proxy should receive traffic: not draining, and every JWKS issuer
+/// has keys.
+pub fn ready(app: &App) -> bool {
+    !app.is_draining() && app.runtime.load().verifier.jwks.ready()
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    r
+}
+
+/// Answers one admin request.
+pub fn admin_router(app: &App, method: &Method, path: &str) -> Response<Full<Bytes>> {
+    if method != Method::GET && method != Method::HEAD {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+    }
+    match path {
+        "/healthz" => text(StatusCode::OK, "ok\n"),
+        "/readyz" if ready(app) => text(StatusCode::OK, "ready\n"),
+        "/readyz" if app.is_draining() => text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
+        "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "waiting for JWKS keys\n"),
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+/// Serves the admin listener until the process ends.
+pub async fn serve(listener: TcpListener, app: Arc<App>) {
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "admin accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let app = app.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                let resp = admin_router(&app, req.method(), req.uri().path());
+                async move { Ok::<_, Infallible>(resp) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(TokioIo::new(stream), svc);
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "admin connection ended with an error");
+            }
+        });
+    }
+}
