@@ -18,6 +18,8 @@ need_apt() {  # need_apt COMMAND PACKAGE
 
 # The integration tests use the openssl CLI to make some fixtures.
 need_apt openssl openssl
+# The admin status page is checked in a real headless browser (Debian's chromium).
+need_apt chromium chromium
 
 echo "== cargo test" >&2
 cargo test --all-targets --locked 2>&1

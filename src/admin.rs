@@ -4,6 +4,8 @@
 //! - `GET /healthz`: 200 while the process lives;
 //! - `GET /readyz`: 200 once the config is loaded and every JWKS issuer has keys,
 //!   503 before that and while draining;
+//! - `GET /metrics`: Prometheus text format;
+//! - `GET /`: the read-only status page; `GET /config`: the running config, redacted;
 //! - anything else: 404 (`HEAD` is answered like `GET`, other methods 405).
 //!
 //! [`admin_router`] is a plain function from (app, method, path) to a response, so
@@ -40,6 +42,20 @@ fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     r
 }
 
+fn owned(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static(content_type),
+    );
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    r
+}
+
 /// Answers one admin request.
 pub fn admin_router(app: &App, method: &Method, path: &str) -> Response<Full<Bytes>> {
     if method != Method::GET && method != Method::HEAD {
@@ -50,6 +66,21 @@ pub fn admin_router(app: &App, method: &Method, path: &str) -> Response<Full<Byt
         "/readyz" if ready(app) => text(StatusCode::OK, "ready\n"),
         "/readyz" if app.is_draining() => text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
         "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "waiting for JWKS keys\n"),
+        "/metrics" => owned(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            crate::metrics::render(),
+        ),
+        "/" => owned(
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            crate::status::page(app),
+        ),
+        "/config" => owned(
+            StatusCode::OK,
+            "application/json",
+            crate::status::config_json(&app.runtime.load().config).to_string(),
+        ),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }

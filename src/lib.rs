@@ -20,6 +20,7 @@ pub mod reload;
 pub mod routes;
 pub mod server;
 pub mod smuggle;
+pub mod status;
 pub mod telemetry;
 pub mod tls;
 

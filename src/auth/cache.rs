@@ -5,6 +5,7 @@
 use super::verify::Verified;
 use moka::sync::Cache;
 use moka::Expiry;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,8 @@ impl Expiry<Digest, Entry> for PerEntry {
 /// Verified tokens by digest.
 pub struct TokenCache {
     inner: Option<Cache<Digest, Entry>>,
+    hits: AtomicU64,
+    misses: AtomicU64,
 }
 
 impl TokenCache {
@@ -39,7 +42,11 @@ impl TokenCache {
                 .expire_after(PerEntry)
                 .build()
         });
-        TokenCache { inner }
+        TokenCache {
+            inner,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
     }
 
     /// Whether caching is on.
@@ -57,7 +64,22 @@ impl TokenCache {
 
     /// A cached verification.
     pub fn get(&self, d: &Digest) -> Option<Arc<Verified>> {
-        self.inner.as_ref()?.get(d).map(|e| e.value)
+        let hit = self.inner.as_ref()?.get(d).map(|e| e.value);
+        if hit.is_some() {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            crate::metrics::cache_hits().increment(1);
+        } else {
+            self.misses.fetch_add(1, Ordering::Relaxed);
+            crate::metrics::cache_misses().increment(1);
+        }
+        hit
+    }
+
+    /// Hits over lookups since start, if there was any lookup.
+    pub fn hit_ratio(&self) -> Option<f64> {
+        let h = self.hits.load(Ordering::Relaxed) as f64;
+        let m = self.misses.load(Ordering::Relaxed) as f64;
+        (h + m > 0.0).then(|| h / (h + m))
     }
 
     /// Caches a verification for at most `ttl`.
@@ -87,7 +109,10 @@ impl TokenCache {
 
     /// Approximate number of entries.
     pub fn len(&self) -> u64 {
-        self.inner.as_ref().map_or(0, Cache::entry_count)
+        self.inner.as_ref().map_or(0, |c| {
+            c.run_pending_tasks();
+            c.entry_count()
+        })
     }
 
     /// Whether the cache holds nothing.

@@ -436,6 +436,7 @@ impl JwksSource {
             Ok((keys, max_age)) => {
                 self.apply(st, keys);
                 self.stats.ok.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::jwks_fetch(&self.issuer.name, true);
                 self.stats.last_ok.store(true, Ordering::Relaxed);
                 if let Ok(mut e) = self.stats.last_error.lock() {
                     *e = None;
@@ -444,6 +445,7 @@ impl JwksSource {
             }
             Err(e) => {
                 self.stats.error.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::jwks_fetch(&self.issuer.name, false);
                 self.stats.last_ok.store(false, Ordering::Relaxed);
                 if let Ok(mut last) = self.stats.last_error.lock() {
                     *last = Some(e.to_string());

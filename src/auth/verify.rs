@@ -149,13 +149,7 @@ impl Verifier {
         let now = now_secs();
         let digest = self.cache.enabled().then(|| TokenCache::digest(token));
         if let Some(d) = &digest {
-            let hit = self.cache.get(d);
-            if hit.is_some() {
-                crate::metrics::cache_hits().increment(1);
-            } else {
-                crate::metrics::cache_misses().increment(1);
-            }
-            if let Some(v) = hit {
+            if let Some(v) = self.cache.get(d) {
                 // The cache never keeps an entry past exp, but its clock is coarse;
                 // check again, and check the key is still published.
                 let leeway = self.issuers.get(v.issuer).map_or(0, |i| i.leeway.as_secs());
