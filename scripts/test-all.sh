@@ -21,5 +21,20 @@ need_apt openssl openssl
 # The admin status page is checked in a real headless browser (Debian's chromium).
 need_apt chromium chromium
 
+# ---- real OpenID Connect provider (issue #4; used by tests/jwks.rs) ----------
+# `oidc-provider` from npm, pinned, into target/oidc (only when missing). The test
+# fails, not skips, without it. Needs node >= 20.19 and npm (on the machine image).
+OIDC_DIR=target/oidc
+OIDC_PIN="oidc-provider@9.13.3"
+if [ ! -f "$OIDC_DIR/node_modules/oidc-provider/package.json" ]; then
+  command -v node >/dev/null 2>&1 || need_apt node nodejs
+  command -v npm >/dev/null 2>&1 || need_apt npm npm
+  mkdir -p "$OIDC_DIR"
+  [ -f "$OIDC_DIR/package.json" ] || echo '{"name":"portcullis-oidc-test","private":true}' > "$OIDC_DIR/package.json"
+  echo "== npm install $OIDC_PIN into $OIDC_DIR" >&2
+  (cd "$OIDC_DIR" && npm install --no-audit --no-fund --silent "$OIDC_PIN")
+fi
+# ---- end OpenID Connect provider ---------------------------------------------
+
 echo "== cargo test" >&2
 cargo test --all-targets --locked 2>&1
