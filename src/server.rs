@@ -29,7 +29,10 @@ fn builder(cfg: &Server) -> auto::Builder<TokioExecutor> {
     b.http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(cfg.max_header_bytes).unwrap_or(u32::MAX))
-        .max_concurrent_streams(256)
+        .max_concurrent_streams(cfg.h2_max_concurrent_streams)
+        // CVE-2023-44487 (rapid reset): bound streams reset before being handled.
+        .max_pending_accept_reset_streams(Some(50))
+        .max_local_error_reset_streams(Some(1024))
         .keep_alive_interval(Some(cfg.idle_timeout))
         .keep_alive_timeout(cfg.header_timeout);
     b
@@ -49,8 +52,18 @@ pub async fn serve(
     let builder = Arc::new(builder(&cfg));
     let acceptor = tls.map(TlsAcceptor::from);
     let graceful = GracefulShutdown::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(cfg.max_connections));
     tokio::pin!(shutdown);
     loop {
+        // At max_connections, stop accepting until a connection ends: new clients wait
+        // in the kernel's backlog instead of taking memory here.
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
         let (stream, peer) = tokio::select! {
             () = &mut shutdown => break,
             r = listener.accept() => match r {
@@ -69,6 +82,7 @@ pub async fn serve(
         let watcher = graceful.watcher();
         let handshake_timeout = cfg.header_timeout;
         tokio::spawn(async move {
+            let _permit = permit;
             match acceptor {
                 None => serve_conn(stream, peer, false, app, &builder, watcher).await,
                 Some(acc) => {

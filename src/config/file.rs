@@ -56,6 +56,13 @@ pub struct RawServer {
     pub shutdown_grace: Option<Dur>,
     /// Reload when the config or a file it names changes.
     pub watch: Option<bool>,
+    /// Most client connections open at once; further ones wait in the listen
+    /// backlog (default 25000).
+    pub max_connections: Option<Spanned<i64>>,
+    /// HTTP/2 streams one connection may have open at once (default 100).
+    pub h2_max_concurrent_streams: Option<Spanned<i64>>,
+    /// Worker threads of the async runtime (default: the CPUs this process may use).
+    pub worker_threads: Option<Spanned<i64>>,
     /// TLS termination; omit for plain HTTP.
     pub tls: Option<Spanned<RawTls>>,
 }

@@ -42,6 +42,12 @@ pub struct Server {
     pub shutdown_grace: Duration,
     /// Reload on file change.
     pub watch: bool,
+    /// Most client connections open at once.
+    pub max_connections: usize,
+    /// HTTP/2 concurrent streams per connection.
+    pub h2_max_concurrent_streams: u32,
+    /// Runtime worker threads (`None`: one per available CPU).
+    pub worker_threads: Option<usize>,
     /// TLS, when configured.
     pub tls: Option<Tls>,
 }
@@ -343,8 +349,27 @@ impl Compiler<'_> {
                     .collect(),
             }
         });
+        let mut count = |v: &Option<Spanned<i64>>, key: &str, min: i64, max: i64| -> Option<i64> {
+            let n = v.as_ref()?;
+            if (min..=max).contains(n.get_ref()) {
+                Some(*n.get_ref())
+            } else {
+                self.rep
+                    .at(n.span(), format!("`{key}` must be between {min} and {max}"));
+                None
+            }
+        };
+        let max_connections = count(&s.max_connections, "max_connections", 1, 10_000_000)
+            .map_or(25_000, |n| n as usize);
+        let h2_max_concurrent_streams =
+            count(&s.h2_max_concurrent_streams, "h2_max_concurrent_streams", 1, 10_000)
+                .map_or(100, |n| n as u32);
+        let worker_threads = count(&s.worker_threads, "worker_threads", 1, 1024).map(|n| n as usize);
         Some(Server {
             listen,
+            max_connections,
+            h2_max_concurrent_streams,
+            worker_threads,
             header_timeout: dur(s.header_timeout, Duration::from_secs(10)),
             idle_timeout: dur(s.idle_timeout, Duration::from_secs(60)),
             max_header_bytes,
