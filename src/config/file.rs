@@ -205,10 +205,10 @@ pub struct RawState {
 #[derive(Debug, Deserialize, Clone)]
 #[serde(untagged)]
 pub enum OneOrMany {
+    /// Several accepted values (tried first: an array is not one value).
+    Many(Vec<toml::Value>),
     /// One accepted value.
     One(toml::Value),
-    /// Several accepted values.
-    Many(Vec<toml::Value>),
 }
 
 /// `[[routes]]`.
