@@ -34,6 +34,13 @@ fn check(cli: &Cli) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
+    // Certificates and keys are checked the way start-up loads them.
+    if let Some(tls) = &cfg.server.tls {
+        if let Err(e) = portcullis::tls::Certs::load(tls) {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
+    }
     println!("{}: ok", cli.config.display());
     println!(
         "{:<3} {:<16} {:<20} {:<24} {:<14} {:<10} upstream",
