@@ -1,0 +1,352 @@
+//! Command line (SPEC §1): `--version`, `--help`, usage errors, config discovery,
+//! `token` (claims, signing key choice, signatures checked here, accepted by a running
+//! proxy) and `${VAR}` substitution in a running proxy.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use serde_json::{json, Value};
+use std::path::Path;
+use support::*;
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+/// A minimal valid config around `issuers` (one route per line of `routes`).
+fn config(issuers: &str, extra: &str) -> String {
+    format!(
+        r#"[server]
+listen = "127.0.0.1:18080"
+
+[upstreams.app]
+url = "echo:"
+
+{issuers}
+{extra}
+
+[[routes]]
+name = "everything"
+path = "/**"
+upstream = "app"
+"#
+    )
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+/// Runs `token` and returns the single JWT it printed (checked: one line, 3 segments).
+async fn mint_cli(dir: &Path, args: &[&str]) -> String {
+    let mut full = vec!["token"];
+    full.extend_from_slice(args);
+    let out = cli(&full, dir, &[]).await;
+    out.assert_code(0);
+    assert!(out.stdout.ends_with('\n'), "{:?}", out.stdout);
+    let tok = out.stdout.trim_end_matches('\n').trim_end_matches('\r');
+    assert_eq!(tok.lines().count(), 1, "one line: {:?}", out.stdout);
+    assert!(!tok.contains(char::is_whitespace), "{tok:?}");
+    assert_eq!(tok.split('.').count(), 3, "{tok:?}");
+    tok.to_string()
+}
+
+fn signing_input(tok: &str) -> (String, Vec<u8>) {
+    let (input, sig) = tok.rsplit_once('.').unwrap();
+    (input.to_string(), b64_decode(sig))
+}
+
+fn assert_standard_claims(c: &Value, iss: &str, sub: &str) {
+    let t = now();
+    assert_eq!(c["iss"], iss, "{c}");
+    assert_eq!(c["sub"], sub, "{c}");
+    let iat = c["iat"].as_u64().unwrap_or_else(|| panic!("iat: {c}"));
+    let exp = c["exp"].as_u64().unwrap_or_else(|| panic!("exp: {c}"));
+    assert!(iat + 60 >= t && iat <= t + 60, "iat {iat} vs now {t}");
+    assert!(exp > t, "exp {exp} not in the future");
+    assert!(c["jti"].as_str().is_some_and(|j| !j.is_empty()), "jti: {c}");
+}
+
+#[tokio::test]
+async fn version_help_and_usage_errors() {
+    let dir = tmp();
+    let out = cli(&["--version"], dir.path(), &[]).await;
+    out.assert_code(0);
+    assert_eq!(
+        out.stdout.trim_end(),
+        format!("portcullis {}", env!("CARGO_PKG_VERSION"))
+    );
+    let out = cli(&["--help"], dir.path(), &[]).await;
+    out.assert_code(0);
+    for word in ["check", "token"] {
+        assert!(
+            out.stdout.contains(word),
+            "--help lacks {word}:\n{}",
+            out.stdout
+        );
+    }
+    cli(&["--bogus-flag"], dir.path(), &[]).await.assert_code(2);
+    cli(&["frobnicate"], dir.path(), &[]).await.assert_code(2);
+    cli(&["check", "--bogus-flag"], dir.path(), &[])
+        .await
+        .assert_code(2);
+    // `token` without --sub is a usage error.
+    let path = write(dir.path(), "proxy.toml", &config(&hs_issuer(), ""));
+    cli(&["token", "--config", &path], dir.path(), &[])
+        .await
+        .assert_code(2);
+}
+
+#[tokio::test]
+async fn config_path_defaults() {
+    // $PORTCULLIS_CONFIG, then ./proxy.toml.
+    let dir = tmp();
+    let path = write(dir.path(), "from-env.toml", &config(&hs_issuer(), ""));
+    let out = cli(&["check"], dir.path(), &[("PORTCULLIS_CONFIG", &path)]).await;
+    out.assert_code(0);
+    assert!(out.stdout.contains("everything"), "{}", out.stdout);
+
+    let dir = tmp();
+    write(dir.path(), "proxy.toml", &config(&hs_issuer(), ""));
+    let out = cli(&["check"], dir.path(), &[]).await;
+    out.assert_code(0);
+    assert!(out.stdout.contains("everything"), "{}", out.stdout);
+
+    // No config at all: an error, not a silent default.
+    let dir = tmp();
+    let out = cli(&["check"], dir.path(), &[]).await;
+    assert_ne!(out.code, Some(0), "{out:?}");
+}
+
+#[tokio::test]
+async fn token_with_a_secret() {
+    let dir = tmp();
+    let issuers = format!(
+        "[[issuers]]\nname = \"local\"\nissuer = \"https://local.test/\"\nsecret = \"{SECRET}\"\naudiences = [\"orders-api\", \"other\"]\n"
+    );
+    let path = write(dir.path(), "proxy.toml", &config(&issuers, ""));
+
+    let tok = mint_cli(dir.path(), &["--sub", "alice", "--config", &path]).await;
+    let header = jwt_part(&tok, 0);
+    let c = jwt_part(&tok, 1);
+    let alg = header["alg"].as_str().unwrap();
+    assert!(["HS256", "HS384", "HS512"].contains(&alg), "{header}");
+    let (input, sig) = signing_input(&tok);
+    assert_eq!(hmac(alg, SECRET.as_bytes(), input.as_bytes()), sig, "HMAC");
+    assert_standard_claims(&c, "https://local.test/", "alice");
+    assert!(
+        c["aud"] == json!("orders-api") || c["aud"] == json!(["orders-api"]),
+        "aud is the first audience: {c}"
+    );
+    assert!(c.get("scope").is_none(), "no scope asked: {c}");
+
+    let tok = mint_cli(
+        dir.path(),
+        &[
+            "--sub",
+            "bob",
+            "--scope",
+            "items:read admin",
+            "--ttl",
+            "15m",
+            "--config",
+            &path,
+        ],
+    )
+    .await;
+    let c = jwt_part(&tok, 1);
+    assert_standard_claims(&c, "https://local.test/", "bob");
+    assert_eq!(c["scope"], "items:read admin");
+    let ttl = c["exp"].as_u64().unwrap() - c["iat"].as_u64().unwrap();
+    assert!((898..=902).contains(&ttl), "--ttl 15m gave {ttl} s");
+
+    // jti differs between tokens.
+    let a = jwt_part(
+        &mint_cli(dir.path(), &["--sub", "x", "--config", &path]).await,
+        1,
+    );
+    let b = jwt_part(
+        &mint_cli(dir.path(), &["--sub", "x", "--config", &path]).await,
+        1,
+    );
+    assert_ne!(a["jti"], b["jti"]);
+}
+
+#[tokio::test]
+async fn token_with_private_keys() {
+    for (key, file, algs) in [
+        (
+            rsa_key(),
+            "rsa.pem",
+            &["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"][..],
+        ),
+        (p256_key(), "p256.pem", &["ES256"][..]),
+        (ed25519_key(), "ed.pem", &["EdDSA"][..]),
+    ] {
+        let dir = tmp();
+        std::fs::write(dir.path().join(file), &key.private_pem).unwrap();
+        let issuers = format!(
+            "[[issuers]]\nname = \"signer\"\nissuer = \"https://signer.test/\"\nprivate_key = \"{file}\"\n"
+        );
+        let path = write(dir.path(), "proxy.toml", &config(&issuers, ""));
+        let tok = mint_cli(dir.path(), &["--sub", "carol", "--config", &path]).await;
+        let header = jwt_part(&tok, 0);
+        let alg = header["alg"].as_str().unwrap();
+        assert!(algs.contains(&alg), "{file}: alg {alg}");
+        let (input, sig) = signing_input(&tok);
+        assert!(
+            key.verify(alg, input.as_bytes(), &sig),
+            "{file}: signature does not verify with the key"
+        );
+        let c = jwt_part(&tok, 1);
+        assert_standard_claims(&c, "https://signer.test/", "carol");
+        assert!(
+            c.get("aud").is_none_or(|a| a.is_null()),
+            "no audiences: {c}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn token_issuer_choice() {
+    // The first issuer with a secret or private key...
+    let dir = tmp();
+    std::fs::write(dir.path().join("pub.pem"), &rsa_key().public_pem).unwrap();
+    let issuers = format!(
+        "[[issuers]]\nname = \"verify-only\"\nissuer = \"https://verify-only.test/\"\npublic_key = \"pub.pem\"\n\n\
+         [[issuers]]\nname = \"first\"\nissuer = \"https://first.test/\"\nsecret = \"{SECRET}\"\n\n\
+         [[issuers]]\nname = \"second\"\nissuer = \"https://second.test/\"\nsecret = \"second-secret-0123456789abcdef0123456789\"\n"
+    );
+    let path = write(dir.path(), "proxy.toml", &config(&issuers, ""));
+    let tok = mint_cli(dir.path(), &["--sub", "dave", "--config", &path]).await;
+    assert_eq!(jwt_part(&tok, 1)["iss"], "https://first.test/");
+    let (input, sig) = signing_input(&tok);
+    let alg = jwt_part(&tok, 0)["alg"].as_str().unwrap().to_string();
+    assert_eq!(hmac(&alg, SECRET.as_bytes(), input.as_bytes()), sig);
+
+    // ...unless [token_endpoint] names one.
+    std::fs::write(dir.path().join("users.toml"), "[users]\n").unwrap();
+    let endpoint =
+        "[token_endpoint]\npath = \"/token\"\nissuer = \"second\"\nusers = \"users.toml\"\n";
+    let path = write(dir.path(), "proxy2.toml", &config(&issuers, endpoint));
+    let tok = mint_cli(dir.path(), &["--sub", "dave", "--config", &path]).await;
+    assert_eq!(jwt_part(&tok, 1)["iss"], "https://second.test/");
+    let (input, sig) = signing_input(&tok);
+    let alg = jwt_part(&tok, 0)["alg"].as_str().unwrap().to_string();
+    assert_eq!(
+        hmac(
+            &alg,
+            b"second-secret-0123456789abcdef0123456789",
+            input.as_bytes()
+        ),
+        sig
+    );
+}
+
+#[tokio::test]
+async fn token_without_a_signing_issuer_fails() {
+    let dir = tmp();
+    std::fs::write(dir.path().join("pub.pem"), &rsa_key().public_pem).unwrap();
+    let issuers =
+        "[[issuers]]\nname = \"v\"\nissuer = \"https://v.test/\"\npublic_key = \"pub.pem\"\n";
+    let path = write(dir.path(), "proxy.toml", &config(issuers, ""));
+    let out = cli(&["token", "--sub", "x", "--config", &path], dir.path(), &[]).await;
+    out.assert_code(1);
+    assert!(out.stdout.trim().is_empty(), "{:?}", out.stdout);
+    assert!(!out.stderr.trim().is_empty(), "an error message is printed");
+}
+
+#[tokio::test]
+async fn cli_tokens_are_accepted_by_the_running_proxy() {
+    let up = spawn_upstream().await;
+    let body = format!(
+        r#"
+[upstreams.app]
+url = "{}"
+
+[[issuers]]
+name = "edge"
+issuer = "https://edge.test/"
+private_key = "signing.pem"
+audiences = ["orders-api"]
+
+[[routes]]
+name = "admin"
+path = "/admin/**"
+scopes = ["admin"]
+upstream = "app"
+
+[[routes]]
+name = "rest"
+path = "/**"
+upstream = "app"
+"#,
+        up.url()
+    );
+    let p = Proxy::builder()
+        .file("signing.pem", &rsa_key().private_pem)
+        .start(&body)
+        .await;
+    let path = p.config_path.to_str().unwrap().to_string();
+    let tok = mint_cli(
+        p.dir.path(),
+        &["--sub", "carol", "--scope", "read admin", "--config", &path],
+    )
+    .await;
+    p.get("/admin/panel", Some(&tok)).await.assert_status(200);
+    assert_eq!(up.last().header_all("x-user"), vec!["carol"]);
+    assert_eq!(up.last().path, "/admin/panel");
+
+    let tok = mint_cli(
+        p.dir.path(),
+        &["--sub", "dan", "--scope", "read", "--config", &path],
+    )
+    .await;
+    p.get("/x", Some(&tok)).await.assert_status(200);
+    assert_eq!(up.last().header_all("x-user"), vec!["dan"]);
+    p.get("/admin/panel", Some(&tok))
+        .await
+        .assert_insufficient(Some("admin"));
+}
+
+#[tokio::test]
+async fn variables_are_substituted_in_a_running_proxy() {
+    let up = spawn_upstream().await;
+    let secret = "secret-from-the-environment-0123456789abcdef";
+    let body = r#"
+[upstreams.app]
+url = "http://${PORTCULLIS_TEST_UP_ADDR}"
+
+[[issuers]]
+name = "env"
+issuer = "${PORTCULLIS_TEST_ISS}"
+secret = "${PORTCULLIS_TEST_SECRET}"
+
+[[routes]]
+name = "rest"
+path = "/**"
+upstream = "app"
+"#;
+    let p = Proxy::builder()
+        .env("PORTCULLIS_TEST_UP_ADDR", &up.addr.to_string())
+        .env("PORTCULLIS_TEST_ISS", "https://env.test/")
+        .env("PORTCULLIS_TEST_SECRET", secret)
+        .start(body)
+        .await;
+    let tok = mint(
+        "HS256",
+        Signer::Secret(secret.as_bytes()),
+        &claims("https://env.test/", "erin"),
+    );
+    p.get("/env", Some(&tok)).await.assert_status(200);
+    assert_eq!(up.last().header_all("x-user"), vec!["erin"]);
+    // The literal text is not the secret.
+    let literal = mint(
+        "HS256",
+        Signer::Secret(b"${PORTCULLIS_TEST_SECRET}"),
+        &claims("https://env.test/", "erin"),
+    );
+    p.get("/env", Some(&literal)).await.assert_invalid_token();
+}

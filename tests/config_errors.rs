@@ -1,0 +1,392 @@
+//! `portcullis check` (SPEC §1, §2): a valid config prints the route table in match
+//! order; an invalid one exits 1 with `FILE:LINE:COL: message` on stderr, FILE as given
+//! and LINE computed from the config text here. The proxy refuses to start on the same.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::PathBuf;
+use support::*;
+
+const UNSET: &str = "PORTCULLIS_TEST_UNSET_VAR_XYZ";
+
+fn base_issuer() -> String {
+    format!("[[issuers]]\nname = \"local\"\nissuer = \"local\"\nsecret = \"{SECRET}\"\n")
+}
+
+/// A valid config; the pieces are separate so tests can splice errors in.
+fn valid() -> String {
+    format!(
+        r#"[server]
+listen = "127.0.0.1:18080"
+header_timeout = "10s"
+
+[upstreams.app]
+url = "http://127.0.0.1:9"
+connect_timeout = "2s"
+
+{}
+[[routes]]
+name = "health"
+path = "/health"
+access = "public"
+upstream = "app"
+
+[[routes]]
+name = "admin"
+path = "/admin/**"
+scopes = ["admin"]
+upstream = "app"
+
+[[routes]]
+name = "items"
+path = "/api/*/items"
+methods = ["GET"]
+upstream = "app"
+
+[[routes]]
+name = "everything"
+path = "/**"
+upstream = "app"
+"#,
+        base_issuer()
+    )
+}
+
+/// Writes `text` as `proxy.toml` in a temp dir and runs `check --config <abs path>`.
+async fn check(text: &str) -> (tempfile::TempDir, String, CliOutput) {
+    let dir = tempfile::tempdir().unwrap();
+    let path: PathBuf = dir.path().join("proxy.toml");
+    std::fs::write(&path, text).unwrap();
+    let path = path.to_str().unwrap().to_string();
+    let out = cli(&["check", "--config", &path], dir.path(), &[]).await;
+    (dir, path, out)
+}
+
+/// `check` fails with exit 1 and an error on the line containing one of `needles`;
+/// returns the error line.
+async fn assert_check_error(text: &str, needles: &[&str]) -> String {
+    let lines: Vec<usize> = needles.iter().map(|n| line_of(text, n)).collect();
+    let (_dir, path, out) = check(text).await;
+    out.assert_code(1);
+    assert_error_at(&out.stderr, &path, &lines)
+}
+
+#[tokio::test]
+async fn valid_config_prints_routes_in_match_order() {
+    let (_dir, _path, out) = check(&valid()).await;
+    out.assert_code(0);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    let mut last = None;
+    for (name, pattern) in [
+        ("health", "/health"),
+        ("admin", "/admin/**"),
+        ("items", "/api/*/items"),
+        ("everything", "/**"),
+    ] {
+        let i = lines
+            .iter()
+            .position(|l| l.contains(name) && l.contains(pattern))
+            .unwrap_or_else(|| panic!("no line with {name} and {pattern}:\n{}", out.stdout));
+        if let Some(prev) = last {
+            assert!(i > prev, "{name} out of match order:\n{}", out.stdout);
+        }
+        last = Some(i);
+    }
+}
+
+#[tokio::test]
+async fn routes_that_do_not_always_shadow_are_fine() {
+    let text = format!(
+        r#"[server]
+listen = "127.0.0.1:18080"
+
+[upstreams.app]
+url = "http://127.0.0.1:9"
+
+{}
+[[routes]]
+name = "gets"
+path = "/x/**"
+methods = ["GET"]
+upstream = "app"
+
+[[routes]]
+name = "posts"
+path = "/x/y"
+methods = ["POST"]
+upstream = "app"
+
+[[routes]]
+name = "one-host"
+host = "a.example.com"
+path = "/**"
+upstream = "app"
+
+[[routes]]
+name = "star"
+path = "/s/*"
+upstream = "app"
+
+[[routes]]
+name = "deeper"
+path = "/s/a/b"
+upstream = "app"
+
+[[routes]]
+name = "rest"
+path = "/**"
+upstream = "app"
+"#,
+        base_issuer()
+    );
+    let (_dir, _path, out) = check(&text).await;
+    out.assert_code(0);
+}
+
+#[tokio::test]
+async fn unknown_key_in_server() {
+    let text = valid().replace(
+        "header_timeout = \"10s\"",
+        "header_timeout = \"10s\"\nlisen = \"0.0.0.0:8080\"",
+    );
+    let line = assert_check_error(&text, &["lisen"]).await;
+    assert!(
+        line.contains("lisen"),
+        "message should name the key: {line}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_key_in_route() {
+    let text = valid().replace(
+        "scopes = [\"admin\"]",
+        "scopes = [\"admin\"]\nacess = \"public\"",
+    );
+    let line = assert_check_error(&text, &["acess"]).await;
+    assert!(
+        line.contains("acess"),
+        "message should name the key: {line}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_key_in_issuer() {
+    let text = valid().replace(
+        "issuer = \"local\"",
+        "issuer = \"local\"\naudience = [\"x\"]",
+    );
+    let line = assert_check_error(&text, &["audience ="]).await;
+    assert!(
+        line.contains("audience"),
+        "message should name the key: {line}"
+    );
+}
+
+#[tokio::test]
+async fn bad_duration() {
+    let text = valid().replace(
+        "header_timeout = \"10s\"",
+        "header_timeout = \"10 parsecs\"",
+    );
+    assert_check_error(&text, &["10 parsecs"]).await;
+    let text = valid().replace("connect_timeout = \"2s\"", "connect_timeout = \"fast\"");
+    assert_check_error(&text, &["\"fast\""]).await;
+}
+
+#[tokio::test]
+async fn route_naming_an_unknown_upstream() {
+    let text = valid().replace(
+        "path = \"/admin/**\"\nscopes = [\"admin\"]\nupstream = \"app\"",
+        "path = \"/admin/**\"\nscopes = [\"admin\"]\nupstream = \"nope\"",
+    );
+    let line = assert_check_error(&text, &["upstream = \"nope\""]).await;
+    assert!(
+        line.contains("nope"),
+        "message should name the upstream: {line}"
+    );
+}
+
+#[tokio::test]
+async fn missing_public_key_file() {
+    let text = valid().replace(
+        &base_issuer(),
+        "[[issuers]]\nname = \"rsa\"\nissuer = \"rsa\"\npublic_key = \"keys/does-not-exist.pem\"\n",
+    );
+    assert_check_error(&text, &["does-not-exist.pem"]).await;
+}
+
+#[tokio::test]
+async fn unset_environment_variable() {
+    let text = valid().replace(SECRET, &format!("${{{UNSET}}}"));
+    let line = assert_check_error(&text, &[UNSET]).await;
+    assert!(
+        line.contains(UNSET),
+        "message should name the variable: {line}"
+    );
+}
+
+#[tokio::test]
+async fn shadowed_route() {
+    let text = format!(
+        r#"[server]
+listen = "127.0.0.1:18080"
+
+[upstreams.app]
+url = "http://127.0.0.1:9"
+
+{}
+[[routes]]
+name = "all"
+path = "/**"
+upstream = "app"
+
+[[routes]]
+name = "admin"
+path = "/admin"
+upstream = "app"
+"#,
+        base_issuer()
+    );
+    // The second route (its table header, name or path) is what is reported.
+    let header = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| *l == "[[routes]]")
+        .nth(1)
+        .unwrap()
+        .0;
+    let name = line_of(&text, "name = \"admin\"");
+    let path = line_of(&text, "path = \"/admin\"");
+    let (_dir, file, out) = check(&text).await;
+    out.assert_code(1);
+    assert_error_at(&out.stderr, &file, &[header + 1, name, path]);
+}
+
+#[tokio::test]
+async fn shadowed_by_a_wider_pattern_and_method_set() {
+    let text = format!(
+        r#"[server]
+listen = "127.0.0.1:18080"
+
+[upstreams.app]
+url = "http://127.0.0.1:9"
+
+{}
+[[routes]]
+name = "admin-tree"
+path = "/admin/**"
+upstream = "app"
+
+[[routes]]
+name = "admin-users"
+path = "/admin/users"
+methods = ["GET"]
+upstream = "app"
+"#,
+        base_issuer()
+    );
+    let header = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| *l == "[[routes]]")
+        .nth(1)
+        .unwrap()
+        .0;
+    let name = line_of(&text, "name = \"admin-users\"");
+    let path = line_of(&text, "path = \"/admin/users\"");
+    let (_dir, file, out) = check(&text).await;
+    out.assert_code(1);
+    assert_error_at(&out.stderr, &file, &[header + 1, name, path]);
+}
+
+#[tokio::test]
+async fn every_error_is_reported() {
+    let text = valid()
+        .replace(
+            "path = \"/health\"\naccess = \"public\"\nupstream = \"app\"",
+            "path = \"/health\"\naccess = \"public\"\nupstream = \"ghost-one\"",
+        )
+        .replace(
+            "path = \"/**\"\nupstream = \"app\"",
+            "path = \"/**\"\nupstream = \"ghost-two\"",
+        )
+        .replace(
+            &base_issuer(),
+            "[[issuers]]\nname = \"rsa\"\nissuer = \"rsa\"\npublic_key = \"missing-key.pem\"\n",
+        );
+    let (_dir, path, out) = check(&text).await;
+    out.assert_code(1);
+    for needle in ["ghost-one", "ghost-two", "missing-key.pem"] {
+        assert_error_at(&out.stderr, &path, &[line_of(&text, needle)]);
+    }
+}
+
+#[tokio::test]
+async fn file_is_named_as_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = valid().replace(
+        "header_timeout = \"10s\"",
+        "header_timeout = \"10 parsecs\"",
+    );
+    std::fs::create_dir(dir.path().join("conf")).unwrap();
+    std::fs::write(dir.path().join("conf/edge.toml"), &text).unwrap();
+    let out = cli(&["check", "--config", "conf/edge.toml"], dir.path(), &[]).await;
+    out.assert_code(1);
+    let line = assert_error_at(
+        &out.stderr,
+        "conf/edge.toml",
+        &[line_of(&text, "10 parsecs")],
+    );
+    assert!(line.starts_with("conf/edge.toml:"), "{line}");
+}
+
+#[tokio::test]
+async fn proxy_refuses_to_start_on_an_invalid_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let text = valid()
+        .replace("127.0.0.1:18080", &format!("127.0.0.1:{port}"))
+        .replace(
+            "path = \"/admin/**\"\nscopes = [\"admin\"]\nupstream = \"app\"",
+            "path = \"/admin/**\"\nscopes = [\"admin\"]\nupstream = \"nope\"",
+        );
+    let path = dir.path().join("proxy.toml");
+    std::fs::write(&path, &text).unwrap();
+    let path = path.to_str().unwrap().to_string();
+    let out = cli(&["--config", &path], dir.path(), &[]).await;
+    assert_ne!(out.code, Some(0), "proxy started on an invalid config");
+    assert!(out.code.is_some(), "killed by a signal: {out:?}");
+    let all = format!("{}\n{}", out.stderr, out.stdout);
+    assert_error_at(&all, &path, &[line_of(&text, "upstream = \"nope\"")]);
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "something listens on the port"
+    );
+}
+
+#[tokio::test]
+async fn variable_substitution_when_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = valid().replace(SECRET, "${PORTCULLIS_TEST_SECRET_SET}");
+    let path = dir.path().join("proxy.toml");
+    std::fs::write(&path, &text).unwrap();
+    let path = path.to_str().unwrap().to_string();
+    let out = cli(
+        &["check", "--config", &path],
+        dir.path(),
+        &[(
+            "PORTCULLIS_TEST_SECRET_SET",
+            "from-the-environment-0123456789abcdef",
+        )],
+    )
+    .await;
+    out.assert_code(0);
+    let out = cli(&["check", "--config", &path], dir.path(), &[]).await;
+    out.assert_code(1);
+    assert_error_at(
+        &out.stderr,
+        &path,
+        &[line_of(&text, "PORTCULLIS_TEST_SECRET_SET")],
+    );
+}
