@@ -181,6 +181,10 @@ impl Verifier {
     /// Full verification, no cache.
     pub fn verify_uncached(&self, token: &str, now: f64) -> Result<Verified, TokenError> {
         let parts = claims::split(token)?;
+        // jsonwebtoken decodes the signature leniently (padding, non-zero trailing
+        // bits), which would let one signature be spelled several ways. Insist on
+        // the canonical base64url form, as for the header and payload (issue #9).
+        claims::b64(parts.signature)?;
         let header = claims::json_object(parts.header)?;
         let alg = match header.get("alg") {
             Some(Value::String(a)) => Algorithm::from_str(a).map_err(|_| TokenError::AlgRefused)?,
