@@ -13,7 +13,9 @@
 //! 3. Decode the escapes of unreserved characters (ALPHA / DIGIT / `-` `.` `_` `~`,
 //!    RFC 3986 §2.3 and §6.2.2.2); every other escape is kept byte for byte, hex case
 //!    included. Decoding happens exactly once: `%252e` stays `%252e`.
-//! 4. Collapse runs of `/`, *then* resolve `.` and `..` (RFC 3986 §5.2.4), so empty
+//! 4. Refuse a dot-segment carrying `;` parameters (`..;x`, `.;`, also when spelled
+//!    `%2e%2e;` or `..%3B`): see "Path parameters" below.
+//! 5. Collapse runs of `/`, *then* resolve `.` and `..` (RFC 3986 §5.2.4), so empty
 //!    segments never count as a level: `/a//..` is `/` (plain RFC 3986 would give
 //!    `/a/`). A `..` above the root is refused, never clamped. A path ending in `/`,
 //!    `/.` or `/..` keeps (or gains) its trailing slash: `/a/.` is `/a/`, `/a/b/..`
@@ -33,11 +35,15 @@
 //! The code holds no `unsafe`, no `unwrap`, and no indexing or slicing that hostile
 //! input could push out of bounds.
 //!
-//! # Not done here
-//! `;` is an ordinary character (RFC 3986 keeps path parameters opaque), so `..;` is
-//! a literal segment. Backends that strip `;params` before resolving dots (Tomcat,
-//! some Spring setups) would read `/public/..;/admin` as `/admin`; route rules in
-//! front of such a backend must account for that.
+//! # Path parameters
+//! `;` is otherwise an ordinary character (RFC 3986 keeps path parameters opaque):
+//! `/a;b/c` is matched and forwarded as is. Backends that strip `;params` before
+//! resolving dots (Tomcat, some Spring setups) would read `/public/..;/admin` as
+//! `/admin` while we matched `/public/**`: the classic proxy-to-Tomcat bypass. A
+//! dot-segment with parameters has no legitimate use, and neither reading (literal
+//! or stripped) is safe to pick for every backend, so it is refused with 400.
+//! Parameters on ordinary segments (`/admin;x/`) stay literal; SECURITY.md explains
+//! how to write routes in front of a backend that strips them.
 
 use std::borrow::Cow;
 
@@ -65,6 +71,10 @@ pub enum PathError {
     /// A `%` not followed by two hex digits.
     #[error("malformed percent-escape")]
     BadEscape,
+    /// A `.` or `..` segment with `;` parameters (`..;x`), once unreserved escapes
+    /// are decoded.
+    #[error("dot-segment with path parameters")]
+    DotParams,
     /// More than [`MAX_PATH_LEN`] bytes of input.
     #[error("path too long")]
     TooLong,
@@ -90,6 +100,9 @@ pub fn normalize(raw: &str) -> Result<Cow<'_, str>, PathError> {
     } else {
         Cow::Borrowed(raw)
     };
+    if decoded.contains([';', '%']) && segments(&decoded).any(is_dot_with_params) {
+        return Err(PathError::DotParams);
+    }
     if !needs_resolution(&decoded) {
         return Ok(decoded);
     }
@@ -155,6 +168,15 @@ fn decode_unreserved(raw: &str) -> Result<String, PathError> {
         out.push_str(rest);
     }
     Ok(out)
+}
+
+/// `.;x` or `..;x`: a dot-segment once `;` parameters are stripped, as Tomcat does.
+/// `..%3Bx` too: a backend that decodes before stripping reads it the same way.
+fn is_dot_with_params(seg: &str) -> bool {
+    let rest = seg.strip_prefix("..").or_else(|| seg.strip_prefix('.'));
+    rest.is_some_and(|r| {
+        r.starts_with(';') || r.get(..3).is_some_and(|e| e.eq_ignore_ascii_case("%3b"))
+    })
 }
 
 /// Whether the path has a `//`, or a `.` or `..` segment.
@@ -276,7 +298,18 @@ mod tests {
         ("/a/b..", Ok("/a/b..")),
         ("/.a", Ok("/.a")),
         ("/a;b", Ok("/a;b")),
-        ("/public/..;/admin", Ok("/public/..;/admin")),
+        ("/public/..;/admin", Err(DotParams)),
+        ("/public/..;x=1/admin", Err(DotParams)),
+        ("/public/.;/admin", Err(DotParams)),
+        ("/public/%2e%2e;/admin", Err(DotParams)),
+        ("/public/%2E.;jsessionid=1/admin", Err(DotParams)),
+        ("/..;/admin", Err(DotParams)),
+        ("/public/...;/a", Ok("/public/...;/a")),
+        ("/public/;../a", Ok("/public/;../a")),
+        ("/public/a..;/b", Ok("/public/a..;/b")),
+        ("/public/..%3b/admin", Err(DotParams)),
+        ("/public/.%3B/admin", Err(DotParams)),
+        ("/public/a%3b/b", Ok("/public/a%3b/b")),
         ("/caf\u{e9}", Ok("/caf\u{e9}")),
         ("/a:b@c!$&'()*+,=", Ok("/a:b@c!$&'()*+,=")),
         // Collapsing empty segments.
