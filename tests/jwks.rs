@@ -110,13 +110,45 @@ struct Idp {
     addr: SocketAddr,
     state: Arc<Mutex<IdpState>>,
     fetches: Arc<AtomicUsize>,
+    tls: bool,
 }
 
 impl Idp {
     async fn start(keys: Vec<Value>) -> Idp {
+        Self::start_with(keys, None).await
+    }
+
+    /// An https server with a certificate for 127.0.0.1 from a fresh CA; returns
+    /// the CA certificate (PEM) too.
+    async fn start_tls(keys: Vec<Value>) -> (Idp, String) {
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "jwks test CA");
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+        let issuer = rcgen::Issuer::new(ca, ca_key);
+        let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = leaf.signed_by(&key, &issuer).unwrap();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let cfg = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                rustls_pki_types::PrivatePkcs8KeyDer::from(key.serialize_der()).into(),
+            )
+            .unwrap();
+        (Self::start_with(keys, Some(Arc::new(cfg))).await, ca_pem)
+    }
+
+    async fn start_with(keys: Vec<Value>, tls: Option<Arc<rustls::ServerConfig>>) -> Idp {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let idp = Idp {
             addr: listener.local_addr().unwrap(),
+            tls: tls.is_some(),
             state: Arc::new(Mutex::new(IdpState {
                 keys,
                 ..IdpState::default()
@@ -130,14 +162,20 @@ impl Idp {
                     continue;
                 };
                 let me = me.clone();
+                let acceptor = tls.clone().map(tokio_rustls::TlsAcceptor::from);
                 tokio::spawn(async move {
                     let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
                         let resp = me.answer(req.uri().path());
                         async move { Ok::<_, std::convert::Infallible>(resp) }
                     });
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    let http = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    let _ = match acceptor {
+                        None => http.serve_connection(TokioIo::new(stream), svc).await,
+                        Some(a) => match a.accept(stream).await {
+                            Ok(s) => http.serve_connection(TokioIo::new(s), svc).await,
+                            Err(_) => return,
+                        },
+                    };
                 });
             }
         });
@@ -145,7 +183,8 @@ impl Idp {
     }
 
     fn base(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     fn answer(&self, path: &str) -> http::Response<Full<Bytes>> {
@@ -527,6 +566,34 @@ async fn max_age_is_bounded() {
         idp.fetches(),
         1,
         "max-age=0 must not make portcullis poll the IdP"
+    );
+}
+
+/// An https JWKS is trusted through the issuer's `ca`; without it (webpki roots
+/// only) the fetch fails and the issuer never becomes ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_jwks_with_configured_ca() {
+    let a = key(Algorithm::ES256, "a");
+    let (idp, ca_pem) = Idp::start_tls(vec![a.jwk.clone()]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("idp-ca.pem");
+    std::fs::write(&ca, ca_pem).unwrap();
+    let trusted = format!("ca = \"{}\"", ca.display());
+    let p = Proxy::start(&jwks_issuer("corp", "https://idp", &idp, &trusted));
+    p.wait_ready().await;
+    assert_eq!(p.status(&token(&a, "https://idp", "tls")).await, 200);
+
+    let untrusted = Proxy::start(&jwks_issuer("corp", "https://idp", &idp, ""));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(untrusted.admin("/readyz").await, 503);
+    assert_eq!(
+        untrusted.status(&token(&a, "https://idp", "tls")).await,
+        401
+    );
+    assert!(
+        untrusted.log().contains("JWKS fetch failed"),
+        "{}",
+        untrusted.log()
     );
 }
 
