@@ -107,6 +107,7 @@ async fn forward(
         return Err(Denial::BadRequest);
     }
     reject_ambiguous_framing(&parts.headers)?;
+    reject_ambiguous_host(&parts.headers)?;
     extract::check_authorization(&parts.headers).map_err(|_| Denial::BadRequest)?;
     let path = crate::path::normalize(parts.uri.path())
         .map_err(|_| Denial::BadRequest)?
@@ -136,6 +137,7 @@ async fn forward(
     // Rewrite the request for the upstream.
     let identity = &rt.config.identity;
     let upgrade = is_upgrade(&parts);
+    let target_has_authority = parts.uri.authority().is_some();
     let client_upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
     let h = &mut parts.headers;
     headers::strip_identity(h, identity);
@@ -148,7 +150,10 @@ async fn forward(
         set_identity(h, rt, v);
     }
     h.insert(headers::X_REQUEST_ID.clone(), rid.clone());
-    if !h.contains_key(HOST) {
+    // The Host the upstream sees is the host the route was matched on: the
+    // absolute-form target's (RFC 9112 §3.2.2: Host is ignored then) or HTTP/2
+    // `:authority` (RFC 9113 §8.3.1), never a disagreeing client `Host` (issue #9).
+    if target_has_authority || !h.contains_key(HOST) {
         if let Some(hv) = host_full
             .as_deref()
             .and_then(|x| HeaderValue::from_str(x).ok())
@@ -218,6 +223,15 @@ async fn forward(
 fn reject_ambiguous_framing(h: &http::HeaderMap) -> Result<(), Denial> {
     let cl = h.get_all(http::header::CONTENT_LENGTH).iter().count();
     if cl > 1 || (cl == 1 && h.contains_key(http::header::TRANSFER_ENCODING)) {
+        return Err(Denial::BadRequest);
+    }
+    Ok(())
+}
+
+/// Several `Host` headers: 400 (RFC 9112 §3.2), or routing would read the first
+/// while the upstream may read another.
+fn reject_ambiguous_host(h: &http::HeaderMap) -> Result<(), Denial> {
+    if h.get_all(HOST).iter().nth(1).is_some() {
         return Err(Denial::BadRequest);
     }
     Ok(())

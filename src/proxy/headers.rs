@@ -81,7 +81,11 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
 }
 
 /// Appends the peer to `X-Forwarded-For` and sets `X-Forwarded-Proto` / `-Host`.
+/// A client-sent RFC 7239 `Forwarded` is removed: it carries the same facts we
+/// overwrite in `X-Forwarded-*`, and backends that prefer it (Spring's
+/// `ForwardedHeaderFilter`, for one) would otherwise read the client's word.
 pub fn set_forwarded(headers: &mut HeaderMap, peer: IpAddr, tls: bool, host: Option<&str>) {
+    headers.remove(http::header::FORWARDED);
     let mut xff = String::new();
     for v in headers.get_all(&X_FORWARDED_FOR) {
         if let Ok(s) = v.to_str() {
@@ -198,6 +202,10 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_static("1.2.3.4"));
         h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        h.insert(
+            "forwarded",
+            HeaderValue::from_static("for=10.0.0.1;proto=https"),
+        );
         set_forwarded(
             &mut h,
             "127.0.0.1".parse().expect("ip"),
@@ -207,6 +215,7 @@ mod tests {
         assert_eq!(h["x-forwarded-for"], "1.2.3.4, 127.0.0.1");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "a.example:8080");
+        assert!(!h.contains_key("forwarded"));
     }
 
     #[test]
