@@ -225,6 +225,18 @@ fn reject_ambiguous_framing(h: &http::HeaderMap) -> Result<(), Denial> {
     if cl > 1 || (cl == 1 && h.contains_key(http::header::TRANSFER_ENCODING)) {
         return Err(Denial::BadRequest);
     }
+    // `Transfer_Encoding` / `Content_Length`: meaningless to us, but CGI/WSGI-style
+    // back ends fold `_` into `-` (HTTP_TRANSFER_ENCODING) and could frame by them.
+    if h.keys().any(|k| {
+        let k = k.as_str();
+        k.contains('_')
+            && matches!(
+                k.replace('_', "-").as_str(),
+                "transfer-encoding" | "content-length"
+            )
+    }) {
+        return Err(Denial::BadRequest);
+    }
     Ok(())
 }
 

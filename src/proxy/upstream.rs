@@ -50,10 +50,31 @@ pub async fn send(
 ) -> Result<http::Response<Incoming>, Denial> {
     match tokio::time::timeout(timeout, client.request(req)).await {
         Ok(Ok(resp)) => Ok(resp),
+        Ok(Err(e)) if client_body_failed(&e) => {
+            // The client's body broke its own framing mid-stream (a bad chunk size,
+            // a missing CRLF): the upstream got a reset, never a complete request,
+            // and the fault is the client's: 400, not 502 (issue #9).
+            tracing::debug!(error = %e, "client request body failed while forwarding");
+            Err(Denial::BadRequest)
+        }
         Ok(Err(e)) => {
             tracing::debug!(error = %e, connect = e.is_connect(), "upstream request failed");
             Err(Denial::BadGateway)
         }
         Err(_) => Err(Denial::GatewayTimeout),
     }
+}
+
+/// Whether hyper gave up because the request body (what the client sends) errored.
+fn client_body_failed(e: &hyper_util::client::legacy::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_user)
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }

@@ -32,6 +32,9 @@ pub struct Seen {
     /// Trailer fields, when the body carried any.
     pub trailers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// The body ended in an error (the proxy aborted it mid-stream), so the
+    /// upstream never got a complete request.
+    pub body_error: bool,
 }
 
 impl Seen {
@@ -110,9 +113,13 @@ pub async fn recording_upstream() -> (SocketAddr, Recorder) {
                             headers: pairs(&parts.headers),
                             trailers: Vec::new(),
                             body: Vec::new(),
+                            body_error: false,
                         };
                         while let Some(f) = body.frame().await {
-                            let Ok(f) = f else { break };
+                            let Ok(f) = f else {
+                                seen.body_error = true;
+                                break;
+                            };
                             match f.into_data() {
                                 Ok(d) => seen.body.extend_from_slice(&d),
                                 Err(f) => {
