@@ -21,6 +21,11 @@ pub struct Runtime {
     pub clients: Vec<Option<UpstreamClient>>,
     /// Request counters per route.
     pub counters: crate::metrics::RouteCounters,
+    /// Issuer state (revocations, refresh families, login counters): created with
+    /// the first runtime and handed on to each reloaded one.
+    pub state: Arc<crate::issuer::Shared>,
+    /// The built-in token endpoint, with `[token_endpoint]`.
+    pub endpoint: Option<crate::issuer::Endpoint>,
 }
 
 impl Runtime {
@@ -53,11 +58,18 @@ impl Runtime {
             .collect::<Result<_, _>>()?;
         let counters =
             crate::metrics::RouteCounters::new(config.routes.routes.iter().map(|r| r.name.clone()));
+        let state = match previous {
+            Some(p) => p.state.clone(),
+            None => crate::issuer::Shared::new(&config),
+        };
+        let endpoint = crate::issuer::Endpoint::new(&config, state.clone());
         Ok(Runtime {
             config,
             verifier,
             clients,
             counters,
+            state,
+            endpoint,
         })
     }
 }

@@ -25,6 +25,16 @@ pub struct Cli {
 pub enum Command {
     /// Validate the config and print the route table in match order.
     Check,
+    /// Read a password from stdin (one trailing newline stripped) and print its hash
+    /// for users.toml.
+    HashPassword {
+        /// argon2id (PHC string) instead of bcrypt; needed for passwords over 72 bytes.
+        #[arg(long)]
+        argon2: bool,
+        /// bcrypt cost (work factor, 4 to 31).
+        #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(4..=31))]
+        cost: u32,
+    },
     /// Mint a token with the configured built-in issuer key.
     Token {
         /// Subject (the identity).

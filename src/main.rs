@@ -13,12 +13,38 @@ fn main() -> ExitCode {
     match cli.command {
         None => run(&cli),
         Some(Command::Check) => check(&cli),
+        Some(Command::HashPassword { argon2, cost }) => hash_password(argon2, cost),
         Some(Command::Token {
             ref sub,
             ref scope,
             ref ttl,
             ref issuer,
         }) => token(&cli, sub, scope.as_deref(), ttl, issuer.as_deref()),
+    }
+}
+
+/// `hash-password`: stdin -> hash on stdout; the password is never echoed.
+fn hash_password(argon2: bool, cost: u32) -> ExitCode {
+    use std::io::Read;
+    let mut input = Vec::new();
+    // 4 KiB is far beyond any password; more is refused rather than read forever.
+    if let Err(e) = std::io::stdin().take(4097).read_to_end(&mut input) {
+        eprintln!("cannot read stdin: {e}");
+        return ExitCode::from(1);
+    }
+    if input.len() > 4096 {
+        eprintln!("hash-password: the input is over 4096 bytes");
+        return ExitCode::from(1);
+    }
+    match portcullis::issuer::password::hash_password(&input, argon2, cost) {
+        Ok(h) => {
+            println!("{h}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("hash-password: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 

@@ -1,5 +1,5 @@
-//! Minting access tokens with a configured issuer's key (`portcullis token`, and
-//! later the built-in token endpoint).
+//! Minting access tokens with a configured issuer's key (`portcullis token` and the
+//! built-in token endpoint sign with the same key, so their tokens are alike).
 
 use crate::auth::verify::Issuer;
 use crate::config::Config;
@@ -36,6 +36,17 @@ pub fn random_id() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// A signed access token and the claims the issuer keeps track of.
+#[derive(Debug)]
+pub struct Minted {
+    /// The compact JWS.
+    pub token: String,
+    /// Its `jti`.
+    pub jti: String,
+    /// Its `exp` (Unix seconds).
+    pub exp: u64,
+}
+
 /// Signs an access token for `sub` with `scope`, valid for `ttl`.
 pub fn mint(
     issuer: &Issuer,
@@ -44,6 +55,18 @@ pub fn mint(
     ttl: Duration,
     extra: &[(&str, Value)],
 ) -> Result<String, String> {
+    mint_token(issuer, sub, scope, ttl, extra).map(|m| m.token)
+}
+
+/// Signs an access token: `sub`, `iss`, `aud` (the issuer's first audience, if any),
+/// `iat`, `exp`, `jti`, `scope` when given, then `extra` claims (e.g. `email`, `name`).
+pub fn mint_token(
+    issuer: &Issuer,
+    sub: &str,
+    scope: Option<&str>,
+    ttl: Duration,
+    extra: &[(&str, Value)],
+) -> Result<Minted, String> {
     let key = issuer
         .signing
         .as_ref()
@@ -51,12 +74,14 @@ pub fn mint(
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
+    let jti = random_id();
+    let exp = now.saturating_add(ttl.as_secs());
     let mut claims = json!({
         "sub": sub,
         "iss": issuer.iss,
         "iat": now,
-        "exp": now + ttl.as_secs(),
-        "jti": random_id(),
+        "exp": exp,
+        "jti": jti,
     });
     if let Some(o) = claims.as_object_mut() {
         if let Some(aud) = issuer.audiences.first() {
@@ -71,5 +96,7 @@ pub fn mint(
     }
     let mut header = Header::new(key.alg);
     header.kid = key.kid.clone();
-    jsonwebtoken::encode(&header, &claims, &key.key).map_err(|e| format!("signing failed: {e}"))
+    let token = jsonwebtoken::encode(&header, &claims, &key.key)
+        .map_err(|e| format!("signing failed: {e}"))?;
+    Ok(Minted { token, jti, exp })
 }

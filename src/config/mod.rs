@@ -119,6 +119,8 @@ pub struct TokenEndpoint {
     pub issuer: usize,
     /// Users file.
     pub users: Option<PathBuf>,
+    /// The accounts read from `users` (none without a file); re-read on every load.
+    pub accounts: Arc<crate::issuer::users::Users>,
     /// Access token lifetime.
     pub access_ttl: Duration,
     /// Refresh token lifetime.
@@ -635,10 +637,18 @@ impl Compiler<'_> {
             .path
             .map_or_else(|| "/token".to_owned(), |p| p.into_inner().0);
         let users = t.users.as_ref().map(|u| self.resolve(u.get_ref()));
+        let accounts = match crate::issuer::users::load(users.as_deref()) {
+            Ok(a) => a,
+            Err(e) => {
+                self.rep.errors.extend(e.0);
+                crate::issuer::users::Users::default()
+            }
+        };
         Some(TokenEndpoint {
             path,
             issuer: idx,
             users,
+            accounts: Arc::new(accounts),
             access_ttl: dur(t.access_ttl, Duration::from_secs(1800)),
             refresh_ttl: dur(t.refresh_ttl, Duration::from_secs(7 * 86_400)),
         })

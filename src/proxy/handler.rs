@@ -115,6 +115,22 @@ async fn forward(
     out.path = Some(path.clone());
     let host_full = request_host(&parts.uri, &parts.headers).map(str::to_owned);
     let host = host_full.as_deref().map(strip_port);
+    // Built-in endpoints (SPEC §2, §5) are answered before route matching.
+    if let Some((ep, which)) = rt
+        .endpoint
+        .as_ref()
+        .and_then(|ep| ep.builtin(&path).map(|w| (ep, w)))
+    {
+        out.route = Some(which.name().to_owned());
+        let (resp, served) =
+            crate::issuer::endpoint::serve(rt, ep, which, conn, host_full.as_deref(), parts, body)
+                .await;
+        // One metrics label for the built-ins; the finer outcome goes to the debug log.
+        out.decision = "token_endpoint";
+        tracing::debug!(target: "issuer", outcome = served.decision, "built-in endpoint");
+        out.user = served.user;
+        return Ok(resp);
+    }
     let (route_idx, route) = rt
         .config
         .routes
@@ -124,6 +140,9 @@ async fn forward(
     out.route = Some(route.name.clone());
 
     let verified = authenticate(rt, route, &parts).await?;
+    if let Some(v) = &verified {
+        crate::issuer::check_revoked(rt, v).await?;
+    }
     out.decision = match (&verified, route.access) {
         (Some(_), _) => "allowed",
         (None, Access::Public) => "public",

@@ -1,0 +1,189 @@
+//! The built-in token issuer (SPEC §5): the OAuth2 password grant over a users
+//! file, refresh-token rotation with reuse detection, revocation (RFC 7009),
+//! failed-login rate limits, and the JWKS / discovery documents of its key.
+//!
+//! The endpoints exist only with `[token_endpoint]`, on the main listener, and are
+//! answered before route matching ([`Endpoint::builtin`]). Per-config parts (users,
+//! key, lifetimes) live in [`Endpoint`], rebuilt on reload; what must survive a
+//! reload (revocations, refresh families, counters, the hashing limit) lives in
+//! [`Shared`], created once per process and passed in.
+//!
+//! Guarantees: passwords are checked on the blocking pool behind a semaphore, an
+//! unknown user costs the same hash check as a known one, no password or token is
+//! logged or echoed, client input never causes a panic or a 500.
+
+pub mod endpoint;
+pub mod form;
+pub mod password;
+pub mod reply;
+pub mod users;
+
+use crate::app::Runtime;
+use crate::auth::error::TokenError;
+use crate::auth::verify::{Issuer, Verified};
+use crate::config::Config;
+use crate::deny::Denial;
+use crate::state::memory::MemoryStore;
+use crate::state::Store;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use users::Users;
+
+/// Process-wide issuer state: outlives reloads.
+pub struct Shared {
+    /// Revocations, refresh families, failure counters.
+    pub store: Arc<dyn Store>,
+    /// Password checks running at once (each holds a blocking-pool thread and a core).
+    pub hashing: Arc<Semaphore>,
+}
+
+impl Shared {
+    /// State for `config`. Only the in-memory store exists yet: with `[state]
+    /// backend = "redis"` (a later issue) a warning says state is per process.
+    pub fn new(config: &Config) -> Arc<Shared> {
+        if config.state.redis_url.is_some() && config.token_endpoint.is_some() {
+            tracing::warn!(
+                "[state] backend = \"redis\" is not implemented yet: revocations, refresh \
+                 tokens and login limits are kept in this process only"
+            );
+        }
+        Self::memory()
+    }
+
+    /// In-memory state with a hashing limit of one check per core but one (at least
+    /// one), so a burst of logins leaves a core to the proxy.
+    pub fn memory() -> Arc<Shared> {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        Arc::new(Shared {
+            store: Arc::new(MemoryStore::new()),
+            hashing: Arc::new(Semaphore::new(cores.saturating_sub(1).max(1))),
+        })
+    }
+}
+
+/// A built-in endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Builtin {
+    /// `POST {path}`.
+    Token,
+    /// `POST /revoke`.
+    Revoke,
+    /// `GET /.well-known/jwks.json`.
+    Jwks,
+    /// `GET /.well-known/openid-configuration`.
+    Discovery,
+}
+
+impl Builtin {
+    /// Route name in the access log.
+    pub fn name(self) -> &'static str {
+        match self {
+            Builtin::Token => "builtin:token",
+            Builtin::Revoke => "builtin:revoke",
+            Builtin::Jwks => "builtin:jwks",
+            Builtin::Discovery => "builtin:openid-configuration",
+        }
+    }
+}
+
+/// Path of the revocation endpoint (SPEC §2).
+pub const REVOKE_PATH: &str = "/revoke";
+/// Path of the JWKS document.
+pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+/// Path of the discovery document.
+pub const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
+
+/// The token endpoint of one config.
+pub struct Endpoint {
+    /// `[token_endpoint] path`.
+    pub path: String,
+    /// The signing issuer.
+    pub issuer: Arc<Issuer>,
+    /// Access token lifetime.
+    pub access_ttl: Duration,
+    /// Refresh token lifetime (each rotation starts a new one).
+    pub refresh_ttl: Duration,
+    /// The accounts.
+    pub users: Arc<Users>,
+    /// The JWKS document, with an asymmetric key.
+    pub jwks: Option<String>,
+    /// Process-wide state.
+    pub shared: Arc<Shared>,
+}
+
+impl Endpoint {
+    /// The endpoint of `config` (`None` without `[token_endpoint]`).
+    pub fn new(config: &Config, shared: Arc<Shared>) -> Option<Endpoint> {
+        let te = config.token_endpoint.as_ref()?;
+        let issuer = config.issuers.get(te.issuer).cloned()?;
+        let jwks = issuer
+            .signing
+            .as_ref()
+            .and_then(|s| s.public_jwk.clone())
+            .map(|jwk| serde_json::json!({ "keys": [jwk] }).to_string());
+        Some(Endpoint {
+            path: te.path.clone(),
+            issuer,
+            access_ttl: te.access_ttl,
+            refresh_ttl: te.refresh_ttl,
+            users: te.accounts.clone(),
+            jwks,
+            shared,
+        })
+    }
+
+    /// Which built-in endpoint a normalized path names, if any.
+    pub fn builtin(&self, path: &str) -> Option<Builtin> {
+        if path == self.path {
+            Some(Builtin::Token)
+        } else if path == REVOKE_PATH {
+            Some(Builtin::Revoke)
+        } else if self.jwks.is_some() && path == JWKS_PATH {
+            Some(Builtin::Jwks)
+        } else if self.jwks.is_some() && path == DISCOVERY_PATH {
+            Some(Builtin::Discovery)
+        } else {
+            None
+        }
+    }
+}
+
+/// The key an access token is revoked under: issuer and `jti` (two issuers may
+/// reuse a `jti`).
+pub fn revocation_key(iss: &str, jti: &str) -> String {
+    let mut k = String::with_capacity(iss.len() + jti.len() + 1);
+    k.push_str(iss);
+    k.push(' ');
+    k.push_str(jti);
+    k
+}
+
+/// After verification (cache hit or not): a revoked token gets 401 "Token has been
+/// revoked". One lookup, only for tokens with a `jti`. When the state backend is
+/// down, 503 unless `[state] fail_open`.
+pub async fn check_revoked(rt: &Runtime, v: &Verified) -> Result<(), Denial> {
+    let Some(jti) = &v.jti else {
+        return Ok(());
+    };
+    let Some(iss) = rt.verifier.issuers.get(v.issuer) else {
+        return Ok(());
+    };
+    match rt
+        .state
+        .store
+        .is_revoked(&revocation_key(&iss.iss, jti))
+        .await
+    {
+        Ok(false) => Ok(()),
+        Ok(true) => Err(Denial::Invalid(TokenError::Revoked)),
+        Err(e) if rt.config.state.fail_open => {
+            tracing::warn!(error = %e, "revocation check skipped ([state] fail_open)");
+            Ok(())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "revocation check failed; refusing (fail closed)");
+            Err(Denial::Unavailable)
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! `users.toml` (SPEC §5): the accounts the built-in token endpoint knows.
+//!
+//! ```toml
+//! [users.johndoe]
+//! password_hash = "$2b$12$..."   # bcrypt or $argon2id$ (PHC); `portcullis hash-password`
+//! full_name = "John Doe"          # -> `name` claim
+//! email = "johndoe@example.com"   # -> `email` claim
+//! disabled = false                # true: logins and refreshes get 400 Inactive user
+//! scopes = ["items:read"]         # the most a token for this user can carry
+//! ```
+//! Unknown keys are errors, reported as `file:line:col: message` like proxy.toml.
+//! [`load`] runs as part of compiling the config, so a reload re-reads the file and
+//! an invalid one keeps the running config (and its users) serving.
+
+use super::password::Hash;
+use crate::config::error::Reporter;
+use crate::config::{ConfigError, ConfigErrors};
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use toml::Spanned;
+
+/// The file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUsers {
+    /// Accounts by username.
+    #[serde(default)]
+    users: BTreeMap<Spanned<String>, Spanned<RawUser>>,
+}
+
+/// `[users.NAME]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUser {
+    /// bcrypt (`$2a$`/`$2b$`/`$2y$`) or argon2id PHC hash of the password.
+    password_hash: Spanned<String>,
+    /// Display name, issued as the `name` claim.
+    full_name: Option<String>,
+    /// Issued as the `email` claim.
+    email: Option<String>,
+    /// A disabled user cannot log in or refresh (400 Inactive user).
+    #[serde(default)]
+    disabled: bool,
+    /// Scopes this user may be granted.
+    #[serde(default)]
+    scopes: Vec<Spanned<String>>,
+}
+
+/// One account.
+#[derive(Debug)]
+pub struct User {
+    /// Username (the `sub` of its tokens).
+    pub name: String,
+    /// Password hash.
+    pub hash: Hash,
+    /// `name` claim.
+    pub full_name: Option<String>,
+    /// `email` claim.
+    pub email: Option<String>,
+    /// Refused at the endpoint.
+    pub disabled: bool,
+    /// Grantable scopes.
+    pub scopes: Vec<String>,
+}
+
+/// Every account, and the dummy hash an unknown username is checked against.
+#[derive(Debug, Default)]
+pub struct Users {
+    by_name: HashMap<String, Arc<User>>,
+    /// Parameters of the most common hash: the dummy is made like it.
+    template: Option<Hash>,
+    dummy: OnceLock<Option<Hash>>,
+}
+
+/// Longest username accepted (bytes).
+pub const MAX_USERNAME: usize = 256;
+
+impl Users {
+    /// A user by exact name.
+    pub fn get(&self, name: &str) -> Option<&Arc<User>> {
+        self.by_name.get(name)
+    }
+
+    /// Number of accounts.
+    pub fn len(&self) -> usize {
+        self.by_name.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+
+    /// The hash an unknown user's password is checked against: same parameters as
+    /// the most common real one, so both cost the same time. Made on first use
+    /// (it is itself a slow hash): call from the blocking pool.
+    pub fn dummy(&self) -> Option<&Hash> {
+        self.dummy
+            .get_or_init(|| self.template.as_ref().and_then(Hash::dummy_like))
+            .as_ref()
+    }
+}
+
+/// Loads the users file named by `[token_endpoint] users` (none: no users). The
+/// config compiler calls it, so `check`, start-up and every reload read the file.
+pub fn load(path: Option<&Path>) -> Result<Users, ConfigErrors> {
+    let Some(path) = path else {
+        return Ok(Users::default());
+    };
+    let src = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            line: 1,
+            col: 1,
+            message: format!("cannot read users file: {e}"),
+        }])
+    })?;
+    parse(path, &src)
+}
+
+/// Compiles users.toml text; `path` names it in errors.
+pub fn parse(path: &Path, src: &str) -> Result<Users, ConfigErrors> {
+    let mut rep = Reporter::new(path, src);
+    let raw: RawUsers = match toml::from_str(src) {
+        Ok(r) => r,
+        Err(e) => {
+            rep.at(e.span().unwrap_or(0..0), e.message().trim().to_string());
+            return Err(ConfigErrors(rep.errors));
+        }
+    };
+    let mut by_name = HashMap::new();
+    let mut counts: HashMap<String, (usize, Hash)> = HashMap::new();
+    for (name, u) in raw.users {
+        let span = name.span();
+        let name = name.into_inner();
+        if name.is_empty() || name.len() > MAX_USERNAME || name.chars().any(char::is_control) {
+            rep.at(
+                span,
+                format!("invalid username (1 to {MAX_USERNAME} bytes, no control characters)"),
+            );
+            continue;
+        }
+        let u = u.into_inner();
+        let hash = match Hash::parse(u.password_hash.get_ref()) {
+            Ok(h) => h,
+            Err(e) => {
+                rep.at(u.password_hash.span(), format!("user `{name}`: {e}"));
+                continue;
+            }
+        };
+        let mut scopes = Vec::new();
+        for s in u.scopes {
+            let sp = s.span();
+            let s = s.into_inner();
+            if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                rep.at(
+                    sp,
+                    format!("user `{name}`: invalid scope `{s}` (no spaces or control characters)"),
+                );
+            } else if !scopes.contains(&s) {
+                scopes.push(s);
+            }
+        }
+        counts
+            .entry(hash.params())
+            .or_insert_with(|| (0, hash.clone()))
+            .0 += 1;
+        by_name.insert(
+            name.clone(),
+            Arc::new(User {
+                name,
+                hash,
+                full_name: u.full_name,
+                email: u.email,
+                disabled: u.disabled,
+                scopes,
+            }),
+        );
+    }
+    if !rep.is_empty() {
+        return Err(ConfigErrors(rep.errors));
+    }
+    let template = counts
+        .into_values()
+        .max_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.params().cmp(&b.1.params())))
+        .map(|(_, h)| h);
+    Ok(Users {
+        by_name,
+        template,
+        dummy: OnceLock::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const JOHN: &str = "$2b$12$EixZaYVK1fsbw1ZfbX3OXePaWxn96p36WQoeG6Lruj3vjPGga31lW";
+
+    #[test]
+    fn parses_the_tutorial_user() {
+        let src = format!(
+            "[users.johndoe]\npassword_hash = \"{JOHN}\"\nfull_name = \"John Doe\"\n\
+             email = \"johndoe@example.com\"\nscopes = [\"items:read\", \"me\"]\n\
+             [users.alice]\npassword_hash = \"{JOHN}\"\ndisabled = true\n"
+        );
+        let u = parse(Path::new("users.toml"), &src).unwrap();
+        assert_eq!(u.len(), 2);
+        let j = u.get("johndoe").unwrap();
+        assert_eq!(j.scopes, ["items:read", "me"]);
+        assert_eq!(j.email.as_deref(), Some("johndoe@example.com"));
+        assert!(!j.disabled);
+        assert!(u.get("alice").unwrap().disabled);
+        assert!(u.get("JohnDoe").is_none());
+        assert!(matches!(u.template, Some(Hash::Bcrypt { cost: 12, .. })));
+    }
+
+    #[test]
+    fn errors_name_file_line_col() {
+        let cases = [
+            (
+                "[users.a]\npassword_hash = \"x\"\n",
+                2,
+                17,
+                "unknown hash format",
+            ),
+            (
+                "[users.a]\npassword_hash = \"$2b$04$abc\"\n",
+                2,
+                17,
+                "invalid bcrypt hash",
+            ),
+            (
+                &format!("[users.a]\npassword_hash = \"{JOHN}\"\nadmin = true\n"),
+                3,
+                1,
+                "unknown field `admin`",
+            ),
+            (
+                &format!("[users.a]\npassword_hash = \"{JOHN}\"\nscopes = [\"a b\"]\n"),
+                3,
+                11,
+                "invalid scope",
+            ),
+            (
+                "[users.a]\nfull_name = \"A\"\n",
+                1,
+                1,
+                "missing field `password_hash`",
+            ),
+            ("[people.a]\n", 1, 2, "unknown field `people`"),
+        ];
+        for (src, line, col, msg) in cases {
+            let e = parse(Path::new("u.toml"), src).unwrap_err();
+            let first = &e.0[0];
+            assert!(first.message.contains(msg), "{src}: {}", first.message);
+            assert_eq!((first.line, first.col), (line, col), "{src}: {e}");
+            assert!(e.to_string().starts_with("u.toml:"), "{e}");
+        }
+    }
+}

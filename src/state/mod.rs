@@ -1,0 +1,97 @@
+//! State that outlives a config reload and, with a shared backend, is shared by every
+//! replica: revoked access tokens, refresh-token families, failed-login counters.
+//!
+//! [`Store`] is deliberately small and every operation is one atomic call, so a Redis
+//! backend can implement each with one command, one `MULTI` or one Lua script (the
+//! rotation). The in-memory backend is [`memory::MemoryStore`]. Nothing stored here
+//! is a secret: refresh tokens are kept as SHA-256 digests, counters by key.
+
+pub mod memory;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+/// The future every [`Store`] operation returns.
+pub type Fut<'a, T> = Pin<Box<dyn Future<Output = Result<T, StateError>> + Send + 'a>>;
+
+/// SHA-256 of a refresh token: the token itself is never stored.
+pub type TokenHash = [u8; 32];
+
+/// The backend could not answer; callers fail closed unless `[state] fail_open`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("state backend unavailable: {0}")]
+pub struct StateError(pub String);
+
+/// What one refresh token grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshGrant {
+    /// Family id: every token rotated from one login shares it.
+    pub family: String,
+    /// The user.
+    pub sub: String,
+    /// Space-separated scopes granted at login.
+    pub scope: String,
+    /// When this refresh token expires (Unix seconds).
+    pub expires_at: u64,
+}
+
+/// The outcome of presenting a refresh token ([`Store::refresh_rotate`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// It was live: it is now spent and the new token is stored in its family.
+    Rotated(RefreshGrant),
+    /// It was already spent: its whole family has been revoked, with the access
+    /// tokens issued from it.
+    Reused,
+    /// Unknown, expired, or its family was revoked.
+    Invalid,
+}
+
+/// A failure counter after one more hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hit {
+    /// Hits in the current window, this one included.
+    pub count: u64,
+    /// Time left in the window.
+    pub retry_after: Duration,
+}
+
+/// The state operations the issuer and the request path need.
+pub trait Store: Send + Sync + 'static {
+    /// Marks access token `key` revoked until `until` (Unix seconds, its `exp`).
+    fn revoke<'a>(&'a self, key: &'a str, until: u64) -> Fut<'a, ()>;
+
+    /// Whether access token `key` is revoked.
+    fn is_revoked<'a>(&'a self, key: &'a str) -> Fut<'a, bool>;
+
+    /// Stores a fresh refresh token (a login starts a family).
+    fn refresh_issue(&self, token: TokenHash, grant: RefreshGrant) -> Fut<'_, ()>;
+
+    /// Atomically: if `old` is live, marks it spent and stores `new` in the same
+    /// family, valid until `new_expires_at`; if `old` was spent already, revokes
+    /// the family (reuse detection, RFC 9700 §4.14.2).
+    fn refresh_rotate(
+        &self,
+        old: TokenHash,
+        new: TokenHash,
+        new_expires_at: u64,
+        now: u64,
+    ) -> Fut<'_, Rotation>;
+
+    /// Records an access token issued from `family` (revoked with the family).
+    fn family_add_access<'a>(&'a self, family: &'a str, key: &'a str, exp: u64) -> Fut<'a, ()>;
+
+    /// Revokes the family of refresh token `token` and the access tokens issued
+    /// from it; `false` when the token is unknown.
+    fn refresh_revoke(&self, token: TokenHash, now: u64) -> Fut<'_, bool>;
+
+    /// Counts one hit on `key`; the window starts at the first hit and lasts `window`.
+    fn counter_hit<'a>(&'a self, key: &'a str, window: Duration) -> Fut<'a, Hit>;
+
+    /// The counter of `key` without counting (`None`: no window open).
+    fn counter_get<'a>(&'a self, key: &'a str) -> Fut<'a, Option<Hit>>;
+
+    /// Clears `key`.
+    fn counter_reset<'a>(&'a self, key: &'a str) -> Fut<'a, ()>;
+}

@@ -1,0 +1,710 @@
+//! The built-in token endpoint (issue #5, SPEC §5) against the real binary on
+//! loopback: the FastAPI tutorial's user johndoe / "secret", the password and
+//! refresh grants, revocation (cache included), rate limits, the JWKS verified with
+//! a JWK library, and hostile form bodies.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use base64::Engine;
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The tutorial's hash of "secret" (bcrypt, cost 12).
+const JOHN_HASH: &str = "$2b$12$EixZaYVK1fsbw1ZfbX3OXePaWxn96p36WQoeG6Lruj3vjPGga31lW";
+
+struct Proxy {
+    child: Child,
+    addr: SocketAddr,
+    dir: tempfile::TempDir,
+    http: reqwest::Client,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn users_toml() -> String {
+    format!(
+        "[users.johndoe]\npassword_hash = \"{JOHN_HASH}\"\nfull_name = \"John Doe\"\n\
+         email = \"johndoe@example.com\"\nscopes = [\"items:read\", \"items:write\", \"me\"]\n\n\
+         [users.alice]\npassword_hash = \"{JOHN_HASH}\"\ndisabled = true\nscopes = [\"me\"]\n"
+    )
+}
+
+impl Proxy {
+    fn start() -> Proxy {
+        Self::start_with("")
+    }
+
+    /// Ed25519 signing key, users.toml above, `echo:` upstream, `/items/**` needs
+    /// `items:read`, everything else is protected.
+    fn start_with(extra_issuer: &str) -> Proxy {
+        portcullis::install_crypto_providers();
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let pem = portcullis::auth::keys::generate_ed25519_pem().unwrap();
+        std::fs::write(dir.path().join("signing.pem"), pem).unwrap();
+        std::fs::write(dir.path().join("users.toml"), users_toml()).unwrap();
+        let cfg = format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n\n\
+             [upstreams.app]\nurl = \"echo:\"\n\n\
+             [[issuers]]\nname = \"local\"\nissuer = \"https://auth.example.test\"\n\
+             audiences = [\"items-api\"]\nprivate_key = \"signing.pem\"\nkid = \"k1\"\n{extra_issuer}\n\
+             [token_endpoint]\npath = \"/token\"\nissuer = \"local\"\nusers = \"users.toml\"\n\
+             access_ttl = \"30m\"\nrefresh_ttl = \"7d\"\n\n\
+             [[routes]]\nname = \"items\"\npath = \"/items/**\"\nscopes = [\"items:read\"]\nupstream = \"app\"\n\n\
+             [[routes]]\nname = \"rest\"\npath = \"/**\"\nupstream = \"app\"\n"
+        );
+        let path = dir.path().join("proxy.toml");
+        std::fs::write(&path, cfg).unwrap();
+        let log = std::fs::File::create(dir.path().join("proxy.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .arg("--config")
+            .arg(&path)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap();
+        let mut p = Proxy {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            dir,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(p.addr).is_err() {
+            if let Ok(Some(st)) = p.child.try_wait() {
+                panic!("proxy exited {st}: {}", p.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "proxy did not start: {}",
+                p.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        p
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("proxy.log")).unwrap_or_default()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    async fn post_form(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        let r = self
+            .http
+            .post(self.url(path))
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+        };
+        (status, headers, body)
+    }
+
+    async fn login(&self, user: &str, password: &str) -> (u16, reqwest::header::HeaderMap, Value) {
+        self.post_form(
+            "/token",
+            &[
+                ("grant_type", "password"),
+                ("username", user),
+                ("password", password),
+            ],
+        )
+        .await
+    }
+
+    async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let s = r.status().as_u16();
+        (
+            s,
+            serde_json::from_str(&r.text().await.unwrap()).unwrap_or(Value::Null),
+        )
+    }
+}
+
+fn claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+fn s(v: &Value, k: &str) -> String {
+    v[k].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_grant_and_identity() {
+    let p = Proxy::start();
+    let (st, h, body) = p.login("johndoe", "secret").await;
+    assert_eq!(st, 200, "{body}\n{}", p.log());
+    assert_eq!(h["cache-control"], "no-store");
+    assert_eq!(body["token_type"], "bearer");
+    assert_eq!(body["expires_in"], 1800);
+    assert_eq!(body["scope"], "items:read items:write me");
+    assert!(body["refresh_token"].as_str().unwrap().len() >= 40);
+    let at = s(&body, "access_token");
+    let c = claims(&at);
+    assert_eq!(c["sub"], "johndoe");
+    assert_eq!(c["iss"], "https://auth.example.test");
+    assert_eq!(c["aud"], "items-api");
+    assert_eq!(c["email"], "johndoe@example.com");
+    assert_eq!(c["name"], "John Doe");
+    assert_eq!(c["scope"], "items:read items:write me");
+    assert!(c["jti"].is_string() && c["iat"].is_number());
+    assert_eq!(
+        c["exp"].as_u64().unwrap() - c["iat"].as_u64().unwrap(),
+        1800
+    );
+    // The token opens a protected route; the upstream sees X-User.
+    let (st, echo) = p.get("/items/1", &at).await;
+    assert_eq!(st, 200);
+    assert_eq!(echo["headers"]["x-user"], "johndoe", "{echo}");
+    // Neither password nor token is in the log.
+    let log = p.log();
+    assert!(!log.contains("secret") && !log.contains(&at), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_password_and_unknown_user_look_alike() {
+    let p = Proxy::start();
+    let (st1, h1, b1) = p.login("johndoe", "wrong").await;
+    let (st2, h2, b2) = p.login("nobody", "secret").await;
+    assert_eq!((st1, st2), (401, 401));
+    assert_eq!(b1, b2);
+    assert_eq!(
+        b1,
+        serde_json::json!({"detail": "Incorrect username or password", "error": "invalid_grant"})
+    );
+    assert_eq!(h1["www-authenticate"], "Bearer");
+    assert_eq!(h2["www-authenticate"], "Bearer");
+    // Timing: the unknown user costs a hash check too (same cost as johndoe's).
+    let t = Instant::now();
+    p.login("johndoe", "wrong2").await;
+    let known = t.elapsed();
+    let t = Instant::now();
+    p.login("nobody2", "wrong").await;
+    let unknown = t.elapsed();
+    println!("wrong password {known:?}, unknown user {unknown:?}");
+    assert!(
+        unknown * 3 > known,
+        "unknown user answered much faster: {unknown:?} vs {known:?}"
+    );
+    // Disabled user with the right password: 400 Inactive user.
+    let (st, _, b) = p.login("alice", "secret").await;
+    assert_eq!(st, 400);
+    assert_eq!(
+        b,
+        serde_json::json!({"detail": "Inactive user", "error": "invalid_grant"})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scope_intersection() {
+    let p = Proxy::start();
+    let (st, _, b) = p
+        .post_form(
+            "/token",
+            &[
+                ("username", "johndoe"),
+                ("password", "secret"),
+                ("scope", "me admin"),
+            ],
+        )
+        .await;
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(b["scope"], "me");
+    let at = s(&b, "access_token");
+    assert_eq!(claims(&at)["scope"], "me");
+    // Without items:read the items route is 403.
+    let (st, _) = p.get("/items/1", &at).await;
+    assert_eq!(st, 403);
+    let (st, _) = p.get("/other", &at).await;
+    assert_eq!(st, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_rotation_and_reuse_detection() {
+    let p = Proxy::start();
+    let (_, _, b) = p.login("johndoe", "secret").await;
+    let r1 = s(&b, "refresh_token");
+    let a1 = s(&b, "access_token");
+    let (st, h, b2) = p
+        .post_form(
+            "/token",
+            &[("grant_type", "refresh_token"), ("refresh_token", &r1)],
+        )
+        .await;
+    assert_eq!(st, 200, "{b2}");
+    assert_eq!(h["cache-control"], "no-store");
+    let r2 = s(&b2, "refresh_token");
+    let a2 = s(&b2, "access_token");
+    assert_ne!(r1, r2);
+    assert_eq!(b2["scope"], "items:read items:write me");
+    assert_eq!(claims(&a2)["sub"], "johndoe");
+    assert_eq!(p.get("/items/1", &a2).await.0, 200);
+    // Reuse of the spent r1: 400, and the whole family (r2, and its access tokens) dies.
+    let (st, _, b3) = p
+        .post_form(
+            "/token",
+            &[("grant_type", "refresh_token"), ("refresh_token", &r1)],
+        )
+        .await;
+    assert_eq!(st, 400);
+    assert_eq!(
+        b3,
+        serde_json::json!({"detail": "Invalid refresh token", "error": "invalid_grant"})
+    );
+    let (st, _, _) = p
+        .post_form(
+            "/token",
+            &[("grant_type", "refresh_token"), ("refresh_token", &r2)],
+        )
+        .await;
+    assert_eq!(st, 400);
+    for at in [&a1, &a2] {
+        let (st, b) = p.get("/items/1", at).await;
+        assert_eq!(st, 401);
+        assert_eq!(b["detail"], "Token has been revoked");
+    }
+    // Unknown refresh token; unsupported grant.
+    let (st, _, b) = p
+        .post_form(
+            "/token",
+            &[("grant_type", "refresh_token"), ("refresh_token", "nope")],
+        )
+        .await;
+    assert_eq!((st, s(&b, "detail")), (400, "Invalid refresh token".into()));
+    let (st, _, b) = p
+        .post_form("/token", &[("grant_type", "client_credentials")])
+        .await;
+    assert_eq!((st, s(&b, "error")), (400, "unsupported_grant_type".into()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoke_access_and_refresh_tokens() {
+    let p = Proxy::start();
+    let (_, _, b) = p.login("johndoe", "secret").await;
+    let at = s(&b, "access_token");
+    let rt = s(&b, "refresh_token");
+    // Cached by two successful requests.
+    assert_eq!(p.get("/items/1", &at).await.0, 200);
+    assert_eq!(p.get("/items/2", &at).await.0, 200);
+    let (st, h, body) = p.post_form("/revoke", &[("token", &at)]).await;
+    assert_eq!(st, 200);
+    assert_eq!(body, Value::Null);
+    assert_eq!(h["cache-control"], "no-store");
+    let r = p
+        .http
+        .get(p.url("/items/1"))
+        .bearer_auth(&at)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Bearer error=\"invalid_token\""));
+    assert_eq!(
+        r.text().await.unwrap(),
+        r#"{"detail": "Token has been revoked"}"#
+    );
+    // The refresh token still works (revoking an access token leaves the grant).
+    let (st, _, b2) = p
+        .post_form(
+            "/token",
+            &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
+        )
+        .await;
+    assert_eq!(st, 200);
+    let rt2 = s(&b2, "refresh_token");
+    let at2 = s(&b2, "access_token");
+    // Revoking the refresh token ends its family, access tokens included.
+    assert_eq!(p.post_form("/revoke", &[("token", &rt2)]).await.0, 200);
+    let (st, _, _) = p
+        .post_form(
+            "/token",
+            &[("grant_type", "refresh_token"), ("refresh_token", &rt2)],
+        )
+        .await;
+    assert_eq!(st, 400);
+    assert_eq!(p.get("/items/1", &at2).await.0, 401);
+    // RFC 7009: unknown tokens are 200 too; a missing token is 400.
+    assert_eq!(p.post_form("/revoke", &[("token", "garbage")]).await.0, 200);
+    assert_eq!(p.post_form("/revoke", &[("token", "a.b.c")]).await.0, 200);
+    assert_eq!(p.post_form("/revoke", &[("x", "y")]).await.0, 400);
+    // Another user's fresh token is unaffected.
+    let (_, _, b3) = p.login("johndoe", "secret").await;
+    assert_eq!(p.get("/items/1", &s(&b3, "access_token")).await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_after_failures() {
+    let p = Proxy::start();
+    for i in 1..=5 {
+        let (st, _, _) = p.login("johndoe", "wrong").await;
+        assert_eq!(st, 401, "failure {i}");
+    }
+    let (st, h, b) = p.login("johndoe", "wrong").await;
+    assert_eq!(st, 429, "{b}");
+    let retry: u64 = h["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=900).contains(&retry), "{retry}");
+    // While limited, even the right password is refused.
+    let (st, h, _) = p.login("johndoe", "secret").await;
+    assert_eq!(st, 429);
+    assert!(h.contains_key("retry-after"));
+    // Another user is not locked out by johndoe's failures.
+    let (st, _, _) = p.login("alice", "secret").await;
+    assert_eq!(st, 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwks_verifies_issued_tokens_and_discovery() {
+    let p = Proxy::start();
+    let (_, _, b) = p.login("johndoe", "secret").await;
+    let at = s(&b, "access_token");
+    let r = p
+        .http
+        .get(p.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let set: jsonwebtoken::jwk::JwkSet = r.json().await.unwrap();
+    let header = jsonwebtoken::decode_header(&at).unwrap();
+    assert_eq!(header.kid.as_deref(), Some("k1"));
+    let jwk = set.find("k1").expect("kid k1 published");
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap();
+    let mut v = jsonwebtoken::Validation::new(header.alg);
+    v.set_audience(&["items-api"]);
+    v.set_issuer(&["https://auth.example.test"]);
+    let data = jsonwebtoken::decode::<Value>(&at, &key, &v).expect("verifies with the JWKS");
+    assert_eq!(data.claims["sub"], "johndoe");
+    // A tampered token does not.
+    let mut parts: Vec<String> = at.split('.').map(str::to_owned).collect();
+    let forged = serde_json::json!({"sub": "admin", "iss": "https://auth.example.test", "aud": "items-api", "exp": 4_000_000_000u64});
+    parts[1] = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(forged.to_string());
+    assert!(jsonwebtoken::decode::<Value>(&parts.join("."), &key, &v).is_err());
+
+    let d: Value = p
+        .http
+        .get(p.url("/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(d["issuer"], "https://auth.example.test");
+    assert_eq!(d["token_endpoint"], "https://auth.example.test/token");
+    assert_eq!(
+        d["jwks_uri"],
+        "https://auth.example.test/.well-known/jwks.json"
+    );
+    assert_eq!(d["revocation_endpoint"], "https://auth.example.test/revoke");
+    assert_eq!(
+        d["grant_types_supported"],
+        serde_json::json!(["password", "refresh_token"])
+    );
+    // Built-ins are answered before routes, with their own methods.
+    let r = p.http.get(p.url("/token")).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "POST");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fastapi_swagger_form_is_accepted() {
+    let p = Proxy::start();
+    // Exactly what Swagger UI's "Authorize" button of a FastAPI app sends.
+    let r = p
+        .http
+        .post(p.url("/token"))
+        .header("authorization", "Basic Og==")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=password&username=johndoe&password=secret&scope=me%20items%3Aread&client_id=&client_secret=")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let b: Value = r.json().await.unwrap();
+    assert_eq!(b["scope"], "me items:read");
+    // client_id / client_secret with values, no grant_type (FastAPI's form allows it).
+    let (st, _, b) = p
+        .post_form(
+            "/token",
+            &[
+                ("username", "johndoe"),
+                ("password", "secret"),
+                ("client_id", "swagger"),
+                ("client_secret", "x"),
+            ],
+        )
+        .await;
+    assert_eq!(st, 200, "{b}");
+}
+
+/// Raw HTTP/1.1 exchange: the status line and the body.
+fn raw(addr: SocketAddr, req: &[u8]) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(req).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+    (status, body)
+}
+
+fn form_request(body: &[u8]) -> Vec<u8> {
+    let mut r = format!(
+        "POST /token HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    r.extend_from_slice(body);
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_bodies_get_clean_4xx() {
+    let p = Proxy::start();
+    let long = "a".repeat(73);
+    let cases: Vec<(Vec<u8>, u16, &str)> = vec![
+        // > 72 bytes: bcrypt cannot take it whole: a plain wrong password.
+        (
+            format!("username=johndoe&password={long}").into_bytes(),
+            401,
+            "invalid_grant",
+        ),
+        (
+            format!("username=johndoe&password=secret{long}").into_bytes(),
+            401,
+            "invalid_grant",
+        ),
+        (
+            b"username=johndoe&password=%FF%FE".to_vec(),
+            400,
+            "invalid_request",
+        ),
+        (
+            b"username=john\xffdoe&password=secret".to_vec(),
+            400,
+            "invalid_request",
+        ),
+        (b"username=&password=".to_vec(), 400, "invalid_request"),
+        (b"username=johndoe".to_vec(), 400, "invalid_request"),
+        (b"".to_vec(), 400, "invalid_request"),
+        (
+            b"username=a&username=b&password=x".to_vec(),
+            400,
+            "invalid_request",
+        ),
+        (b"%%%&&==&password=%zz".to_vec(), 400, "invalid_request"),
+    ];
+    for (body, status, error) in cases {
+        let (st, text) = raw(p.addr, &form_request(&body));
+        assert_eq!(st, status, "{}: {text}", String::from_utf8_lossy(&body));
+        let v: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{text}"));
+        assert_eq!(v["error"], error, "{text}");
+    }
+    // Oversized: declared, and streamed (chunked) past the cap.
+    let (st, _) = raw(p.addr, &form_request(&vec![b'a'; 64 * 1024]));
+    assert_eq!(st, 400);
+    let mut chunked = b"POST /token HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+        Content-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n"
+        .to_vec();
+    for _ in 0..20 {
+        chunked.extend_from_slice(b"400\r\n");
+        chunked.extend_from_slice(&[b'a'; 0x400]);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let (st, text) = raw(p.addr, &chunked);
+    assert_eq!(st, 400, "{text}");
+    // JSON instead of a form.
+    let (st, text) = raw(
+        p.addr,
+        b"POST /token HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n\
+          Content-Length: 2\r\n\r\n{}",
+    );
+    assert_eq!(st, 400, "{text}");
+    // Still healthy afterwards.
+    assert_eq!(p.login("johndoe", "secret").await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_do_not_block_other_requests() {
+    let p = Proxy::start();
+    let (_, _, b) = p.login("johndoe", "secret").await;
+    let at = s(&b, "access_token");
+    // Baseline latency of a protected route.
+    let mut base = Vec::new();
+    for _ in 0..50 {
+        let t = Instant::now();
+        assert_eq!(p.get("/items/1", &at).await.0, 200);
+        base.push(t.elapsed());
+    }
+    // 50 logins at once (bcrypt cost 12 each), and protected requests meanwhile.
+    let started = Instant::now();
+    let logins: Vec<_> = (0..50)
+        .map(|_| {
+            let http = p.http.clone();
+            let url = p.url("/token");
+            tokio::spawn(async move {
+                let r = http
+                    .post(url)
+                    .form(&[("username", "johndoe"), ("password", "secret")])
+                    .send()
+                    .await
+                    .unwrap();
+                r.status().as_u16()
+            })
+        })
+        .collect();
+    let mut during = Vec::new();
+    while !logins.iter().all(|h| h.is_finished()) && started.elapsed() < Duration::from_secs(120) {
+        let t = Instant::now();
+        let (st, _) = p.get("/items/1", &at).await;
+        assert_eq!(st, 200, "a protected request failed while logins ran");
+        during.push(t.elapsed());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut ok = 0;
+    for h in logins {
+        if h.await.unwrap() == 200 {
+            ok += 1;
+        }
+    }
+    let logins_took = started.elapsed();
+    let pct = |v: &mut Vec<Duration>, q: f64| {
+        v.sort();
+        v[((v.len() as f64 - 1.0) * q) as usize]
+    };
+    println!(
+        "protected route: idle p50 {:?} p99 {:?}; during 50 logins ({} ok in {:?}): {} requests, p50 {:?} p99 {:?} max {:?}",
+        pct(&mut base, 0.5),
+        pct(&mut base, 0.99),
+        ok,
+        logins_took,
+        during.len(),
+        pct(&mut during, 0.5),
+        pct(&mut during, 0.99),
+        during.last().copied().unwrap_or_default(),
+    );
+    assert_eq!(ok, 50, "{}", p.log());
+    assert!(
+        during.len() >= 5,
+        "too few requests went through during the logins"
+    );
+}
+
+#[test]
+fn hash_password_cli() {
+    let run = |args: &[&str], input: &[u8]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(input).unwrap();
+        let out = c.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, _) = run(&["hash-password"], b"secret\n");
+    assert_eq!(code, Some(0));
+    let h = out.trim_end();
+    assert!(h.starts_with("$2b$12$") && h.len() == 60, "{h}");
+    assert!(bcrypt::verify("secret", h).unwrap());
+    let (code, out, _) = run(&["hash-password", "--argon2"], b"secret\n");
+    assert_eq!(code, Some(0));
+    assert!(out.starts_with("$argon2id$"), "{out}");
+    let (code, out, err) = run(&["hash-password"], &[b'x'; 73]);
+    assert_eq!(code, Some(1));
+    assert!(out.is_empty() && err.contains("72"), "{err}");
+    assert!(!err.contains("xxxx"), "password echoed: {err}");
+    let (code, _, _) = run(&["hash-password", "--argon2"], &[b'x'; 73]);
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn check_reports_users_file_errors() {
+    portcullis::install_crypto_providers();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("users.toml"),
+        "[users.john]\npassword_hash = \"plain\"\nrole = \"x\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("proxy.toml"),
+        "[[issuers]]\nname = \"l\"\nissuer = \"l\"\nsecret = \"0123456789abcdef0123456789abcdef\"\n\
+         [token_endpoint]\nissuer = \"l\"\nusers = \"users.toml\"\n\
+         [upstreams.a]\nurl = \"echo:\"\n[[routes]]\npath = \"/**\"\nupstream = \"a\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["check", "--config"])
+        .arg(dir.path().join("proxy.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("users.toml:3:1: unknown field `role`"),
+        "{err}"
+    );
+}
