@@ -20,6 +20,8 @@ need_apt() {  # need_apt COMMAND PACKAGE
 need_apt openssl openssl
 # The admin status page is checked in a real headless browser (Debian's chromium).
 need_apt chromium chromium
+# tests/state_redis.rs starts its own redis-server on a free loopback port.
+need_apt redis-server redis-server
 
 # ---- deploy tooling (issue #7; used by tests/deploy.rs) ----------------------
 # Pinned PyPI tools in a venv outside the work tree, installed only when missing:

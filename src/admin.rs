@@ -3,7 +3,8 @@
 //!
 //! - `GET /healthz`: 200 while the process lives;
 //! - `GET /readyz`: 200 once the config is loaded and every JWKS issuer has keys,
-//!   503 before that and while draining;
+//!   503 before that, while draining, and while the Redis state backend is
+//!   unreachable (unless `[state] fail_open`);
 //! - `GET /metrics`: Prometheus text format;
 //! - `GET /`: the read-only status page; `GET /config`: the running config, redacted;
 //! - anything else: 404 (`HEAD` is answered like `GET`, other methods 405).
@@ -22,10 +23,16 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-/// Whether the proxy should receive traffic: not draining, and every JWKS issuer
-/// has keys.
+/// Whether the proxy should receive traffic: not draining, every JWKS issuer has
+/// keys, and the state backend answers (unless `[state] fail_open`).
 pub fn ready(app: &App) -> bool {
-    !app.is_draining() && app.runtime.load().verifier.jwks.ready()
+    let rt = app.runtime.load();
+    !app.is_draining() && rt.verifier.jwks.ready() && state_ok(&rt)
+}
+
+/// The state backend answers, or its outages are tolerated (`fail_open`).
+fn state_ok(rt: &crate::app::Runtime) -> bool {
+    rt.config.state.fail_open || rt.state.store.reachable()
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
@@ -65,6 +72,10 @@ pub fn admin_router(app: &App, method: &Method, path: &str) -> Response<Full<Byt
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" if ready(app) => text(StatusCode::OK, "ready\n"),
         "/readyz" if app.is_draining() => text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
+        "/readyz" if !state_ok(&app.runtime.load()) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "state backend unreachable\n",
+        ),
         "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "waiting for JWKS keys\n"),
         "/metrics" => owned(
             StatusCode::OK,

@@ -59,7 +59,15 @@ impl Runtime {
         let counters =
             crate::metrics::RouteCounters::new(config.routes.routes.iter().map(|r| r.name.clone()));
         let state = match previous {
-            Some(p) => p.state.clone(),
+            Some(p) => {
+                let (old, new) = (&p.config.state, &config.state);
+                if old.redis_url != new.redis_url || old.key_prefix != new.key_prefix {
+                    tracing::warn!(
+                        "[state] backend, url and key_prefix changes take effect at the next restart"
+                    );
+                }
+                p.state.clone()
+            }
             None => crate::issuer::Shared::new(&config),
         };
         let endpoint = crate::issuer::Endpoint::new(&config, state.clone());

@@ -6,7 +6,8 @@
 //! `2xx`..`5xx`), `portcullis_verify_seconds`, `portcullis_upstream_seconds`,
 //! `portcullis_token_cache_hits_total` / `_misses_total`,
 //! `portcullis_reloads_total{result}`, `portcullis_open_connections`,
-//! `portcullis_jwks_fetches_total{issuer,result}`, `portcullis_logins_total{result}`.
+//! `portcullis_jwks_fetches_total{issuer,result}`, `portcullis_logins_total{result}`,
+//! `portcullis_state_errors_total{op}`.
 
 use metrics::{Counter, Gauge, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -189,6 +190,11 @@ pub fn jwks_fetch(issuer: &str, ok: bool) {
         "result" => if ok { "ok" } else { "error" },
     )
     .increment(1);
+}
+
+/// Counts a failed state-backend operation (`op`: is_revoked, refresh_rotate, ping...).
+pub fn state_error(op: &'static str) {
+    metrics::counter!("portcullis_state_errors_total", "op" => op).increment(1);
 }
 
 /// Counts a login attempt at the token endpoint (`result`: ok, invalid, disabled, limited...).

@@ -363,10 +363,15 @@ impl Compiler<'_> {
         };
         let max_connections = count(&s.max_connections, "max_connections", 1, 10_000_000)
             .map_or(25_000, |n| n as usize);
-        let h2_max_concurrent_streams =
-            count(&s.h2_max_concurrent_streams, "h2_max_concurrent_streams", 1, 10_000)
-                .map_or(100, |n| n as u32);
-        let worker_threads = count(&s.worker_threads, "worker_threads", 1, 1024).map(|n| n as usize);
+        let h2_max_concurrent_streams = count(
+            &s.h2_max_concurrent_streams,
+            "h2_max_concurrent_streams",
+            1,
+            10_000,
+        )
+        .map_or(100, |n| n as u32);
+        let worker_threads =
+            count(&s.worker_threads, "worker_threads", 1, 1024).map(|n| n as usize);
         Some(Server {
             listen,
             max_connections,
@@ -660,7 +665,12 @@ impl Compiler<'_> {
         let redis_url = match backend {
             "memory" => None,
             "redis" => match &s.url {
-                Some(u) => Some(u.get_ref().0.clone()),
+                Some(u) => {
+                    if let Err(e) = crate::state::redis::check_url(&u.get_ref().0) {
+                        self.rep.at(u.span(), format!("invalid [state] url: {e}"));
+                    }
+                    Some(u.get_ref().0.clone())
+                }
                 None => {
                     if let Some(b) = &s.backend {
                         self.rep.at(b.span(), "`backend = \"redis\"` needs `url`");

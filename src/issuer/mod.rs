@@ -24,6 +24,7 @@ use crate::auth::verify::{Issuer, Verified};
 use crate::config::Config;
 use crate::deny::Denial;
 use crate::state::memory::MemoryStore;
+use crate::state::redis::RedisStore;
 use crate::state::Store;
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,24 +40,26 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// State for `config`. Only the in-memory store exists yet: with `[state]
-    /// backend = "redis"` (a later issue) a warning says state is per process.
+    /// State for `config`: on Redis with `[state] backend = "redis"` (shared by
+    /// every replica), else in this process.
     pub fn new(config: &Config) -> Arc<Shared> {
-        if config.state.redis_url.is_some() && config.token_endpoint.is_some() {
-            tracing::warn!(
-                "[state] backend = \"redis\" is not implemented yet: revocations, refresh \
-                 tokens and login limits are kept in this process only"
-            );
+        match &config.state.redis_url {
+            Some(url) => Self::with_store(Arc::new(RedisStore::new(url, &config.state.key_prefix))),
+            None => Self::memory(),
         }
-        Self::memory()
     }
 
-    /// In-memory state with a hashing limit of one check per core but one (at least
-    /// one), so a burst of logins leaves a core to the proxy.
+    /// In-memory state.
     pub fn memory() -> Arc<Shared> {
+        Self::with_store(Arc::new(MemoryStore::new()))
+    }
+
+    /// State on `store`, with a hashing limit of one check per core but one (at
+    /// least one), so a burst of logins leaves a core to the proxy.
+    pub fn with_store(store: Arc<dyn Store>) -> Arc<Shared> {
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         Arc::new(Shared {
-            store: Arc::new(MemoryStore::new()),
+            store,
             hashing: Arc::new(Semaphore::new(cores.saturating_sub(1).max(1))),
         })
     }

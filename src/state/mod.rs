@@ -7,6 +7,7 @@
 //! is a secret: refresh tokens are kept as SHA-256 digests, counters by key.
 
 pub mod memory;
+pub mod redis;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -94,4 +95,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Clears `key`.
     fn counter_reset<'a>(&'a self, key: &'a str) -> Fut<'a, ()>;
+
+    /// Whether the backend answered lately (`/readyz`); the memory backend always does.
+    fn reachable(&self) -> bool {
+        true
+    }
 }

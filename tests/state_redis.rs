@@ -1,0 +1,753 @@
+//! Shared state on Redis (issue #8, SPEC §2 `[state]`, §5, §6).
+//!
+//! Two levels: the [`Store`] contract run against both backends (one suite, so the
+//! memory backend keeps the semantics Redis has), and two real portcullis processes
+//! sharing one real `redis-server` (started here on a free loopback port, killed on
+//! drop): revocation through A seen by B at once, one refresh token redeemed on A
+//! and B at the same time, login limits counted across both, Redis killed (503,
+//! `/readyz` 503) and restarted (service resumes, no portcullis restart).
+//! `scripts/test-all.sh` installs `redis-server` when missing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use portcullis::state::memory::{unix_now, MemoryStore};
+use portcullis::state::redis::RedisStore;
+use portcullis::state::{RefreshGrant, Rotation, Store};
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The FastAPI tutorial's bcrypt hash of "secret" (cost 12).
+const HASH: &str = "$2b$12$EixZaYVK1fsbw1ZfbX3OXePaWxn96p36WQoeG6Lruj3vjPGga31lW";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+// ---- a real redis-server -----------------------------------------------------
+
+/// A `redis-server` on a loopback port, without persistence; killed on drop.
+struct Redis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        let mut r = Redis {
+            port: free_port(),
+            child: None,
+        };
+        r.restart();
+        r
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// (Re)starts the server on the same port and waits for `PONG`.
+    fn restart(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server not found: scripts/test-all.sh installs it (apt-get)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.pong() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn pong(&self) -> bool {
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+        let mut buf = [0u8; 7];
+        s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+// ---- the Store contract, both backends ---------------------------------------
+
+fn grant(family: &str, expires_at: u64) -> RefreshGrant {
+    RefreshGrant {
+        family: family.into(),
+        sub: "alice".into(),
+        scope: "a b".into(),
+        expires_at,
+    }
+}
+
+/// Polls `f` until it holds or `within` passes.
+async fn eventually<F, Fu>(within: Duration, mut f: F) -> bool
+where
+    F: FnMut() -> Fu,
+    Fu: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if f().await {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn revocations(s: &dyn Store) {
+    let now = unix_now();
+    s.revoke("iss jti-1", now + 60).await.unwrap();
+    assert!(s.is_revoked("iss jti-1").await.unwrap());
+    assert!(!s.is_revoked("iss jti-2").await.unwrap());
+    assert!(!s.is_revoked("other-iss jti-1").await.unwrap());
+    // Already expired: nothing to remember.
+    s.revoke("iss old", now - 5).await.unwrap();
+    assert!(!s.is_revoked("iss old").await.unwrap());
+    // Kept until `exp` (inclusive), then forgotten; a later revocation of the same
+    // token extends it, an earlier one never shortens it.
+    s.revoke("iss short", now + 1).await.unwrap();
+    s.revoke("iss extended", now + 1).await.unwrap();
+    s.revoke("iss extended", now + 60).await.unwrap();
+    s.revoke("iss kept", now + 60).await.unwrap();
+    s.revoke("iss kept", now + 1).await.unwrap();
+    assert!(s.is_revoked("iss short").await.unwrap());
+    let forgotten = eventually(Duration::from_secs(4), || async {
+        !s.is_revoked("iss short").await.unwrap()
+    })
+    .await;
+    assert!(forgotten, "a revocation outlived its exp");
+    assert!(unix_now() > now + 1, "forgotten before its exp");
+    assert!(s.is_revoked("iss extended").await.unwrap());
+    assert!(s.is_revoked("iss kept").await.unwrap());
+}
+
+async fn rotation_and_reuse(s: &dyn Store) {
+    let now = unix_now();
+    s.refresh_issue([1; 32], grant("f1", now + 60))
+        .await
+        .unwrap();
+    s.family_add_access("f1", "iss a1", now + 60).await.unwrap();
+    match s
+        .refresh_rotate([1; 32], [2; 32], now + 120, now)
+        .await
+        .unwrap()
+    {
+        Rotation::Rotated(g) => assert_eq!(g, grant("f1", now + 60)),
+        other => panic!("{other:?}"),
+    }
+    s.family_add_access("f1", "iss a2", now + 60).await.unwrap();
+    assert!(!s.is_revoked("iss a1").await.unwrap());
+    // The new token carries the family and its own expiry.
+    match s
+        .refresh_rotate([2; 32], [3; 32], now + 180, now)
+        .await
+        .unwrap()
+    {
+        Rotation::Rotated(g) => assert_eq!(g, grant("f1", now + 120)),
+        other => panic!("{other:?}"),
+    }
+    // Presenting a spent token: the family and its access tokens are revoked.
+    assert_eq!(
+        s.refresh_rotate([1; 32], [9; 32], now + 60, now)
+            .await
+            .unwrap(),
+        Rotation::Reused
+    );
+    assert!(s.is_revoked("iss a1").await.unwrap());
+    assert!(s.is_revoked("iss a2").await.unwrap());
+    // The live token of the revoked family is dead; so is the new one of the reuse.
+    for t in [[3; 32], [9; 32], [1; 32]] {
+        assert_eq!(
+            s.refresh_rotate(t, [10; 32], now + 60, now).await.unwrap(),
+            Rotation::Invalid
+        );
+    }
+    // An access token issued from the revoked family (a race) is revoked at once.
+    s.family_add_access("f1", "iss a3", now + 60).await.unwrap();
+    assert!(s.is_revoked("iss a3").await.unwrap());
+    // Unknown and expired tokens.
+    assert_eq!(
+        s.refresh_rotate([42; 32], [43; 32], now + 60, now)
+            .await
+            .unwrap(),
+        Rotation::Invalid
+    );
+    s.refresh_issue([5; 32], grant("f2", now - 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.refresh_rotate([5; 32], [6; 32], now + 60, now)
+            .await
+            .unwrap(),
+        Rotation::Invalid
+    );
+    // An unknown family records nothing and revokes nothing.
+    s.family_add_access("nope", "iss a4", now + 60)
+        .await
+        .unwrap();
+    assert!(!s.is_revoked("iss a4").await.unwrap());
+}
+
+async fn refresh_revocation(s: &dyn Store) {
+    let now = unix_now();
+    s.refresh_issue([20; 32], grant("g", now + 60))
+        .await
+        .unwrap();
+    s.family_add_access("g", "iss g1", now + 60).await.unwrap();
+    assert!(s.refresh_revoke([20; 32], now).await.unwrap());
+    assert!(s.is_revoked("iss g1").await.unwrap());
+    assert_eq!(
+        s.refresh_rotate([20; 32], [21; 32], now + 60, now)
+            .await
+            .unwrap(),
+        Rotation::Invalid
+    );
+    assert!(!s.refresh_revoke([22; 32], now).await.unwrap());
+    s.refresh_issue([23; 32], grant("h", now - 1))
+        .await
+        .unwrap();
+    assert!(!s.refresh_revoke([23; 32], now).await.unwrap());
+}
+
+async fn concurrent_rotation(s: Arc<dyn Store>) {
+    let now = unix_now();
+    s.refresh_issue([30; 32], grant("c", now + 60))
+        .await
+        .unwrap();
+    s.family_add_access("c", "iss c1", now + 60).await.unwrap();
+    let tasks: Vec<_> = (0..24u8)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let new = [100 + i; 32];
+                (
+                    new,
+                    s.refresh_rotate([30; 32], new, now + 60, now)
+                        .await
+                        .unwrap(),
+                )
+            })
+        })
+        .collect();
+    let mut rotated = Vec::new();
+    let mut reused = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            (new, Rotation::Rotated(_)) => rotated.push(new),
+            (_, Rotation::Reused) => reused += 1,
+            (_, Rotation::Invalid) => {}
+        }
+    }
+    assert_eq!(
+        rotated.len(),
+        1,
+        "a refresh token was redeemed more than once"
+    );
+    assert!(reused >= 1);
+    // The reuse revoked the family: the winner's new token is dead too.
+    assert_eq!(
+        s.refresh_rotate(rotated[0], [99; 32], now + 60, now)
+            .await
+            .unwrap(),
+        Rotation::Invalid
+    );
+    assert!(s.is_revoked("iss c1").await.unwrap());
+}
+
+async fn counters(s: &dyn Store) {
+    let w = Duration::from_millis(1500);
+    for n in 1..=3 {
+        let h = s.counter_hit("k", w).await.unwrap();
+        assert_eq!(h.count, n);
+        assert!(
+            h.retry_after <= w && h.retry_after > Duration::ZERO,
+            "{h:?}"
+        );
+    }
+    let h = s.counter_get("k").await.unwrap().unwrap();
+    assert_eq!(h.count, 3);
+    assert_eq!(s.counter_get("other").await.unwrap(), None);
+    assert_eq!(s.counter_hit("other", w).await.unwrap().count, 1);
+    // The window is fixed from the first hit: later hits do not extend it.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let h = s.counter_hit("k", w).await.unwrap();
+    assert_eq!(h.count, 4);
+    assert!(h.retry_after <= Duration::from_millis(850), "{h:?}");
+    let closed = eventually(Duration::from_secs(3), || async {
+        s.counter_get("k").await.unwrap().is_none()
+    })
+    .await;
+    assert!(closed, "the window never closed");
+    assert_eq!(s.counter_hit("k", w).await.unwrap().count, 1);
+    s.counter_reset("k").await.unwrap();
+    assert_eq!(s.counter_get("k").await.unwrap(), None);
+    assert_eq!(s.counter_hit("k", w).await.unwrap().count, 1);
+}
+
+/// The whole contract, against one store.
+async fn store_contract(s: Arc<dyn Store>) {
+    assert!(s.reachable());
+    rotation_and_reuse(&*s).await;
+    refresh_revocation(&*s).await;
+    concurrent_rotation(s.clone()).await;
+    tokio::join!(revocations(&*s), counters(&*s));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn contract_memory() {
+    store_contract(Arc::new(MemoryStore::new())).await;
+}
+
+async fn redis_store(redis: &Redis, prefix: &str) -> Arc<dyn Store> {
+    let s = Arc::new(RedisStore::new(&redis.url(), prefix));
+    let up = eventually(Duration::from_secs(5), || async { s.reachable() }).await;
+    assert!(up, "never reached redis");
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn contract_redis() {
+    let redis = Redis::start();
+    let s = redis_store(&redis, "test:").await;
+    store_contract(s).await;
+    // Two prefixes never see each other's keys.
+    let a = redis_store(&redis, "a:").await;
+    let b = redis_store(&redis, "b:").await;
+    a.revoke("iss x", unix_now() + 60).await.unwrap();
+    assert!(!b.is_revoked("iss x").await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_store_fails_then_recovers() {
+    let mut redis = Redis::start();
+    let s = redis_store(&redis, "p:").await;
+    s.revoke("iss k", unix_now() + 60).await.unwrap();
+    redis.kill();
+    let t0 = Instant::now();
+    assert!(s.is_revoked("iss k").await.is_err());
+    assert!(t0.elapsed() < Duration::from_secs(3), "no command timeout");
+    assert!(
+        eventually(Duration::from_secs(3), || async { !s.reachable() }).await,
+        "still reported reachable"
+    );
+    assert!(s.counter_hit("c", Duration::from_secs(1)).await.is_err());
+    redis.restart();
+    let back = eventually(Duration::from_secs(5), || async {
+        s.is_revoked("iss k").await.is_ok()
+    })
+    .await;
+    assert!(back, "did not reconnect");
+    assert!(eventually(Duration::from_secs(3), || async { s.reachable() }).await);
+}
+
+// ---- two portcullis replicas on one Redis ------------------------------------
+
+struct Proxy {
+    child: Child,
+    addr: SocketAddr,
+    admin: SocketAddr,
+    log: std::path::PathBuf,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A directory shared by the replicas: one signing key, one users file.
+fn shared_dir() -> tempfile::TempDir {
+    portcullis::install_crypto_providers();
+    let dir = tempfile::tempdir().unwrap();
+    let pem = portcullis::auth::keys::generate_ed25519_pem().unwrap();
+    std::fs::write(dir.path().join("signing.pem"), pem).unwrap();
+    let users = format!(
+        "[users.johndoe]\npassword_hash = \"{HASH}\"\nscopes = [\"items:read\", \"me\"]\n\n\
+         [users.mallory]\npassword_hash = \"{HASH}\"\nscopes = [\"me\"]\n"
+    );
+    std::fs::write(dir.path().join("users.toml"), users).unwrap();
+    dir
+}
+
+impl Proxy {
+    /// Replica `name` on `redis`, waiting until `/readyz` says 200.
+    fn start(dir: &tempfile::TempDir, name: &str, redis: &Redis, extra_state: &str) -> Proxy {
+        let (port, admin) = (free_port(), free_port());
+        let cfg = format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n\n\
+             [admin]\nlisten = \"127.0.0.1:{admin}\"\n\n\
+             [upstreams.app]\nurl = \"echo:\"\n\n\
+             [[issuers]]\nname = \"local\"\nissuer = \"https://auth.example.test\"\n\
+             private_key = \"signing.pem\"\n\n\
+             [token_endpoint]\nissuer = \"local\"\nusers = \"users.toml\"\n\n\
+             [state]\nbackend = \"redis\"\nurl = \"{}\"\nkey_prefix = \"pc-test:\"\n{extra_state}\n\
+             [[routes]]\nname = \"items\"\npath = \"/items/**\"\nscopes = [\"items:read\"]\nupstream = \"app\"\n",
+            redis.url()
+        );
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, cfg).unwrap();
+        let log = dir.path().join(format!("{name}.log"));
+        let f = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .arg("--config")
+            .arg(&path)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::from(f.try_clone().unwrap()))
+            .stderr(Stdio::from(f))
+            .spawn()
+            .unwrap();
+        let mut p = Proxy {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            admin: SocketAddr::from(([127, 0, 0, 1], admin)),
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while p.readyz() != 200 {
+            if let Ok(Some(st)) = p.child.try_wait() {
+                panic!("{name} exited {st}: {}", p.log());
+            }
+            assert!(Instant::now() < deadline, "{name} not ready: {}", p.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        p
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `GET /readyz` on the admin listener (0: no answer).
+    fn readyz(&self) -> u16 {
+        admin_get(self.admin, "/readyz").0
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+/// A bare HTTP/1.1 GET: status and body (0 when the listener is not up).
+fn admin_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let Ok(mut s) = TcpStream::connect(addr) else {
+        return (0, String::new());
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let req = format!("GET {path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).is_err() {
+        return (0, String::new());
+    }
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let status = out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, out)
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+async fn post(
+    http: &reqwest::Client,
+    p: &Proxy,
+    path: &str,
+    form: &[(&str, &str)],
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let r = http.post(p.url(path)).form(form).send().await.unwrap();
+    let st = r.status().as_u16();
+    let h = r.headers().clone();
+    let body = serde_json::from_str(&r.text().await.unwrap()).unwrap_or(Value::Null);
+    (st, h, body)
+}
+
+async fn login(http: &reqwest::Client, p: &Proxy, user: &str, pw: &str) -> (u16, Value) {
+    let (st, _, body) = post(
+        http,
+        p,
+        "/token",
+        &[
+            ("grant_type", "password"),
+            ("username", user),
+            ("password", pw),
+        ],
+    )
+    .await;
+    (st, body)
+}
+
+async fn refresh(http: &reqwest::Client, p: &Proxy, rt: &str) -> (u16, Value) {
+    let (st, _, body) = post(
+        http,
+        p,
+        "/token",
+        &[("grant_type", "refresh_token"), ("refresh_token", rt)],
+    )
+    .await;
+    (st, body)
+}
+
+async fn get(
+    http: &reqwest::Client,
+    p: &Proxy,
+    token: &str,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let r = http
+        .get(p.url("/items/1"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let st = r.status().as_u16();
+    let h = r.headers().clone();
+    (
+        st,
+        h,
+        serde_json::from_str(&r.text().await.unwrap()).unwrap_or(Value::Null),
+    )
+}
+
+fn field(v: &Value, k: &str) -> String {
+    v[k].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_reaches_the_other_replica_at_once() {
+    let redis = Redis::start();
+    let dir = shared_dir();
+    let (a, b) = (
+        Proxy::start(&dir, "a", &redis, ""),
+        Proxy::start(&dir, "b", &redis, ""),
+    );
+    let http = client();
+    let (st, body) = login(&http, &a, "johndoe", "secret").await;
+    assert_eq!(st, 200, "{body}\n{}", a.log());
+    let at = field(&body, "access_token");
+    // B verifies A's token and caches it.
+    for _ in 0..3 {
+        assert_eq!(get(&http, &b, &at).await.0, 200, "{}", b.log());
+    }
+    let (st, _, _) = post(&http, &a, "/revoke", &[("token", &at)]).await;
+    assert_eq!(st, 200);
+    // The documented delay is zero: the very next request on B is refused.
+    let (st, h, body) = get(&http, &b, &at).await;
+    assert_eq!(st, 401, "{body}");
+    assert_eq!(body["detail"], "Token has been revoked");
+    assert!(h["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Bearer error=\"invalid_token\""));
+    assert_eq!(get(&http, &a, &at).await.0, 401);
+    // Revoking a refresh token on B kills the family's access tokens on A.
+    let (_, body) = login(&http, &b, "johndoe", "secret").await;
+    let (at2, rt2) = (field(&body, "access_token"), field(&body, "refresh_token"));
+    assert_eq!(get(&http, &a, &at2).await.0, 200);
+    assert_eq!(post(&http, &b, "/revoke", &[("token", &rt2)]).await.0, 200);
+    assert_eq!(
+        get(&http, &a, &at2).await.2["detail"],
+        "Token has been revoked"
+    );
+    assert_eq!(refresh(&http, &a, &rt2).await.0, 400);
+    for p in [&a, &b] {
+        assert!(
+            !p.log().contains(&at) && !p.log().contains(&rt2),
+            "token in a log"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_refresh_token_redeemed_on_both_replicas_at_once() {
+    let redis = Redis::start();
+    let dir = shared_dir();
+    let (a, b) = (
+        Proxy::start(&dir, "a", &redis, ""),
+        Proxy::start(&dir, "b", &redis, ""),
+    );
+    let http = client();
+    for round in 0..4 {
+        let (st, body) = login(&http, &a, "johndoe", "secret").await;
+        assert_eq!(st, 200, "{body}");
+        let (at, rt) = (field(&body, "access_token"), field(&body, "refresh_token"));
+        let ((sa, ba), (sb, bb)) = tokio::join!(refresh(&http, &a, &rt), refresh(&http, &b, &rt));
+        let mut statuses = [sa, sb];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [200, 400], "round {round}: {ba} {bb}");
+        let (won, lost) = if sa == 200 { (ba, bb) } else { (bb, ba) };
+        assert_eq!(lost["detail"], "Invalid refresh token");
+        assert_eq!(lost["error"], "invalid_grant");
+        // The second redemption was a reuse: the whole family is revoked, the
+        // winner's new pair included, on both replicas.
+        assert_eq!(
+            refresh(&http, &b, &field(&won, "refresh_token")).await.0,
+            400
+        );
+        for p in [&a, &b] {
+            for t in [&at, &field(&won, "access_token")] {
+                let (st, _, body) = get(&http, p, t).await;
+                assert_eq!(st, 401, "round {round}: {body}");
+                assert_eq!(body["detail"], "Token has been revoked");
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_are_counted_across_replicas() {
+    let redis = Redis::start();
+    let dir = shared_dir();
+    let (a, b) = (
+        Proxy::start(&dir, "a", &redis, ""),
+        Proxy::start(&dir, "b", &redis, ""),
+    );
+    let http = client();
+    // Five failures, spread over both replicas, are answered 401...
+    for i in 0..5 {
+        let p = if i % 2 == 0 { &a } else { &b };
+        let (st, body) = login(&http, p, "mallory", "wrong").await;
+        assert_eq!(st, 401, "failure {i}: {body}");
+    }
+    // ...then both answer 429, even to the right password.
+    for p in [&b, &a] {
+        let (st, h, body) = post(
+            &http,
+            p,
+            "/token",
+            &[("username", "mallory"), ("password", "secret")],
+        )
+        .await;
+        assert_eq!(st, 429, "{body}");
+        let retry: u64 = h["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!(retry > 0 && retry <= 15 * 60, "{retry}");
+    }
+    // Another user is not affected.
+    assert_eq!(login(&http, &b, "johndoe", "secret").await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_fails_closed_and_recovers() {
+    let mut redis = Redis::start();
+    let dir = shared_dir();
+    let a = Proxy::start(&dir, "a", &redis, "");
+    let open = Proxy::start(&dir, "open", &redis, "fail_open = true\n");
+    let http = client();
+    let (st, body) = login(&http, &a, "johndoe", "secret").await;
+    assert_eq!(st, 200, "{body}");
+    let at = field(&body, "access_token");
+    assert_eq!(get(&http, &a, &at).await.0, 200);
+
+    redis.kill();
+    // A valid (and cached) token: 503, never the upstream.
+    let (st, _, body) = get(&http, &a, &at).await;
+    assert_eq!(st, 503, "{body}");
+    assert_eq!(body, serde_json::json!({"detail": "Service Unavailable"}));
+    // The token endpoint cannot count failures or store refresh tokens: 503.
+    let (st, body) = login(&http, &a, "johndoe", "secret").await;
+    assert_eq!(st, 503, "{body}");
+    assert_eq!(body["detail"], "Service Unavailable");
+    // Readiness follows within a ping or two.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while a.readyz() != 503 {
+        assert!(
+            Instant::now() < deadline,
+            "/readyz still 200 with redis down"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, metrics) = admin_get(a.admin, "/metrics");
+    assert!(
+        metrics.contains("portcullis_state_errors_total"),
+        "{metrics}"
+    );
+    // With fail_open, the revocation check is skipped (and readiness stays up).
+    assert_eq!(get(&http, &open, &at).await.0, 200);
+    assert_eq!(open.readyz(), 200);
+
+    // Same port, new (empty) server: service resumes without a restart.
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(&http, &a, &at).await.0 != 200 {
+        assert!(Instant::now() < deadline, "did not reconnect: {}", a.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    while a.readyz() != 200 {
+        assert!(Instant::now() < deadline, "/readyz did not recover");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(login(&http, &a, "johndoe", "secret").await.0, 200);
+    assert!(a.log().contains("unreachable"), "{}", a.log());
+}
+
+/// The revocation check costs one Redis round trip per request with a `jti`.
+/// Measured, not asserted (run with `--ignored --nocapture`); numbers in README.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement"]
+async fn revocation_check_cost() {
+    let redis = Redis::start();
+    let stores: [(&str, Arc<dyn Store>); 2] = [
+        ("memory", Arc::new(MemoryStore::new())),
+        ("redis", redis_store(&redis, "m:").await),
+    ];
+    for (name, s) in stores {
+        let mut lat = Vec::with_capacity(20_000);
+        for i in 0..20_000u32 {
+            let k = format!("iss {i}");
+            let t = Instant::now();
+            s.is_revoked(&k).await.unwrap();
+            lat.push(t.elapsed());
+        }
+        lat.sort_unstable();
+        let t = Instant::now();
+        let n = 200_000u32;
+        let tasks: Vec<_> = (0..64u32)
+            .map(|w| {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    for i in 0..n / 64 {
+                        s.is_revoked(&format!("iss {w} {i}")).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let rate = f64::from(n) / t.elapsed().as_secs_f64();
+        println!(
+            "{name}: sequential p50 {:?} p99 {:?}; 64 concurrent: {rate:.0} checks/s",
+            lat[lat.len() / 2],
+            lat[lat.len() * 99 / 100]
+        );
+    }
+}
