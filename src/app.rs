@@ -61,9 +61,12 @@ impl Runtime {
         let state = match previous {
             Some(p) => {
                 let (old, new) = (&p.config.state, &config.state);
-                if old.redis_url != new.redis_url || old.key_prefix != new.key_prefix {
+                if old.redis_url != new.redis_url
+                    || old.key_prefix != new.key_prefix
+                    || old.ca != new.ca
+                {
                     tracing::warn!(
-                        "[state] backend, url and key_prefix changes take effect at the next restart"
+                        "[state] backend, url, key_prefix and ca changes take effect at the next restart"
                     );
                 }
                 p.state.clone()

@@ -36,6 +36,8 @@ fn free_port() -> u16 {
 struct Redis {
     port: u16,
     child: Option<Child>,
+    /// TLS only: the directory with the server's certificate and key, and the CA (PEM).
+    tls: Option<(tempfile::TempDir, String)>,
 }
 
 impl Redis {
@@ -43,20 +45,68 @@ impl Redis {
         let mut r = Redis {
             port: free_port(),
             child: None,
+            tls: None,
+        };
+        r.restart();
+        r
+    }
+
+    /// TLS only (`--port 0 --tls-port N`), with a certificate for 127.0.0.1 from a
+    /// fresh CA.
+    fn start_tls() -> Redis {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "redis test CA");
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+        let issuer = rcgen::Issuer::new(ca, ca_key);
+        let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = leaf.signed_by(&key, &issuer).unwrap();
+        std::fs::write(dir.path().join("tls.crt"), cert.pem()).unwrap();
+        std::fs::write(dir.path().join("tls.key"), key.serialize_pem()).unwrap();
+        let mut r = Redis {
+            port: free_port(),
+            child: None,
+            tls: Some((dir, ca_pem)),
         };
         r.restart();
         r
     }
 
     fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}/0", self.port)
     }
 
     /// (Re)starts the server on the same port and waits for `PONG`.
     fn restart(&mut self) {
         assert!(self.child.is_none(), "already running");
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string()])
+        let port = self.port.to_string();
+        let mut cmd = Command::new("redis-server");
+        match &self.tls {
+            None => cmd.args(["--port", &port]),
+            Some((dir, _)) => cmd
+                .args([
+                    "--port",
+                    "0",
+                    "--tls-port",
+                    &port,
+                    "--tls-auth-clients",
+                    "no",
+                ])
+                .arg("--tls-cert-file")
+                .arg(dir.path().join("tls.crt"))
+                .arg("--tls-key-file")
+                .arg(dir.path().join("tls.key")),
+        };
+        let child = cmd
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -64,7 +114,12 @@ impl Redis {
             .expect("redis-server not found: scripts/test-all.sh installs it (apt-get)");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.pong() {
+        // TLS: listening is the signal (a plain PING cannot be spoken there).
+        while !(if self.tls.is_some() {
+            TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+        } else {
+            self.pong()
+        }) {
             assert!(Instant::now() < deadline, "redis-server did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -327,7 +382,7 @@ async fn contract_memory() {
 }
 
 async fn redis_store(redis: &Redis, prefix: &str) -> Arc<dyn Store> {
-    let s = Arc::new(RedisStore::new(&redis.url(), prefix));
+    let s = Arc::new(RedisStore::new(&redis.url(), prefix, None));
     let up = eventually(Duration::from_secs(5), || async { s.reachable() }).await;
     assert!(up, "never reached redis");
     s
@@ -343,6 +398,22 @@ async fn contract_redis() {
     let b = redis_store(&redis, "b:").await;
     a.revoke("iss x", unix_now() + 60).await.unwrap();
     assert!(!b.is_revoked("iss x").await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn contract_rediss_with_ca() {
+    portcullis::install_crypto_providers();
+    let redis = Redis::start_tls();
+    let ca = redis.tls.as_ref().unwrap().1.clone();
+    let s: Arc<dyn Store> = Arc::new(RedisStore::new(&redis.url(), "tls:", Some(ca.as_bytes())));
+    let up = eventually(Duration::from_secs(5), || async { s.reachable() }).await;
+    assert!(up, "never reached redis over TLS");
+    store_contract(s).await;
+    // Without the CA (webpki roots only) the server is not trusted: fail closed.
+    let untrusted = RedisStore::new(&redis.url(), "tls:", None);
+    assert!(untrusted.is_revoked("iss x").await.is_err());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!untrusted.reachable());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

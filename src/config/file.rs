@@ -199,6 +199,8 @@ pub struct RawState {
     pub key_prefix: Option<EnvStr>,
     /// Serve when the state backend is unreachable (default false: fail closed).
     pub fail_open: Option<bool>,
+    /// Extra trust root (PEM) for a `rediss://` url (instead of the webpki roots).
+    pub ca: Option<Spanned<EnvStr>>,
 }
 
 /// A claim rule value: one value or several.

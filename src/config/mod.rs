@@ -136,6 +136,8 @@ pub struct State {
     pub key_prefix: String,
     /// Serve when the backend is down.
     pub fail_open: bool,
+    /// Trust roots (PEM, read at load) for `rediss://`; `None`: the webpki roots.
+    pub ca: Option<Vec<u8>>,
 }
 
 /// The whole compiled configuration.
@@ -688,13 +690,47 @@ impl Compiler<'_> {
                 None
             }
         };
+        let ca =
+            s.ca.as_ref()
+                .and_then(|c| self.state_ca(c, redis_url.as_deref()));
         State {
             redis_url,
+            ca,
             key_prefix: s
                 .key_prefix
                 .map_or_else(|| "portcullis:".to_owned(), |p| p.0),
             fail_open: s.fail_open.unwrap_or(false),
         }
+    }
+
+    /// Reads `[state] ca`: PEM certificates, only with a `rediss://` url.
+    fn state_ca(&mut self, c: &Spanned<values::EnvStr>, url: Option<&str>) -> Option<Vec<u8>> {
+        use rustls_pki_types::pem::PemObject;
+        if !url.is_some_and(|u| u.starts_with("rediss://")) {
+            self.rep
+                .at(c.span(), "`ca` needs a rediss:// `url` (TLS to Redis)");
+            return None;
+        }
+        let path = self.resolve(&c.get_ref().0);
+        let pem = match std::fs::read(&path) {
+            Ok(p) => p,
+            Err(e) => {
+                self.rep
+                    .at(c.span(), format!("cannot read {}: {e}", path.display()));
+                return None;
+            }
+        };
+        let certs = rustls_pki_types::CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap_or_default();
+        if certs.is_empty() {
+            self.rep.at(
+                c.span(),
+                format!("{}: no PEM certificate found", path.display()),
+            );
+            return None;
+        }
+        Some(pem)
     }
 
     fn routes(

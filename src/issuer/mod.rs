@@ -44,7 +44,11 @@ impl Shared {
     /// every replica), else in this process.
     pub fn new(config: &Config) -> Arc<Shared> {
         match &config.state.redis_url {
-            Some(url) => Self::with_store(Arc::new(RedisStore::new(url, &config.state.key_prefix))),
+            Some(url) => Self::with_store(Arc::new(RedisStore::new(
+                url,
+                &config.state.key_prefix,
+                config.state.ca.as_deref(),
+            ))),
             None => Self::memory(),
         }
     }

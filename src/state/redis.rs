@@ -182,8 +182,20 @@ pub fn check_url(url: &str) -> Result<(), String> {
 impl RedisStore {
     /// A store on `url` with every key under `prefix`. Nothing connects until the
     /// first operation (or the health task, started now when inside a tokio runtime).
-    pub fn new(url: &str, prefix: &str) -> RedisStore {
-        let client = match Client::open(url) {
+    /// With `ca` (PEM), a `rediss://` server is verified against it instead of the
+    /// webpki roots.
+    pub fn new(url: &str, prefix: &str, ca: Option<&[u8]>) -> RedisStore {
+        let client = match ca {
+            Some(pem) => Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.to_vec()),
+                },
+            ),
+            None => Client::open(url),
+        };
+        let client = match client {
             Ok(c) => Some(c),
             Err(e) => {
                 tracing::error!(error = %e, "[state] url unusable: state operations will fail");
