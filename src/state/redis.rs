@@ -8,7 +8,7 @@
 //! a spent refresh token is redeemed at most once however many replicas see it at
 //! the same time. Every key carries a TTL (the token's `exp`, the counter's window),
 //! so Redis holds only what is live. Requires Redis 7.0+ (`EXPIRE ... NX|GT`);
-//! standalone or a Sentinel-managed primary, not Redis Cluster (the scripts touch
+//! standalone or a primary behind a failover-following address, not Cluster (the scripts touch
 //! keys they derive).
 //!
 //! Guarantees: every command is bounded by [`COMMAND_TIMEOUT`]; a failure is a
