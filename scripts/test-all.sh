@@ -60,5 +60,16 @@ if [ ! -f "$OIDC_DIR/node_modules/oidc-provider/package.json" ]; then
 fi
 # ---- end OpenID Connect provider ---------------------------------------------
 
+# ---- bounded fuzzing (issue #9; SECURITY.md "Fuzzing") -------------------------
+# Every cargo-fuzz target for PORTCULLIS_FUZZ_SECONDS (default 20) from the committed
+# seeds; installs cargo-fuzz when missing. The first run builds the fuzz crate (~5 min
+# on 2 cores, aws-lc included); later runs rebuild only portcullis. 0 skips it.
+fuzz_secs="${PORTCULLIS_FUZZ_SECONDS:-20}"
+if [ "$fuzz_secs" != 0 ]; then
+  echo "== fuzz: ${fuzz_secs}s per target" >&2
+  scripts/fuzz.sh "$fuzz_secs" >&2
+fi
+# ---- end bounded fuzzing ------------------------------------------------------
+
 echo "== cargo test" >&2
 cargo test --all-targets --locked 2>&1
