@@ -364,7 +364,9 @@ async fn h2_host_and_authority_disagree() {
     .await
     .unwrap();
     tokio::spawn(conn);
-    let cases: &[(&str, Option<&str>, &[u16], Option<&str>)] = &[
+    /// (:authority, host header, allowed statuses, Host the upstream must see)
+    type H2Case<'a> = (&'a str, Option<&'a str>, &'a [u16], Option<&'a str>);
+    let cases: &[H2Case] = &[
         // (:authority, host header, allowed statuses, Host the upstream must see)
         ("a.example", None, &[200], Some("a.example")),
         ("a.example", Some("a.example"), &[200], Some("a.example")),

@@ -630,7 +630,7 @@ fn base64_cases(alice: &str) -> Vec<Case> {
 
     // Non-zero unused trailing bits: decodes to the same bytes under a lenient decoder.
     let mut padded_claims = alice.to_owned();
-    while b64(padded_claims.as_bytes()).len() % 4 == 0 {
+    while b64(padded_claims.as_bytes()).len().is_multiple_of(4) {
         padded_claims.insert(padded_claims.len() - 1, ' ');
     }
     let np = b64(padded_claims.as_bytes());

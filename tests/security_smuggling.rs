@@ -195,7 +195,7 @@ fn corpus() -> Vec<Case> {
         ),
         (
             "chunk extension with bare LF",
-            format!("5;a=b\nGET /smuggled/{{n}} HTTP/1.1\r\n\r\nhello\r\n0\r\n\r\n"),
+            "5;a=b\nGET /smuggled/{n} HTTP/1.1\r\n\r\nhello\r\n0\r\n\r\n".to_string(),
         ),
         (
             "bare LF after chunk size",
