@@ -102,6 +102,14 @@ impl Watch {
             let state = std::mem::replace(&mut self.state, State::Off);
             let (next, used) = match state {
                 State::Off => return,
+                State::Head(acc) if acc.is_empty() => {
+                    // The common case: a whole head in one read; parse it in place.
+                    match find(data, b"\r\n\r\n") {
+                        Some(i) => (self.head(&data[..i + 4]), i + 4),
+                        None if data.len() > self.max_head => (State::Off, data.len()),
+                        None => (State::Head(data.to_vec()), data.len()),
+                    }
+                }
                 State::Head(mut acc) => {
                     let start = acc.len().saturating_sub(3);
                     acc.extend_from_slice(data);
@@ -223,7 +231,7 @@ fn chunk_size(line: &[u8]) -> State {
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(hay, needle)
 }
 
 impl<IO: AsyncRead + Unpin> AsyncRead for Guard<IO> {

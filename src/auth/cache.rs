@@ -1,5 +1,5 @@
-//! The verified-token cache (SPEC §3): keyed by SHA-256 of the token (the token
-//! itself is never stored as a key), each entry expiring no later than the token's
+//! The verified-token cache (SPEC §3): keyed by a 128-bit keyed hash of the token
+//! ([`TokenCache::key`]; the token itself is never stored), each entry expiring no later than the token's
 //! `exp`, bounded by `[cache] tokens` entries. A hit costs a hash and a lookup.
 
 use super::verify::Verified;
@@ -12,6 +12,11 @@ use std::time::{Duration, Instant};
 /// SHA-256 of a token.
 pub type Digest = [u8; 32];
 
+/// A cache key: 128 bits of keyed SipHash-1-3 of the token (two independent keys,
+/// random per process). A PRF under a secret key, so an attacker cannot aim a token at
+/// another token's entry; about a tenth of the instructions of SHA-256 on a JWT.
+pub type Key = u128;
+
 #[derive(Clone)]
 struct Entry {
     value: Arc<Verified>,
@@ -20,15 +25,15 @@ struct Entry {
 
 struct PerEntry;
 
-impl Expiry<Digest, Entry> for PerEntry {
-    fn expire_after_create(&self, _k: &Digest, v: &Entry, _now: Instant) -> Option<Duration> {
+impl Expiry<Key, Entry> for PerEntry {
+    fn expire_after_create(&self, _k: &Key, v: &Entry, _now: Instant) -> Option<Duration> {
         Some(v.ttl)
     }
 }
 
 /// Verified tokens by digest.
 pub struct TokenCache {
-    inner: Option<Cache<Digest, Entry>>,
+    inner: Option<Cache<Key, Entry>>,
     hits: AtomicU64,
     misses: AtomicU64,
 }
@@ -54,7 +59,8 @@ impl TokenCache {
         self.inner.is_some()
     }
 
-    /// The cache key of a token.
+    /// SHA-256 of a token (stable across processes: the token endpoint stores refresh
+    /// tokens by it).
     pub fn digest(token: &str) -> Digest {
         let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
         let mut out = [0u8; 32];
@@ -62,8 +68,23 @@ impl TokenCache {
         out
     }
 
+    /// The cache key of a token: SipHash-1-3 under one random per-process key, on two
+    /// domain-separated inputs, giving 128 bits.
+    pub fn key(token: &str) -> Key {
+        use std::hash::{BuildHasher, Hasher};
+        static KEY: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
+        let k = KEY.get_or_init(std::hash::RandomState::new);
+        let half = |domain: u8| {
+            let mut h = k.build_hasher();
+            h.write_u8(domain);
+            h.write(token.as_bytes());
+            h.finish()
+        };
+        (u128::from(half(0)) << 64) | u128::from(half(1))
+    }
+
     /// A cached verification.
-    pub fn get(&self, d: &Digest) -> Option<Arc<Verified>> {
+    pub fn get(&self, d: &Key) -> Option<Arc<Verified>> {
         let hit = self.inner.as_ref()?.get(d).map(|e| e.value);
         if hit.is_some() {
             self.hits.fetch_add(1, Ordering::Relaxed);
@@ -83,14 +104,14 @@ impl TokenCache {
     }
 
     /// Caches a verification for at most `ttl`.
-    pub fn insert(&self, d: Digest, value: Arc<Verified>, ttl: Duration) {
+    pub fn insert(&self, d: Key, value: Arc<Verified>, ttl: Duration) {
         if let Some(c) = &self.inner {
             c.insert(d, Entry { value, ttl });
         }
     }
 
     /// Drops one entry.
-    pub fn remove(&self, d: &Digest) {
+    pub fn remove(&self, d: &Key) {
         if let Some(c) = &self.inner {
             c.invalidate(d);
         }

@@ -147,7 +147,7 @@ impl Verifier {
     /// Verifies a token, from the cache when it was verified before.
     pub fn verify(&self, token: &str) -> Result<Arc<Verified>, TokenError> {
         let now = now_secs();
-        let digest = self.cache.enabled().then(|| TokenCache::digest(token));
+        let digest = self.cache.enabled().then(|| TokenCache::key(token));
         if let Some(d) = &digest {
             if let Some(v) = self.cache.get(d) {
                 // The cache never keeps an entry past exp, but its clock is coarse;

@@ -410,7 +410,7 @@ async fn revoke(rt: &Runtime, ep: &Endpoint, form: &Form) -> Result<(), GrantErr
         .unwrap_or(0)
         .saturating_add(iss.leeway.as_secs());
     store.revoke(&revocation_key(&iss.iss, jti), until).await?;
-    rt.verifier.cache.remove(&TokenCache::digest(token));
+    rt.verifier.cache.remove(&TokenCache::key(token));
     Ok(())
 }
 

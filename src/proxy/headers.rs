@@ -126,19 +126,38 @@ pub fn request_id(headers: &HeaderMap) -> HeaderValue {
     new_request_id()
 }
 
-/// A fresh random request id (32 hex characters).
+/// A fresh random request id (32 hex characters). Request ids are for correlation,
+/// not secrets: a per-thread wyrand generator seeded from the OS keeps this off the
+/// CSPRNG (which costs more than the rest of the header work).
 pub fn new_request_id() -> HeaderValue {
-    let mut b = [0u8; 16];
-    if aws_lc_rs::rand::fill(&mut b).is_err() {
-        // The system RNG failing is not a reason to drop the request; a counter is
-        // unique enough for correlation.
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static N: AtomicU64 = AtomicU64::new(0);
-        b[..8].copy_from_slice(&N.fetch_add(1, Ordering::Relaxed).to_be_bytes());
+    use std::cell::Cell;
+    use std::hash::{BuildHasher, Hasher};
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new({
+            let mut h = std::hash::RandomState::new().build_hasher();
+            h.write_u64(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64),
+            );
+            h.finish()
+        });
     }
+    let next = || {
+        STATE.with(|s| {
+            let x = s.get().wrapping_add(0xa076_1d64_78bd_642f);
+            s.set(x);
+            let t = u128::from(x) * u128::from(x ^ 0xe703_7ed1_a0b4_28db);
+            ((t >> 64) ^ t) as u64
+        })
+    };
+    let (a, b) = (next(), next());
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&a.to_be_bytes());
+    bytes[8..].copy_from_slice(&b.to_be_bytes());
     let mut s = [0u8; 32];
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for (i, x) in b.iter().enumerate() {
+    for (i, x) in bytes.iter().enumerate() {
         s[2 * i] = HEX[(x >> 4) as usize];
         s[2 * i + 1] = HEX[(x & 15) as usize];
     }
