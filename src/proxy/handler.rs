@@ -28,6 +28,8 @@ use std::time::Instant;
 /// What the access log line reports.
 #[derive(Default)]
 struct Outcome {
+    /// Whether an access line will be written (the strings below are filled only then).
+    log: bool,
     route_idx: Option<usize>,
     path: Option<String>,
     route: Option<String>,
@@ -45,7 +47,10 @@ pub async fn handle(
     let start = Instant::now();
     let rid = headers::request_id(req.headers());
     let method = req.method().clone();
-    let mut out = Outcome::default();
+    let mut out = Outcome {
+        log: tracing::enabled!(target: "access", tracing::Level::INFO),
+        ..Outcome::default()
+    };
     let mut resp = match forward(&rt, &conn, req, &rid, &mut out).await {
         Ok(r) => r,
         Err(d) => {
@@ -57,7 +62,7 @@ pub async fn handle(
         .insert(headers::X_REQUEST_ID.clone(), rid.clone());
     rt.counters
         .record(out.route_idx, resp.status().as_u16(), out.decision);
-    if tracing::enabled!(target: "access", tracing::Level::INFO) {
+    if out.log {
         tracing::info!(
             target: "access",
             request_id = rid.to_str().unwrap_or(""),
@@ -112,7 +117,9 @@ async fn forward(
     let path = crate::path::normalize(parts.uri.path())
         .map_err(|_| Denial::BadRequest)?
         .into_owned();
-    out.path = Some(path.clone());
+    if out.log {
+        out.path = Some(path.clone());
+    }
     let host_full = request_host(&parts.uri, &parts.headers).map(str::to_owned);
     let host = host_full.as_deref().map(strip_port);
     // Built-in endpoints (SPEC §2, §5) are answered before route matching.
@@ -137,7 +144,9 @@ async fn forward(
         .find(host, &parts.method, &path)
         .ok_or(Denial::NoRoute)?;
     out.route_idx = Some(route_idx);
-    out.route = Some(route.name.clone());
+    if out.log {
+        out.route = Some(route.name.clone());
+    }
 
     let verified = authenticate(rt, route, &parts).await?;
     if let Some(v) = &verified {
@@ -149,7 +158,9 @@ async fn forward(
         (None, _) => "anonymous",
     };
     if let Some(v) = &verified {
-        out.user = Some(v.identity.clone());
+        if out.log {
+            out.user = Some(v.identity.clone());
+        }
         authorize(route, v)?;
     }
 
@@ -183,7 +194,9 @@ async fn forward(
 
     let up_idx = route.upstream.ok_or(Denial::DenyRoute)?;
     let up = rt.config.upstreams.get(up_idx).ok_or(Denial::BadGateway)?;
-    out.upstream = Some(up.name.clone());
+    if out.log {
+        out.upstream = Some(up.name.clone());
+    }
     let query = extract::strip_query(parts.uri.query(), &route.token_from);
     let prefix = match &up.kind {
         UpstreamKind::Http { prefix, .. } => prefix.as_str(),
@@ -394,6 +407,8 @@ fn set_identity(h: &mut http::HeaderMap, rt: &Runtime, v: &Verified) {
         } else {
             v.claims.get(claim).and_then(claim_text)
         };
+        // An empty claim adds no header (the client's was stripped above).
+        let text = text.filter(|t| !t.is_empty());
         if let Some(val) = text.and_then(|t| HeaderValue::from_bytes(t.as_bytes()).ok()) {
             h.insert(name.clone(), val);
         }
