@@ -21,6 +21,7 @@ pub mod reload;
 pub mod routes;
 pub mod server;
 pub mod smuggle;
+pub mod sniff;
 pub mod state;
 pub mod status;
 pub mod telemetry;

@@ -1,33 +1,40 @@
 //! The accept loop: one task per connection, HTTP/1.1 and HTTP/2 on the same
-//! listener (hyper-util's auto builder: ALPN over TLS, prior knowledge in plain
-//! HTTP), TLS termination, the request-head deadline (`header_timeout`, slowloris
+//! listener (the version is sniffed from the first bytes, see [`crate::sniff`]: the
+//! preface ALPN `h2` clients send, or prior knowledge in plain HTTP), TLS termination, the request-head deadline (`header_timeout`, slowloris
 //! guard; it also bounds the wait for the next request on a keep-alive connection)
 //! and the head size limit (`max_header_bytes`, 431).
 
 use crate::app::{App, ConnInfo};
 use crate::config::Server;
 use crate::proxy::handler::UPGRADED;
+use crate::sniff::Version;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-fn builder(cfg: &Server) -> auto::Builder<TokioExecutor> {
-    let mut b = auto::Builder::new(TokioExecutor::new());
-    b.http1()
-        .timer(TokioTimer::new())
+/// The HTTP/1.1 and HTTP/2 connection settings, built once per listener.
+struct Builders {
+    h1: http1::Builder,
+    h2: http2::Builder<TokioExecutor>,
+}
+
+fn builder(cfg: &Server) -> Builders {
+    let mut h1 = http1::Builder::new();
+    h1.timer(TokioTimer::new())
         .header_read_timeout(cfg.header_timeout)
         .max_buf_size(cfg.max_header_bytes.max(8192))
         .keep_alive(true);
-    b.http2()
-        .timer(TokioTimer::new())
+    let mut h2 = http2::Builder::new(TokioExecutor::new());
+    h2.timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(cfg.max_header_bytes).unwrap_or(u32::MAX))
         .max_concurrent_streams(cfg.h2_max_concurrent_streams)
         // CVE-2023-44487 (rapid reset): bound streams reset before being handled.
@@ -35,7 +42,7 @@ fn builder(cfg: &Server) -> auto::Builder<TokioExecutor> {
         .max_local_error_reset_streams(Some(1024))
         .keep_alive_interval(Some(cfg.idle_timeout))
         .keep_alive_timeout(cfg.header_timeout);
-    b
+    Builders { h1, h2 }
 }
 
 /// Serves `listener` until `shutdown` resolves, then stops accepting (the listener is
@@ -51,8 +58,9 @@ pub async fn serve(
     let cfg = app.runtime.load().config.server.clone();
     let builder = Arc::new(builder(&cfg));
     let acceptor = tls.map(TlsAcceptor::from);
-    let graceful = GracefulShutdown::new();
+    // Every open connection holds a permit; `drain` tells them to finish up.
     let slots = Arc::new(tokio::sync::Semaphore::new(cfg.max_connections));
+    let (drain_tx, drain) = watch::channel(false);
     tokio::pin!(shutdown);
     loop {
         // At max_connections, stop accepting until a connection ends: new clients wait
@@ -79,33 +87,42 @@ pub async fn serve(
         let app = app.clone();
         let builder = builder.clone();
         let acceptor = acceptor.clone();
-        let watcher = graceful.watcher();
+        let drain = drain.clone();
         let handshake_timeout = cfg.header_timeout;
-        tokio::spawn(async move {
-            let _permit = permit;
-            match acceptor {
-                None => serve_conn(stream, peer, false, app, &builder, watcher).await,
-                Some(acc) => {
+        // Plain and TLS connections are separate tasks: a task is allocated at the size
+        // of its future, and a plain one need not carry rustls' state.
+        match acceptor {
+            None => {
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    serve_conn(stream, peer, false, app, &builder, drain).await;
+                });
+            }
+            Some(acc) => {
+                tokio::spawn(async move {
+                    let _permit = permit;
                     match tokio::time::timeout(handshake_timeout, acc.accept(stream)).await {
                         Ok(Ok(tls)) => {
-                            serve_conn(tls, peer, true, app, &builder, watcher).await;
+                            serve_conn(tls, peer, true, app, &builder, drain).await;
                         }
                         Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!("TLS handshake timed out"),
                     }
-                }
+                });
             }
-        });
+        }
     }
     drop(listener);
     let grace = app.runtime.load().config.server.shutdown_grace;
     tracing::info!(
-        open_connections = graceful.count(),
+        open_connections = cfg.max_connections - slots.available_permits(),
         grace_s = grace.as_secs_f64(),
         "draining"
     );
+    drain_tx.send_replace(true);
     let deadline = tokio::time::Instant::now() + grace;
-    let conns_done = tokio::time::timeout_at(deadline, graceful.shutdown())
+    let all = u32::try_from(cfg.max_connections).unwrap_or(u32::MAX);
+    let conns_done = tokio::time::timeout_at(deadline, slots.acquire_many(all))
         .await
         .is_ok();
     let upgrades_done = tokio::time::timeout_at(deadline, async {
@@ -148,20 +165,35 @@ async fn serve_conn<IO>(
     peer: SocketAddr,
     tls: bool,
     app: Arc<App>,
-    builder: &auto::Builder<TokioExecutor>,
-    watcher: Watcher,
+    builders: &Builders,
+    mut drain: watch::Receiver<bool>,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (max_head, idle) = {
+    let (max_head, idle, header_timeout) = {
         let rt = app.runtime.load();
-        (
-            rt.config.server.max_header_bytes,
-            rt.config.server.idle_timeout,
-        )
+        let s = &rt.config.server;
+        (s.max_header_bytes, s.idle_timeout, s.header_timeout)
     };
+    let _open = OpenConnection::new();
     let (io, verdict) = crate::smuggle::Guard::new(io, max_head);
     let watch = verdict.clone();
+    // The first bytes are due within header_timeout like the rest of the head.
+    let sniffed = tokio::select! {
+        r = tokio::time::timeout(header_timeout, crate::sniff::version(io)) => r,
+        _ = drain.wait_for(|d| *d) => return,
+    };
+    let (version, io) = match sniffed {
+        Ok(Ok(x)) => x,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "connection ended before a request");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!("no request within header_timeout");
+            return;
+        }
+    };
     let svc = service_fn(move |req| {
         let rt = app.runtime.load_full();
         let conn = ConnInfo {
@@ -169,16 +201,49 @@ async fn serve_conn<IO>(
             tls,
             ambiguous: verdict.ambiguous(),
         };
-        crate::proxy::handler::handle(rt, conn, req)
+        // Boxed per request: hyper keeps the slot for this future allocated for the
+        // whole connection, so an idle keep-alive connection holds a pointer instead of
+        // the handler's whole state machine (about 2.6 KiB).
+        Box::pin(crate::proxy::handler::handle(rt, conn, req))
     });
-    let conn = watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(io), svc));
-    let _open = OpenConnection::new();
+    let io = TokioIo::new(io);
+    match version {
+        Version::H1 => {
+            let conn = builders.h1.serve_connection(io, svc).with_upgrades();
+            drive(conn, |c| c.graceful_shutdown(), drain, &watch, idle).await;
+        }
+        Version::H2 => {
+            // Boxed: the task is sized for HTTP/1.1, the common case, and an HTTP/2
+            // connection's larger state lives on the heap instead of in every task.
+            let conn = builders.h2.serve_connection(io, svc);
+            Box::pin(drive(conn, |c| c.graceful_shutdown(), drain, &watch, idle)).await;
+        }
+    }
+}
+
+/// Runs a connection to its end, closing it once it has moved no byte either way for
+/// `idle` (HTTP/1.1 keep-alive is also bounded by header_timeout, see module doc).
+/// When `drain` turns true, `shutdown` asks the connection to finish what is in
+/// flight and close (HTTP/2 GOAWAY, HTTP/1.1 close after the current response).
+async fn drive<C, E>(
+    conn: C,
+    shutdown: impl Fn(Pin<&mut C>),
+    mut drain: watch::Receiver<bool>,
+    watch: &crate::smuggle::Verdict,
+    idle: std::time::Duration,
+) where
+    C: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
     tokio::pin!(conn);
-    // idle_timeout: a connection that moved no byte either way for that long is
-    // closed (HTTP/1.1 keep-alive is also bounded by header_timeout, see module doc).
+    let mut draining = false;
     loop {
         let deadline = tokio::time::Instant::from_std(watch.last_io()) + idle;
         tokio::select! {
+            _ = drain.wait_for(|d| *d), if !draining => {
+                draining = true;
+                shutdown(conn.as_mut());
+            }
             r = conn.as_mut() => {
                 if let Err(e) = r {
                     tracing::debug!(error = %e, "connection ended with an error");

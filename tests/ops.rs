@@ -306,3 +306,57 @@ async fn sigterm_exits_one_when_the_grace_period_cuts_requests_off() {
         "the cut-off request cannot have succeeded"
     );
 }
+
+/// Drain closes idle connections at once (one that never sent a byte, one idle between
+/// keep-alive requests) and lets an HTTP/2 stream in flight finish: with those idle
+/// connections still open, the process exits 0 well inside the grace period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_closes_idle_connections_and_finishes_http2_streams() {
+    use std::io::{Read, Write};
+    let (up, _) = spawn_upstream().await;
+    let mut p = Proxy::start_logging(
+        "shutdown_grace = \"4s\"",
+        &only_api(up),
+        tempfile::tempdir().unwrap(),
+        "info",
+    );
+    let addr = p.addr;
+    // Connected, silent: still waiting for its first byte.
+    let mut silent = std::net::TcpStream::connect(addr).unwrap();
+    // One request answered, then idle on keep-alive.
+    let mut kept = std::net::TcpStream::connect(addr).unwrap();
+    kept.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut head = [0u8; 12];
+    kept.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    // HTTP/2 with prior knowledge, a stream in flight when the signal arrives.
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let slow = tokio::spawn(async move {
+        h2.get(format!("http://{addr}/api/delay/1500"))
+            .header("authorization", format!("Bearer {}", token("alice")))
+            .send()
+            .await
+            .map(|r| (r.version(), r.status().as_u16()))
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    p.signal("TERM");
+    assert_eq!(
+        slow.await.unwrap().unwrap(),
+        (reqwest::Version::HTTP_2, 200),
+        "in-flight HTTP/2 stream was cut off"
+    );
+    let st = tokio::task::spawn_blocking(move || (p.wait_exit(Duration::from_secs(15)), p.log()))
+        .await
+        .unwrap();
+    assert_eq!(st.0.and_then(|s| s.code()), Some(0), "{}", st.1);
+    // Both idle connections were closed by the proxy, not left to the grace period.
+    for c in [&mut silent, &mut kept] {
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut rest = Vec::new();
+        assert!(c.read_to_end(&mut rest).is_ok(), "connection not closed");
+    }
+}
