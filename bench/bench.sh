@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Runs the comparison and renders bench/RESULTS.md and bench/results.png.
+# Runs the comparison (run.sh) and the footprint measurement (footprint.py), and renders bench/RESULTS.md and bench/results.png.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 : "${PORTCULLIS_BIN:?set PORTCULLIS_BIN to the portcullis binary (cargo build --release)}"
 OUT=$(mktemp)
 BENCH_OUT=$OUT "$HERE/run.sh"
+FOOT=$(mktemp)
+python3 "$HERE/footprint.py" "$PORTCULLIS_BIN" 10000 20 >"$FOOT"
 VENV=${PORTCULLIS_BENCH_VENV:-$HOME/.cache/portcullis-bench-venv}
 if ! "$VENV/bin/python" -c 'import matplotlib' 2>/dev/null; then
   python3 -m venv "$VENV"
@@ -19,6 +21,8 @@ fi
   cat "$OUT"
   echo
   echo "![req per proxy CPU-second and p99 per scenario](results.png)"
+  echo
+  cat "$FOOT"
 } >"$HERE/RESULTS.md.new"
 if [ -f "$HERE/RESULTS.md" ] && grep -q '^## Analysis' "$HERE/RESULTS.md"; then
   # Keep the hand-written analysis below the generated table.
