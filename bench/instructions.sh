@@ -2,7 +2,8 @@
 # Instructions per request (valgrind --tool=callgrind counts instructions, which are
 # repeatable whatever else the machine does). Runs the proxy twice under callgrind,
 # with N1 and N2 keep-alive requests through a hot RS256 token, and prints
-# (I2 - I1) / (N2 - N1): the per-request cost without start-up.
+# (I2 - I1) / (N2 - N1): the per-request cost without start-up. One worker thread,
+# as in the pinned benchmark, keeps the count repeatable.
 #   bench/instructions.sh target/release/portcullis [scenario: hot|cold|public]
 set -euo pipefail
 BIN=$(realpath "$1"); SCEN=${2:-hot}
@@ -37,6 +38,7 @@ access=""; cache=""
 cat >"$W/p.toml" <<TOML
 [server]
 listen = "127.0.0.1:$PX"
+worker_threads = 1
 [upstreams.app]
 url = "http://127.0.0.1:$UP"
 $cache

@@ -89,18 +89,14 @@ fn benches(c: &mut Criterion) {
     c.bench_function("token_extract_header", |b| {
         b.iter(|| portcullis::auth::extract::find_token(sources, black_box(&h), Some("a=1")))
     });
+    let peer = headers::peer_value("127.0.0.1".parse().unwrap());
     c.bench_function("header_rewrite", |b| {
         b.iter_batched(
             request_headers,
             |mut h| {
                 headers::strip_identity(&mut h, &cfg.identity);
                 headers::strip_hop_by_hop(&mut h, false);
-                headers::set_forwarded(
-                    &mut h,
-                    "127.0.0.1".parse().unwrap(),
-                    false,
-                    Some("api.example.com"),
-                );
+                headers::set_forwarded(&mut h, &peer, false, Some("api.example.com"));
                 h.insert(&cfg.identity.header, HeaderValue::from_static("alice"));
                 h
             },

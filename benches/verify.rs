@@ -74,12 +74,12 @@ fn bench(c: &mut Criterion) {
             algorithms: vec![alg],
             leeway: Duration::from_secs(30),
             keys: ArcSwap::from_pointee(KeySet {
-                keys: vec![Arc::new(VerifyKey {
-                    kid: Some("k1".into()),
+                keys: vec![Arc::new(VerifyKey::new(
+                    Some("k1".into()),
                     family,
-                    alg: Some(alg),
-                    key: public,
-                })],
+                    Some(alg),
+                    public,
+                ))],
             }),
             source: KeySource::Static,
             refresh_interval: Duration::from_secs(600),

@@ -132,10 +132,12 @@ impl App {
 }
 
 /// Facts about the client connection a request came on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnInfo {
     /// The peer address.
     pub peer: SocketAddr,
+    /// `peer`'s IP as a header value, formatted once per connection.
+    pub peer_ip: http::HeaderValue,
     /// Whether the connection is TLS.
     pub tls: bool,
     /// The smuggling guard saw an ambiguously framed request on this connection.

@@ -194,10 +194,12 @@ async fn serve_conn<IO>(
             return;
         }
     };
+    let peer_ip = crate::proxy::headers::peer_value(peer.ip());
     let svc = service_fn(move |req| {
         let rt = app.runtime.load_full();
         let conn = ConnInfo {
             peer,
+            peer_ip: peer_ip.clone(),
             tls,
             ambiguous: verdict.ambiguous(),
         };

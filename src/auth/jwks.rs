@@ -271,13 +271,13 @@ pub fn key_from_jwk(jwk: &Jwk) -> Result<VerifyKey, &'static str> {
             Some(alg)
         }
     };
-    let key = DecodingKey::from_jwk(jwk).map_err(|_| "unusable key material")?;
-    Ok(VerifyKey {
-        kid: c.key_id.clone(),
-        family,
-        alg,
-        key,
-    })
+    let key = match &jwk.algorithm {
+        // As DER, so the key is parsed once rather than on every verification.
+        AlgorithmParameters::RSA(p) => super::keys::rsa_from_components(&b64(&p.n)?, &b64(&p.e)?)
+            .map_err(|_| "unusable key material")?,
+        _ => DecodingKey::from_jwk(jwk).map_err(|_| "unusable key material")?,
+    };
+    Ok(VerifyKey::new(c.key_id.clone(), family, alg, key))
 }
 
 fn signing_alg(a: KeyAlgorithm) -> Option<Algorithm> {

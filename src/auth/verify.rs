@@ -217,10 +217,7 @@ impl Verifier {
         if !key.allows(alg) {
             return Err(TokenError::AlgRefused);
         }
-        let ok =
-            jsonwebtoken::crypto::verify(parts.signature, parts.message.as_bytes(), &key.key, alg)
-                .map_err(|_| TokenError::BadSignature)?;
-        if !ok {
+        if !key.verify_signature(alg, parts.message.as_bytes(), parts.signature) {
             return Err(TokenError::BadSignature);
         }
         self.check_claims(issuer, idx, key, claims, now)

@@ -589,14 +589,7 @@ impl Compiler<'_> {
         });
         let keys = KeySet {
             keys: static_key
-                .map(|(family, key)| {
-                    Arc::new(VerifyKey {
-                        kid: kid.clone(),
-                        family,
-                        alg: None,
-                        key,
-                    })
-                })
+                .map(|(family, key)| Arc::new(VerifyKey::new(kid.clone(), family, None, key)))
                 .into_iter()
                 .collect(),
         };

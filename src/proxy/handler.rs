@@ -172,7 +172,7 @@ async fn forward(
     let h = &mut parts.headers;
     headers::strip_identity(h, identity);
     headers::strip_hop_by_hop(h, upgrade);
-    headers::set_forwarded(h, conn.peer.ip(), conn.tls, host_full.as_deref());
+    headers::set_forwarded(h, &conn.peer_ip, conn.tls, host_full.as_deref());
     if !identity.forward_authorization {
         h.remove(AUTHORIZATION);
     }

@@ -43,6 +43,11 @@ pub fn strip_identity(headers: &mut HeaderMap, identity: &Identity) {
 /// Removes hop-by-hop headers, and every header the `Connection` header names.
 /// With `keep_upgrade`, `Connection: upgrade` and `Upgrade` survive (WebSocket).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    // Most messages carry none of these: one pass over the names (comparisons of
+    // standard header names are integer compares) instead of nine hashed removals.
+    if !keep_upgrade && !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     let listed: Vec<HeaderName> = headers
         .get_all(CONNECTION)
         .iter()
@@ -80,11 +85,30 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
+/// A name [`strip_hop_by_hop`] removes unconditionally (`Connection` included, which
+/// may list others).
+fn is_hop_by_hop(n: &HeaderName) -> bool {
+    [
+        &CONNECTION,
+        &UPGRADE,
+        &KEEP_ALIVE,
+        &PROXY_CONNECTION,
+        &PROXY_AUTHORIZATION,
+        &PROXY_AUTHENTICATE,
+        &TE,
+        &TRAILER,
+        &TRANSFER_ENCODING,
+    ]
+    .contains(&n)
+}
+
 /// Appends the peer to `X-Forwarded-For` and sets `X-Forwarded-Proto` / `-Host`.
 /// A client-sent RFC 7239 `Forwarded` is removed: it carries the same facts we
 /// overwrite in `X-Forwarded-*`, and backends that prefer it (Spring's
 /// `ForwardedHeaderFilter`, for one) would otherwise read the client's word.
-pub fn set_forwarded(headers: &mut HeaderMap, peer: IpAddr, tls: bool, host: Option<&str>) {
+/// `peer` is the client's address as a header value ([`peer_value`], made once per
+/// connection).
+pub fn set_forwarded(headers: &mut HeaderMap, peer: &HeaderValue, tls: bool, host: Option<&str>) {
     headers.remove(http::header::FORWARDED);
     let mut xff = String::new();
     for v in headers.get_all(&X_FORWARDED_FOR) {
@@ -96,9 +120,13 @@ pub fn set_forwarded(headers: &mut HeaderMap, peer: IpAddr, tls: bool, host: Opt
             }
         }
     }
-    xff.push_str(&peer.to_string());
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert(X_FORWARDED_FOR.clone(), v);
+    if xff.is_empty() {
+        headers.insert(X_FORWARDED_FOR.clone(), peer.clone());
+    } else {
+        xff.push_str(peer.to_str().unwrap_or_default());
+        if let Ok(v) = HeaderValue::from_str(&xff) {
+            headers.insert(X_FORWARDED_FOR.clone(), v);
+        }
     }
     headers.insert(
         X_FORWARDED_PROTO.clone(),
@@ -112,6 +140,11 @@ pub fn set_forwarded(headers: &mut HeaderMap, peer: IpAddr, tls: bool, host: Opt
             headers.remove(&X_FORWARDED_HOST);
         }
     }
+}
+
+/// The client's IP address as an `X-Forwarded-For` element.
+pub fn peer_value(peer: IpAddr) -> HeaderValue {
+    HeaderValue::from_str(&peer.to_string()).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
 /// The client's `X-Request-Id` if it is 1–128 visible ASCII characters, else a new one.
@@ -225,12 +258,8 @@ mod tests {
             "forwarded",
             HeaderValue::from_static("for=10.0.0.1;proto=https"),
         );
-        set_forwarded(
-            &mut h,
-            "127.0.0.1".parse().expect("ip"),
-            false,
-            Some("a.example:8080"),
-        );
+        let peer = peer_value("127.0.0.1".parse().expect("ip"));
+        set_forwarded(&mut h, &peer, false, Some("a.example:8080"));
         assert_eq!(h["x-forwarded-for"], "1.2.3.4, 127.0.0.1");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "a.example:8080");
