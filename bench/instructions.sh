@@ -4,7 +4,9 @@
 # with N1 and N2 keep-alive requests through a hot RS256 token, and prints
 # (I2 - I1) / (N2 - N1): the per-request cost without start-up. One worker thread,
 # as in the pinned benchmark, keeps the count repeatable.
-#   bench/instructions.sh target/release/portcullis [scenario: hot|cold|public]
+#   bench/instructions.sh target/release/portcullis [scenario: hot|cold|public|nginx]
+# `nginx` measures nginx (Debian package, one worker, no master) proxying the same
+# requests with no auth, for comparison; the binary argument is then ignored.
 set -euo pipefail
 BIN=$(realpath "$1"); SCEN=${2:-hot}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -53,9 +55,22 @@ path = "/**"
 $access
 upstream = "app"
 TOML
+cat >"$W/n.conf" <<CONF
+daemon off; master_process off; worker_processes 1;
+error_log $W/nginx-error.log; pid $W/nginx.pid;
+events { worker_connections 1024; }
+http { access_log off;
+  upstream up { server 127.0.0.1:$UP; keepalive 16; }
+  server { listen 127.0.0.1:$PX; keepalive_requests 1000000;
+    location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
+CONF
 run() {  # N -> instructions
   local n=$1 out=$W/cg.$1
-  RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$out" "$BIN" --config "$W/p.toml" 2>"$W/vg.$n" &
+  if [ "$SCEN" = nginx ]; then
+    valgrind --tool=callgrind --callgrind-out-file="$out" nginx -c "$W/n.conf" -p "$W" 2>"$W/vg.$n" &
+  else
+    RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$out" "$BIN" --config "$W/p.toml" 2>"$W/vg.$n" &
+  fi
   local pid=$!
   for _ in $(seq 300); do (exec 3<>/dev/tcp/127.0.0.1/$PX) 2>/dev/null && break; sleep 0.1; done
   python3 - "$PX" "$n" "$TOKEN" <<'PY'
