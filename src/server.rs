@@ -176,6 +176,7 @@ async fn serve_conn<IO>(
         (s.max_header_bytes, s.idle_timeout, s.header_timeout)
     };
     let _open = OpenConnection::new();
+    let accepted = tokio::time::Instant::now();
     let (io, verdict) = crate::smuggle::Guard::new(io, max_head);
     let watch = verdict.clone();
     // The first bytes are due within header_timeout like the rest of the head.
@@ -195,7 +196,10 @@ async fn serve_conn<IO>(
         }
     };
     let peer_ip = crate::proxy::headers::peer_value(peer.ip());
+    let served = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = served.clone();
     let svc = service_fn(move |req| {
+        seen.store(true, Ordering::Relaxed);
         let rt = app.runtime.load_full();
         let conn = ConnInfo {
             peer,
@@ -212,7 +216,21 @@ async fn serve_conn<IO>(
     match version {
         Version::H1 => {
             let conn = builders.h1.serve_connection(io, svc).with_upgrades();
-            drive(conn, |c| c.graceful_shutdown(), drain, &watch, idle).await;
+            let run = drive(conn, |c| c.graceful_shutdown(), drain, &watch, idle);
+            tokio::pin!(run);
+            // hyper's header_read_timeout starts once the sniff is done; the first head
+            // is also due within header_timeout of the accept, so a client that sends
+            // its first byte late does not get the allowance twice.
+            tokio::select! {
+                () = &mut run => {}
+                () = tokio::time::sleep_until(accepted + header_timeout) => {
+                    if served.load(Ordering::Relaxed) {
+                        run.await;
+                    } else {
+                        tracing::debug!("first request head not complete within header_timeout");
+                    }
+                }
+            }
         }
         Version::H2 => {
             // Boxed: the task is sized for HTTP/1.1, the common case, and an HTTP/2

@@ -417,6 +417,51 @@ async fn slowloris_is_disconnected_after_header_timeout() {
     assert_eq!(hits.load(Ordering::SeqCst), 0);
 }
 
+/// The first head is due within header_timeout of the connect, however late its first
+/// byte: the version sniff and hyper's own head timer do not add up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_first_byte_does_not_extend_header_timeout() {
+    let (up, hits) = spawn_upstream().await;
+    let p = Proxy::start(
+        "header_timeout = \"2s\"",
+        &routes(up, ""),
+        tempfile::tempdir().unwrap(),
+    );
+    let addr = p.addr;
+    let closed_after = tokio::task::spawn_blocking(move || {
+        let start = Instant::now();
+        let mut s = TcpStream::connect(addr).unwrap();
+        std::thread::sleep(Duration::from_millis(1800));
+        s.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        // Then a byte every 100 ms; without the connection-level deadline hyper would
+        // allow until ~3.8 s.
+        for b in b"GET /x HTTP/1.1\r\nHost: x\r\nX-Slow: "
+            .iter()
+            .chain([b'a'; 200].iter())
+        {
+            if s.write_all(&[*b]).is_err() {
+                return start.elapsed();
+            }
+            let mut buf = [0u8; 64];
+            match s.read(&mut buf) {
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                _ => return start.elapsed(),
+            }
+        }
+        start.elapsed()
+    })
+    .await
+    .unwrap();
+    assert!(
+        closed_after < Duration::from_millis(3300),
+        "first head allowed {closed_after:?} with header_timeout = 2s"
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smuggling_shapes_get_400_and_never_reach_the_upstream() {
     let (up, hits) = spawn_upstream().await;
