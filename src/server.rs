@@ -216,27 +216,25 @@ async fn serve_conn<IO>(
     match version {
         Version::H1 => {
             let conn = builders.h1.serve_connection(io, svc).with_upgrades();
-            let run = drive(conn, |c| c.graceful_shutdown(), drain, &watch, idle);
-            tokio::pin!(run);
             // hyper's header_read_timeout starts once the sniff is done; the first head
             // is also due within header_timeout of the accept, so a client that sends
             // its first byte late does not get the allowance twice.
-            tokio::select! {
-                () = &mut run => {}
-                () = tokio::time::sleep_until(accepted + header_timeout) => {
-                    if served.load(Ordering::Relaxed) {
-                        run.await;
-                    } else {
-                        tracing::debug!("first request head not complete within header_timeout");
-                    }
-                }
-            }
+            let first = Some((accepted + header_timeout, &*served));
+            drive(conn, |c| c.graceful_shutdown(), drain, &watch, idle, first).await;
         }
         Version::H2 => {
             // Boxed: the task is sized for HTTP/1.1, the common case, and an HTTP/2
             // connection's larger state lives on the heap instead of in every task.
             let conn = builders.h2.serve_connection(io, svc);
-            Box::pin(drive(conn, |c| c.graceful_shutdown(), drain, &watch, idle)).await;
+            Box::pin(drive(
+                conn,
+                |c| c.graceful_shutdown(),
+                drain,
+                &watch,
+                idle,
+                None,
+            ))
+            .await;
         }
     }
 }
@@ -245,12 +243,15 @@ async fn serve_conn<IO>(
 /// `idle` (HTTP/1.1 keep-alive is also bounded by header_timeout, see module doc).
 /// When `drain` turns true, `shutdown` asks the connection to finish what is in
 /// flight and close (HTTP/2 GOAWAY, HTTP/1.1 close after the current response).
+/// `first`: a deadline by which the flag must show a request was received, else the
+/// connection is closed.
 async fn drive<C, E>(
     conn: C,
     shutdown: impl Fn(Pin<&mut C>),
     mut drain: watch::Receiver<bool>,
     watch: &crate::smuggle::Verdict,
     idle: std::time::Duration,
+    mut first: Option<(tokio::time::Instant, &std::sync::atomic::AtomicBool)>,
 ) where
     C: Future<Output = Result<(), E>>,
     E: std::fmt::Display,
@@ -258,7 +259,14 @@ async fn drive<C, E>(
     tokio::pin!(conn);
     let mut draining = false;
     loop {
-        let deadline = tokio::time::Instant::from_std(watch.last_io()) + idle;
+        let mut deadline = tokio::time::Instant::from_std(watch.last_io()) + idle;
+        if let Some((by, served)) = first {
+            if served.load(Ordering::Relaxed) {
+                first = None;
+            } else {
+                deadline = deadline.min(by);
+            }
+        }
         tokio::select! {
             _ = drain.wait_for(|d| *d), if !draining => {
                 draining = true;
@@ -271,6 +279,12 @@ async fn drive<C, E>(
                 return;
             }
             () = tokio::time::sleep_until(deadline) => {
+                if let Some((by, served)) = first {
+                    if !served.load(Ordering::Relaxed) && by <= tokio::time::Instant::now() {
+                        tracing::debug!("first request head not complete within header_timeout");
+                        return;
+                    }
+                }
                 if watch.last_io() + idle <= std::time::Instant::now() {
                     tracing::debug!("closing idle connection");
                     return;
