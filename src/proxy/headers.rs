@@ -63,15 +63,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     let te_trailers = headers
         .get(TE)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
-    for n in [
-        &KEEP_ALIVE,
-        &PROXY_CONNECTION,
-        &PROXY_AUTHORIZATION,
-        &PROXY_AUTHENTICATE,
-        &TE,
-        &TRAILER,
-        &TRANSFER_ENCODING,
-    ] {
+    for n in ALWAYS_HOP_BY_HOP {
         headers.remove(n);
     }
     if te_trailers {
@@ -85,21 +77,20 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
-/// A name [`strip_hop_by_hop`] removes unconditionally (`Connection` included, which
-/// may list others).
+/// Removed from every forwarded message (`Connection` and `Upgrade` are handled apart).
+const ALWAYS_HOP_BY_HOP: [&HeaderName; 7] = [
+    &KEEP_ALIVE,
+    &PROXY_CONNECTION,
+    &PROXY_AUTHORIZATION,
+    &PROXY_AUTHENTICATE,
+    &TE,
+    &TRAILER,
+    &TRANSFER_ENCODING,
+];
+
+/// A name [`strip_hop_by_hop`] acts on (`Connection` included, which may list others).
 fn is_hop_by_hop(n: &HeaderName) -> bool {
-    [
-        &CONNECTION,
-        &UPGRADE,
-        &KEEP_ALIVE,
-        &PROXY_CONNECTION,
-        &PROXY_AUTHORIZATION,
-        &PROXY_AUTHENTICATE,
-        &TE,
-        &TRAILER,
-        &TRANSFER_ENCODING,
-    ]
-    .contains(&n)
+    n == CONNECTION || n == UPGRADE || ALWAYS_HOP_BY_HOP.contains(&n)
 }
 
 /// Appends the peer to `X-Forwarded-For` and sets `X-Forwarded-Proto` / `-Host`.
