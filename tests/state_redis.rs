@@ -365,6 +365,28 @@ async fn counters(s: &dyn Store) {
     s.counter_reset("k").await.unwrap();
     assert_eq!(s.counter_get("k").await.unwrap(), None);
     assert_eq!(s.counter_hit("k", w).await.unwrap().count, 1);
+    counter_window_edge(s).await;
+}
+
+/// `counter_get` and the next `counter_hit` agree on whether a window is still open,
+/// down to its last millisecond: polling without pause until the window reads closed
+/// must always be followed by a hit that opens a new one. (Redis reports PTTL 0 while
+/// the key is still live for that last millisecond.)
+async fn counter_window_edge(s: &dyn Store) {
+    let w = Duration::from_millis(15);
+    for round in 0..40 {
+        assert_eq!(
+            s.counter_hit("edge", w).await.unwrap().count,
+            1,
+            "round {round}"
+        );
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while let Some(h) = s.counter_get("edge").await.unwrap() {
+            assert!(h.retry_after > Duration::ZERO, "{h:?}");
+            assert!(Instant::now() < deadline, "the window never closed");
+            tokio::task::yield_now().await;
+        }
+    }
 }
 
 /// The whole contract, against one store.

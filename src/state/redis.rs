@@ -500,7 +500,7 @@ impl Store for RedisStore {
                 .await?;
             Ok(Hit {
                 count,
-                retry_after: millis(pttl),
+                retry_after: millis(pttl).max(Duration::from_millis(1)),
             })
         })
     }
@@ -518,9 +518,13 @@ impl Store for RedisStore {
                         .await
                 })
                 .await?;
-            Ok(count.filter(|_| pttl > 0).map(|count| Hit {
+            // A value means the window is open: Redis expires a key only once `now >
+            // when`, so PTTL reads 0 during its last millisecond while GET (and the
+            // next INCR) still see it. Report at least 1 ms left then, so a caller
+            // never sees "closed" for a window the next hit would still count in.
+            Ok(count.map(|count| Hit {
                 count,
-                retry_after: millis(pttl),
+                retry_after: millis(pttl).max(Duration::from_millis(1)),
             }))
         })
     }
