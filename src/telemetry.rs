@@ -16,9 +16,9 @@ use std::fmt;
 use std::io::Write;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::prelude::*;
-use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::EnvFilter;
 
 /// The targets our own code logs under (every `target:` in `src/` is one of these; the
@@ -180,7 +180,10 @@ mod tests {
             ("debug,h2=debug", format!("{}info,h2=debug", own("debug"))),
             ("h2", "h2".to_owned()),
             ("rustls=", "rustls=".to_owned()),
-            ("portcullis::server=trace", "portcullis::server=trace".to_owned()),
+            (
+                "portcullis::server=trace",
+                "portcullis::server=trace".to_owned(),
+            ),
             (
                 "[conn{peer=1}]=debug",
                 "portcullis[conn{peer=1}]=debug,access[conn{peer=1}]=debug,\

@@ -151,9 +151,9 @@ async fn own_debug_line(p: &Proxy) -> Value {
     let deadline = Instant::now() + TIMEOUT;
     loop {
         drop(TcpStream::connect(p.addr).await.unwrap());
-        let found = lines(p).into_iter().find(|l| {
-            l["level"] == "DEBUG" && l["target"].as_str().is_some_and(is_own)
-        });
+        let found = lines(p)
+            .into_iter()
+            .find(|l| l["level"] == "DEBUG" && l["target"].as_str().is_some_and(is_own));
         if let Some(l) = found {
             return l;
         }
@@ -182,16 +182,25 @@ async fn send_secrets(p: &Proxy, tag: &str) -> Vec<String> {
     p.send(Req::get(&format!("/pub/c?access_token={}", m(3))))
         .await
         .assert_status(200);
-    p.raw(format!("GET /pub/d?access_token={}\x01 HTTP/1.1\r\nHost: x\r\n\r\n", m(4)).as_bytes())
-        .await
-        .assert_status(400);
+    p.raw(
+        format!(
+            "GET /pub/d?access_token={}\x01 HTTP/1.1\r\nHost: x\r\n\r\n",
+            m(4)
+        )
+        .as_bytes(),
+    )
+    .await
+    .assert_status(400);
     // HTTP/2: malformed `:path`s (a space, a control byte) carrying a token; then
     // well-formed streams with tokens in the query and in `authorization`.
     let answers = h2_exchange(
         p,
         &[
             (format!("/pub/e?access_token={} x", m(5)).into_bytes(), None),
-            (format!("/api/f?access_token={}\x7f\x01", m(6)).into_bytes(), None),
+            (
+                format!("/api/f?access_token={}\x7f\x01", m(6)).into_bytes(),
+                None,
+            ),
             (format!("/pub/{}/g h", m(7)).into_bytes(), None),
             (format!("/pub/h?access_token={}", m(8)).into_bytes(), None),
             (b"/api/i".to_vec(), Some(&jwt)),
@@ -199,10 +208,17 @@ async fn send_secrets(p: &Proxy, tag: &str) -> Vec<String> {
         ],
     )
     .await;
-    assert_eq!(answers[..3], [None, None, None], "malformed :path not reset");
+    assert_eq!(
+        answers[..3],
+        [None, None, None],
+        "malformed :path not reset"
+    );
     assert_eq!(answers[3], Some(0x88), "h2 public request: {answers:?}");
     assert_eq!(answers[4], Some(0x88), "h2 authorized request: {answers:?}");
-    assert!(answers[5].is_some_and(|b| b != 0x88), "h2 bogus token: {answers:?}");
+    assert!(
+        answers[5].is_some_and(|b| b != 0x88),
+        "h2 bogus token: {answers:?}"
+    );
     let mut secrets: Vec<String> = (1..=9).map(m).collect();
     // The signature part alone is secret enough to look for.
     secrets.push(jwt.rsplit('.').next().unwrap().to_owned());
