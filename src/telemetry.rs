@@ -50,9 +50,12 @@ pub fn filter(spec: Option<&str>) -> EnvFilter {
 
 /// Rewrites `RUST_LOG` directives (`target[span{field=value}]=level`, comma-separated):
 /// one without a target becomes one per [`OWN_TARGETS`] entry at its level plus itself at
-/// no more than [`THIRD_PARTY_CAP`]; one with a target is kept.
+/// no more than [`THIRD_PARTY_CAP`]; one with a target is kept, and put last: of two
+/// directives for the same target EnvFilter keeps the later, so `access=off,info` still
+/// turns access lines off.
 fn capped(spec: &str) -> String {
     let mut out = Vec::new();
+    let mut named = Vec::new();
     for d in spec.split(',').map(str::trim).filter(|d| !d.is_empty()) {
         let (selector, level) = if let Ok(level) = d.parse::<LevelFilter>() {
             ("", level)
@@ -67,7 +70,7 @@ fn capped(spec: &str) -> String {
             }
         };
         if !selector.starts_with('[') && !selector.is_empty() {
-            out.push(d.to_owned());
+            named.push(d.to_owned());
             continue;
         }
         for own in OWN_TARGETS {
@@ -80,6 +83,7 @@ fn capped(spec: &str) -> String {
             format!("{selector}={cap}")
         });
     }
+    out.append(&mut named);
     out.join(",")
 }
 
@@ -179,6 +183,10 @@ mod tests {
             ("off", format!("{}off", own("off"))),
             ("debug,h2=debug", format!("{}info,h2=debug", own("debug"))),
             ("h2", "h2".to_owned()),
+            (
+                "access=off,debug",
+                format!("{}info,access=off", own("debug")),
+            ),
             ("rustls=", "rustls=".to_owned()),
             (
                 "portcullis::server=trace",
@@ -226,6 +234,8 @@ mod tests {
         assert_eq!(enabled(Some("debug,h2=debug")), [t, t, t, t, f, f, t]);
         assert_eq!(enabled(Some("info,rustls=trace")), [f, t, f, t, t, f, t]);
         assert_eq!(enabled(Some("warn")), [f, f, f, f, f, f, t]);
+        assert_eq!(enabled(Some("access=off,debug")), [t, f, f, t, f, f, t]);
+        assert_eq!(enabled(Some("info,access=off")), [f, f, f, t, f, f, t]);
         assert_eq!(enabled(None), [f, t, f, t, f, f, t]);
         assert_eq!(enabled(Some("")), [f, t, f, t, f, f, t]);
         // An invalid RUST_LOG falls back to info, as before.
