@@ -98,12 +98,15 @@ pub fn admin_router(app: &App, method: &Method, path: &str) -> Response<Full<Byt
 
 /// Serves the admin listener until the process ends.
 pub async fn serve(listener: TcpListener, app: Arc<App>) {
+    let mut backoff = crate::accept::Backoff::new("admin");
     loop {
         let (stream, _) = match listener.accept().await {
-            Ok(x) => x,
+            Ok(x) => {
+                backoff.succeeded();
+                x
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "admin accept failed");
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                tokio::time::sleep(backoff.failed(&e)).await;
                 continue;
             }
         };

@@ -5,6 +5,7 @@
 #![warn(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod accept;
 pub mod admin;
 pub mod app;
 pub mod auth;
@@ -12,6 +13,7 @@ pub mod body;
 pub mod cli;
 pub mod config;
 pub mod deny;
+pub mod fdlimit;
 pub mod issuer;
 pub mod metrics;
 pub mod mint;

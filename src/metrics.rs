@@ -7,7 +7,7 @@
 //! `portcullis_token_cache_hits_total` / `_misses_total`,
 //! `portcullis_reloads_total{result}`, `portcullis_open_connections`,
 //! `portcullis_jwks_fetches_total{issuer,result}`, `portcullis_logins_total{result}`,
-//! `portcullis_state_errors_total{op}`.
+//! `portcullis_state_errors_total{op}`, `portcullis_accept_errors_total{listener}`.
 
 use metrics::{Counter, Gauge, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};

@@ -62,6 +62,7 @@ pub async fn serve(
     let slots = Arc::new(tokio::sync::Semaphore::new(cfg.max_connections));
     let (drain_tx, drain) = watch::channel(false);
     tokio::pin!(shutdown);
+    let mut backoff = crate::accept::Backoff::new("main");
     loop {
         // At max_connections, stop accepting until a connection ends: new clients wait
         // in the kernel's backlog instead of taking memory here.
@@ -75,11 +76,17 @@ pub async fn serve(
         let (stream, peer) = tokio::select! {
             () = &mut shutdown => break,
             r = listener.accept() => match r {
-                Ok(x) => x,
+                Ok(x) => {
+                    backoff.succeeded();
+                    x
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                    continue;
+                    // Out of fds (EMFILE) the backlog stays readable: back off, log sparingly.
+                    let wait = backoff.failed(&e);
+                    tokio::select! {
+                        () = &mut shutdown => break,
+                        () = tokio::time::sleep(wait) => continue,
+                    }
                 }
             },
         };

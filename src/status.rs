@@ -76,6 +76,9 @@ pub fn config_json(cfg: &Config) -> Value {
             "max_header_bytes": cfg.server.max_header_bytes,
             "shutdown_grace": d(cfg.server.shutdown_grace),
             "watch": cfg.server.watch,
+            "max_connections": cfg.server.max_connections,
+            "h2_max_concurrent_streams": cfg.server.h2_max_concurrent_streams,
+            "worker_threads": cfg.server.worker_threads,
             "tls": cfg.server.tls.as_ref().map(|t| json!({
                 "cert": t.cert.display().to_string(),
                 "key": t.key.display().to_string(),

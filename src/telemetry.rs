@@ -3,23 +3,88 @@
 //! method, path, route, status, decision, user, upstream, duration_ms. No line ever
 //! carries a token, password, key or cookie: the request path is logged normalized and
 //! without its query, and no header value is logged.
+//!
+//! Third-party crates log request bytes below `info` (h2 logs a malformed `:path` raw at
+//! debug, token-bearing query included), so `RUST_LOG` is rewritten before use: a
+//! directive that names no target applies to our own targets ([`OWN_TARGETS`]) as
+//! written and to every other target at most at `info`. A directive that names a target
+//! (`h2=debug`) is kept as written: turning a crate's debug lines on is the operator's
+//! explicit choice.
 
 use serde_json::{Map, Value};
 use std::fmt;
 use std::io::Write;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::EnvFilter;
 
+/// The targets our own code logs under (every `target:` in `src/` is one of these; the
+/// rest default to the crate's module paths, `portcullis::...`).
+pub const OWN_TARGETS: &[&str] = &["portcullis", "access", "issuer"];
+
+/// The most a target that `RUST_LOG` does not name may log at.
+const THIRD_PARTY_CAP: LevelFilter = LevelFilter::INFO;
+
 /// Installs the JSON logger (once per process).
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let spec = std::env::var(EnvFilter::DEFAULT_ENV).ok();
     let _ = tracing_subscriber::registry()
-        .with(filter)
+        .with(filter(spec.as_deref()))
         .with(JsonLines)
         .try_init();
+}
+
+/// The filter for a `RUST_LOG` value: `info` when unset, empty or invalid, and third-party
+/// targets capped as the module doc says.
+pub fn filter(spec: Option<&str>) -> EnvFilter {
+    let spec = spec
+        .filter(|s| !s.trim().is_empty() && EnvFilter::builder().parse(s).is_ok())
+        .unwrap_or("info");
+    EnvFilter::builder()
+        .parse(capped(spec))
+        .unwrap_or_else(|_| EnvFilter::new(capped("info")))
+}
+
+/// Rewrites `RUST_LOG` directives (`target[span{field=value}]=level`, comma-separated):
+/// one without a target becomes one per [`OWN_TARGETS`] entry at its level plus itself at
+/// no more than [`THIRD_PARTY_CAP`]; one with a target is kept, and put last: of two
+/// directives for the same target EnvFilter keeps the later, so `access=off,info` still
+/// turns access lines off.
+fn capped(spec: &str) -> String {
+    let mut out = Vec::new();
+    let mut named = Vec::new();
+    for d in spec.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let (selector, level) = if let Ok(level) = d.parse::<LevelFilter>() {
+            ("", level)
+        } else {
+            match d.rsplit_once('=') {
+                Some((sel, "")) => (sel, LevelFilter::TRACE),
+                Some((sel, l)) => match l.parse::<LevelFilter>() {
+                    Ok(level) => (sel, level),
+                    Err(_) => (d, LevelFilter::TRACE),
+                },
+                None => (d, LevelFilter::TRACE),
+            }
+        };
+        if !selector.starts_with('[') && !selector.is_empty() {
+            named.push(d.to_owned());
+            continue;
+        }
+        for own in OWN_TARGETS {
+            out.push(format!("{own}{selector}={level}"));
+        }
+        let cap = level.min(THIRD_PARTY_CAP);
+        out.push(if selector.is_empty() {
+            cap.to_string()
+        } else {
+            format!("{selector}={cap}")
+        });
+    }
+    out.append(&mut named);
+    out.join(",")
 }
 
 struct JsonLines;
@@ -100,6 +165,118 @@ pub fn rfc3339(secs: u64, millis: u32) -> String {
 
 #[cfg(test)]
 mod tests {
+    use tracing::Level;
+    use tracing_subscriber::prelude::*;
+
+    #[test]
+    fn capped_directives() {
+        let own = |l: &str| {
+            super::OWN_TARGETS
+                .iter()
+                .map(|t| format!("{t}={l},"))
+                .collect::<String>()
+        };
+        let cases = [
+            ("debug", format!("{}info", own("debug"))),
+            ("TRACE", format!("{}info", own("trace"))),
+            ("warn", format!("{}warn", own("warn"))),
+            ("off", format!("{}off", own("off"))),
+            ("debug,h2=debug", format!("{}info,h2=debug", own("debug"))),
+            ("h2", "h2".to_owned()),
+            (
+                "access=off,debug",
+                format!("{}info,access=off", own("debug")),
+            ),
+            ("rustls=", "rustls=".to_owned()),
+            (
+                "portcullis::server=trace",
+                "portcullis::server=trace".to_owned(),
+            ),
+            (
+                "[conn{peer=1}]=debug",
+                "portcullis[conn{peer=1}]=debug,access[conn{peer=1}]=debug,\
+                 issuer[conn{peer=1}]=debug,[conn{peer=1}]=info"
+                    .to_owned(),
+            ),
+            (
+                "[conn]",
+                "portcullis[conn]=trace,access[conn]=trace,issuer[conn]=trace,[conn]=info"
+                    .to_owned(),
+            ),
+        ];
+        for (spec, want) in cases {
+            assert_eq!(super::capped(spec), want, "{spec}");
+        }
+    }
+
+    /// What each `RUST_LOG` lets through, asked of the real filter.
+    fn enabled(spec: Option<&str>) -> [bool; 7] {
+        let sub = tracing_subscriber::registry().with(super::filter(spec));
+        tracing::subscriber::with_default(sub, || {
+            [
+                tracing::enabled!(target: "portcullis::server", Level::DEBUG),
+                tracing::enabled!(target: "access", Level::INFO),
+                tracing::enabled!(target: "h2::server", Level::DEBUG),
+                tracing::enabled!(target: "h2::server", Level::INFO),
+                tracing::enabled!(target: "rustls::server", Level::TRACE),
+                tracing::enabled!(target: "hyper_util::client", Level::DEBUG),
+                tracing::enabled!(target: "redis", Level::WARN),
+            ]
+        })
+    }
+
+    #[test]
+    fn third_party_targets_stay_at_info_unless_named() {
+        let t = true;
+        let f = false;
+        assert_eq!(enabled(Some("debug")), [t, t, f, t, f, f, t]);
+        assert_eq!(enabled(Some("trace")), [t, t, f, t, f, f, t]);
+        assert_eq!(enabled(Some("debug,h2=debug")), [t, t, t, t, f, f, t]);
+        assert_eq!(enabled(Some("info,rustls=trace")), [f, t, f, t, t, f, t]);
+        assert_eq!(enabled(Some("warn")), [f, f, f, f, f, f, t]);
+        assert_eq!(enabled(Some("access=off,debug")), [t, f, f, t, f, f, t]);
+        assert_eq!(enabled(Some("info,access=off")), [f, f, f, t, f, f, t]);
+        assert_eq!(enabled(None), [f, t, f, t, f, f, t]);
+        assert_eq!(enabled(Some("")), [f, t, f, t, f, f, t]);
+        // An invalid RUST_LOG falls back to info, as before.
+        assert_eq!(enabled(Some("debug,h2=loud")), [f, t, f, t, f, f, t]);
+    }
+
+    /// Every explicit `target:` in `src/` (outside tests) is one of [`super::OWN_TARGETS`], so a new
+    /// target cannot be capped at info by mistake.
+    #[test]
+    fn every_target_in_src_is_our_own() {
+        fn walk(dir: &std::path::Path, out: &mut Vec<(String, String)>) {
+            for e in std::fs::read_dir(dir).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else if p.extension().is_some_and(|x| x == "rs") {
+                    let text = std::fs::read_to_string(&p).unwrap();
+                    // Unit tests may name any target.
+                    let text = text.split("#[cfg(test)]").next().unwrap_or_default();
+                    for (i, _) in text.match_indices("target: \"") {
+                        let rest = &text[i + 9..];
+                        let name = rest.split('"').next().unwrap_or_default();
+                        out.push((p.display().to_string(), name.to_owned()));
+                    }
+                }
+            }
+        }
+        let mut found = Vec::new();
+        walk(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut found,
+        );
+        assert!(found.iter().any(|(_, t)| t == "access"), "{found:?}");
+        for (file, target) in found {
+            let own = super::OWN_TARGETS
+                .iter()
+                .any(|o| target == *o || target.starts_with(&format!("{o}::")));
+            assert!(own, "{file}: target {target:?} is not in OWN_TARGETS");
+        }
+    }
+
     #[test]
     fn rfc3339() {
         assert_eq!(super::rfc3339(0, 0), "1970-01-01T00:00:00.000Z");

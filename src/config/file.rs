@@ -57,7 +57,8 @@ pub struct RawServer {
     /// Reload when the config or a file it names changes.
     pub watch: Option<bool>,
     /// Most client connections open at once; further ones wait in the listen
-    /// backlog (default 25000).
+    /// backlog (default 25000, or fewer when the open-files limit holds fewer: half of
+    /// the soft `RLIMIT_NOFILE` left after 64 reserved descriptors).
     pub max_connections: Option<Spanned<i64>>,
     /// HTTP/2 streams one connection may have open at once (default 100).
     pub h2_max_concurrent_streams: Option<Spanned<i64>>,

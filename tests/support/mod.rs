@@ -344,6 +344,7 @@ pub struct Proxy {
     pub config_path: PathBuf,
     server_extra: String,
     env: Vec<(String, String)>,
+    nofile: Option<(u64, u64)>,
 }
 
 /// Prepares the temp dir (key files, env) before the proxy starts.
@@ -351,6 +352,7 @@ pub struct ProxyBuilder {
     dir: tempfile::TempDir,
     server_extra: String,
     env: Vec<(String, String)>,
+    nofile: Option<(u64, u64)>,
 }
 
 impl Default for ProxyBuilder {
@@ -365,6 +367,7 @@ impl ProxyBuilder {
             dir: tempfile::tempdir().unwrap(),
             server_extra: String::new(),
             env: Vec::new(),
+            nofile: None,
         }
     }
 
@@ -396,6 +399,13 @@ impl ProxyBuilder {
         self
     }
 
+    /// Starts the proxy with this open-files limit (`RLIMIT_NOFILE` soft and hard),
+    /// set by `sh`'s `ulimit` before it execs the binary.
+    pub fn nofile(mut self, soft: u64, hard: u64) -> Self {
+        self.nofile = Some((soft, hard));
+        self
+    }
+
     /// Writes `proxy.toml` = `[server] listen = <free port>` + server lines + `body`,
     /// starts the binary and waits until it accepts connections. If another process
     /// grabbed the free port in between (the proxy exits reporting it in use), retries
@@ -408,6 +418,7 @@ impl ProxyBuilder {
             config_path: PathBuf::new(),
             server_extra: self.server_extra,
             env: self.env,
+            nofile: self.nofile,
         };
         for attempt in 1..=3 {
             proxy.addr.set_port(free_port());
@@ -453,7 +464,20 @@ impl Proxy {
                 .unwrap()
         };
         let level = std::env::var("TEST_PROXY_LOG").unwrap_or_else(|_| "info".into());
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+        let bin = env!("CARGO_BIN_EXE_portcullis");
+        let mut cmd = match self.nofile {
+            None => Command::new(bin),
+            Some((soft, hard)) => {
+                let mut c = Command::new("sh");
+                // Soft first: a hard limit below the current soft one is refused.
+                c.arg("-c")
+                    .arg(format!(
+                        "ulimit -Sn {soft} && ulimit -Hn {hard} && exec \"$0\" \"$@\""
+                    ))
+                    .arg(bin);
+                c
+            }
+        };
         cmd.arg("--config")
             .arg(&self.config_path)
             .current_dir(self.dir.path())

@@ -1,0 +1,149 @@
+//! What an accept loop does when `accept()` fails. An error about one connection (reset
+//! or aborted before we took it) is skipped at once. Anything else, in practice running
+//! out of file descriptors (EMFILE, ENFILE) or kernel memory (ENOBUFS, ENOMEM), does not
+//! clear by retrying at once: the pending connection stays in the backlog, the listener
+//! stays readable, and a plain retry spins. [`Backoff`] waits 10 ms after the first such
+//! error, doubling up to 1 s, starts over after the next success, and lets at most one
+//! log line a second through, carrying how many errors it did not log. Every error is
+//! counted in `portcullis_accept_errors_total{listener}`.
+
+use std::io;
+use std::time::Duration;
+use tokio::time::Instant;
+
+const FIRST: Duration = Duration::from_millis(10);
+const MAX: Duration = Duration::from_secs(1);
+const LOG_EVERY: Duration = Duration::from_secs(1);
+
+/// Accept-error state of one listener.
+pub struct Backoff {
+    listener: &'static str,
+    delay: Duration,
+    last_log: Option<Instant>,
+    suppressed: u64,
+}
+
+impl Backoff {
+    /// For the listener named `listener` in logs and metrics (`main`, `admin`).
+    pub fn new(listener: &'static str) -> Self {
+        Backoff {
+            listener,
+            delay: Duration::ZERO,
+            last_log: None,
+            suppressed: 0,
+        }
+    }
+
+    /// After a successful accept: the next failure waits the shortest delay again.
+    pub fn succeeded(&mut self) {
+        self.delay = Duration::ZERO;
+    }
+
+    /// Logs `e` (at most once a second) and returns how long to wait before accepting
+    /// again.
+    pub fn failed(&mut self, e: &io::Error) -> Duration {
+        metrics::counter!("portcullis_accept_errors_total", "listener" => self.listener)
+            .increment(1);
+        if matches!(
+            e.kind(),
+            io::ErrorKind::ConnectionAborted
+                | io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionRefused
+        ) {
+            tracing::debug!(listener = self.listener, error = %e, "connection lost before accept");
+            return Duration::ZERO;
+        }
+        let (wait, log) = self.step(Instant::now());
+        if let Some(suppressed) = log {
+            tracing::warn!(
+                listener = self.listener,
+                error = %e,
+                suppressed,
+                retry_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                "accept failed"
+            );
+        }
+        wait
+    }
+
+    /// One more failure at `now`: the wait before the next accept, and `Some(errors not
+    /// logged since the last line)` when this one is to be logged.
+    fn step(&mut self, now: Instant) -> (Duration, Option<u64>) {
+        self.delay = if self.delay.is_zero() {
+            FIRST
+        } else {
+            (self.delay * 2).min(MAX)
+        };
+        if self
+            .last_log
+            .is_none_or(|t| now.duration_since(t) >= LOG_EVERY)
+        {
+            self.last_log = Some(now);
+            (self.delay, Some(std::mem::take(&mut self.suppressed)))
+        } else {
+            self.suppressed += 1;
+            (self.delay, None)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Backoff;
+    use std::time::Duration;
+    use tokio::time::Instant;
+
+    #[test]
+    fn backs_off_and_logs_once_a_second() {
+        let mut b = Backoff::new("main");
+        let mut now = Instant::now();
+        let mut waits = Vec::new();
+        let mut logged = Vec::new();
+        // Ten seconds of a limit that does not clear, retried as told.
+        let end = now + Duration::from_secs(10);
+        while now < end {
+            let (wait, log) = b.step(now);
+            waits.push(wait.as_millis());
+            if let Some(s) = log {
+                logged.push(s);
+            }
+            now += wait;
+        }
+        assert_eq!(
+            waits[..9],
+            [10, 20, 40, 80, 160, 320, 640, 1000, 1000],
+            "{waits:?}"
+        );
+        assert!(waits[9..].iter().all(|w| *w == 1000), "{waits:?}");
+        // One line a second at most, the first at once; none of the errors is lost.
+        assert!(logged.len() <= 11, "{logged:?}");
+        assert_eq!(logged[0], 0);
+        assert!(logged[1] > 0, "{logged:?}");
+        let accounted = logged.len() as u64 + logged.iter().sum::<u64>() + b.suppressed;
+        assert_eq!(accounted, waits.len() as u64);
+    }
+
+    #[test]
+    fn a_success_starts_the_back_off_over() {
+        let mut b = Backoff::new("main");
+        let now = Instant::now();
+        for _ in 0..5 {
+            b.step(now);
+        }
+        b.succeeded();
+        assert_eq!(b.step(now).0, Duration::from_millis(10));
+        // Still within the second: not logged, counted for the next line.
+        assert_eq!(b.step(now).1, None);
+        assert_eq!(b.step(now + Duration::from_secs(1)).1, Some(6));
+    }
+
+    #[test]
+    fn per_connection_errors_do_not_wait() {
+        let mut b = Backoff::new("main");
+        let e = std::io::Error::from(std::io::ErrorKind::ConnectionAborted);
+        assert_eq!(b.failed(&e), Duration::ZERO);
+        let e = std::io::Error::from_raw_os_error(24); // EMFILE
+        assert_eq!(b.failed(&e), Duration::from_millis(10));
+        assert_eq!(b.failed(&e), Duration::from_millis(20));
+    }
+}
