@@ -12,6 +12,7 @@ pub mod body;
 pub mod cli;
 pub mod config;
 pub mod deny;
+pub mod host;
 pub mod issuer;
 pub mod metrics;
 pub mod mint;
