@@ -252,14 +252,15 @@ pub fn of_request(
         (None, None) => return Ok(None),
     };
     let (host, original) = chosen;
-    let value = match (host.is_borrowed(), original) {
-        (true, Some(v)) => v.clone(),
-        _ => HeaderValue::from_str(host.as_str()).map_err(|_| HostError::BadChar)?,
-    };
-    Ok(Some(RequestHost {
-        value,
-        name_len: host.name_len,
-    }))
+    let name_len = host.name_len;
+    // A field already normal is shared (no copy); a normalized one moves its String.
+    let value = match (host.text, original) {
+        (Cow::Borrowed(_), Some(v)) => Ok(v.clone()),
+        (Cow::Borrowed(t), None) => HeaderValue::from_str(t),
+        (Cow::Owned(t), _) => HeaderValue::try_from(t),
+    }
+    .map_err(|_| HostError::BadChar)?;
+    Ok(Some(RequestHost { value, name_len }))
 }
 
 #[cfg(test)]
