@@ -1,5 +1,6 @@
 //! Criterion benches for the per-request hot path (issue #10): path normalization +
-//! route match, token extraction, identity/hop-by-hop/forwarding header rewrite.
+//! route match, host validation, token extraction, identity/hop-by-hop/forwarding
+//! header rewrite.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -89,6 +90,14 @@ fn benches(c: &mut Criterion) {
     c.bench_function("token_extract_header", |b| {
         b.iter(|| portcullis::auth::extract::find_token(sources, black_box(&h), Some("a=1")))
     });
+    let origin = http::Uri::from_static("/api/users/42/items/7");
+    c.bench_function("host_of_request", |b| {
+        b.iter(|| portcullis::host::of_request(http::Version::HTTP_11, &origin, black_box(&h)))
+    });
+    c.bench_function("host_parse_unnormalized", |b| {
+        b.iter(|| portcullis::host::parse(black_box(b"API.Example.com.:8443")))
+    });
+    let host = HeaderValue::from_static("api.example.com");
     let peer = headers::peer_value("127.0.0.1".parse().unwrap());
     c.bench_function("header_rewrite", |b| {
         b.iter_batched(
@@ -96,7 +105,7 @@ fn benches(c: &mut Criterion) {
             |mut h| {
                 headers::strip_identity(&mut h, &cfg.identity);
                 headers::strip_hop_by_hop(&mut h, false);
-                headers::set_forwarded(&mut h, &peer, false, Some("api.example.com"));
+                headers::set_forwarded(&mut h, &peer, false, Some(&host));
                 h.insert(&cfg.identity.header, HeaderValue::from_static("alice"));
                 h
             },

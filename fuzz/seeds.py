@@ -16,6 +16,7 @@ def b64(b):
 
 
 def write(target, name, data):
+    os.makedirs(f"corpus/{target}", exist_ok=True)
     if isinstance(data, str):
         data = data.encode()
     with open(f"corpus/{target}/{name}", "wb") as f:
@@ -116,6 +117,18 @@ headers = [
 ]
 for i, h in enumerate(headers):
     write("header_strip", f"h{i:02}", h.encode("latin-1"))
+
+# host_parse
+hosts = [
+    b"secure.example.com", b"SECURE.Example.COM.", b"secure.example.com:8443", b"secure.example.com.:80",
+    b"secure.example.com:abc", b"secure.example.com:80:80", b"secure.example.com:", b"secure.example.com:65536",
+    b"secure..example.com", b"host..", b".a", b"evil@secure.example.com", b"secure.example.com/x",
+    b"a,b", b"secure%2eexample.com", b"s\xc3\xa9cure.example.com", b"", b":80", b"[::1]:8080",
+    b"[2001:DB8::A]", b"[::1", b"[v1.x]", b"[::1]x", b"127.0.0.1:65535", b"my_service-1",
+    b"a.internal.example.com.", b"A.B.Internal.Example.COM.:443",
+]
+for i, h in enumerate(hosts):
+    write("host_parse", f"s{i:02}", h)
 
 # config_parse
 configs = sorted(glob.glob("../proxy.toml") + glob.glob("../deploy/**/*.toml", recursive=True))

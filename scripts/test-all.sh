@@ -22,6 +22,10 @@ need_apt openssl openssl
 need_apt chromium chromium
 # tests/state_redis.rs starts its own redis-server on a free loopback port.
 need_apt redis-server redis-server
+# tests/security_hosts.rs puts a real nginx (virtual hosts) behind portcullis
+# (tests/support/nginx.rs starts it on a free loopback port as one foreground process).
+need_apt nginx nginx
+export PORTCULLIS_NGINX="${PORTCULLIS_NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}"
 
 # ---- deploy tooling (issue #7; used by tests/deploy.rs) ----------------------
 # Pinned PyPI tools in a venv outside the work tree, installed only when missing:

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod deny;
 pub mod fdlimit;
+pub mod host;
 pub mod issuer;
 pub mod metrics;
 pub mod mint;

@@ -183,27 +183,28 @@ pub enum HostMatch {
 }
 
 impl HostMatch {
-    /// Parses `api.example.com` or `*.example.com`.
+    /// Parses `api.example.com` or `*.example.com`: a host as [`crate::host::parse`]
+    /// accepts it, without a port, normalized the same way (case folded, one
+    /// trailing `.` removed) so that it is compared with normalized request hosts.
     pub fn parse(h: &str) -> Result<Self, String> {
-        let h = h.to_ascii_lowercase();
-        let valid = |s: &str| {
-            !s.is_empty()
-                && s.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        let (wild, name) = match h.strip_prefix("*.") {
+            Some(sfx) => (true, sfx),
+            None => (false, h),
         };
-        if let Some(sfx) = h.strip_prefix("*.") {
-            if valid(sfx) {
-                return Ok(HostMatch::Suffix(format!(".{sfx}")));
-            }
-        } else if valid(&h) {
-            return Ok(HostMatch::Exact(h));
+        match crate::host::parse(name.as_bytes()) {
+            Ok(n) if n.port().is_none() && !(wild && n.name().starts_with('[')) => Ok(if wild {
+                HostMatch::Suffix(format!(".{}", n.name()))
+            } else {
+                HostMatch::Exact(n.name().to_owned())
+            }),
+            _ => Err(format!(
+                "invalid host `{h}` (an exact name or `*.example.com`, no port)"
+            )),
         }
-        Err(format!(
-            "invalid host `{h}` (an exact name or `*.example.com`, no port)"
-        ))
     }
 
-    /// Matches a request host (the port already removed), ignoring case.
+    /// Matches a request host name: normalized by [`crate::host`] (port removed,
+    /// one trailing `.` removed). Case is still ignored, as defence in depth.
     pub fn matches(&self, host: &str) -> bool {
         match self {
             HostMatch::Exact(e) => host.eq_ignore_ascii_case(e),
@@ -303,7 +304,8 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
-    /// The first route matching host (port removed), method and normalized path.
+    /// The first route matching host (normalized, port removed: [`crate::host`]),
+    /// method and normalized path.
     pub fn find(&self, host: Option<&str>, method: &Method, path: &str) -> Option<(usize, &Route)> {
         self.routes
             .iter()
@@ -391,6 +393,20 @@ mod tests {
         assert!(!e.matches("x.api.example.com"));
         assert!(HostMatch::parse("api.example.com:80").is_err());
         assert!(HostMatch::parse("*.").is_err());
+        // Written the way requests are normalized; never a spelling no request has.
+        assert_eq!(
+            HostMatch::parse("Secure.Example.com."),
+            Ok(HostMatch::Exact("secure.example.com".into()))
+        );
+        assert_eq!(
+            HostMatch::parse("*.internal.example.com."),
+            Ok(HostMatch::Suffix(".internal.example.com".into()))
+        );
+        for bad in [
+            "a..b", "host..", "*..a", "*.a..b", "a b", "a,b", "*.[::1]", "", "*",
+        ] {
+            assert!(HostMatch::parse(bad).is_err(), "{bad}");
+        }
         assert!(w.covers(&e) || !e.matches("api.example.com"));
     }
 

@@ -254,8 +254,8 @@ const CORPUS: &[(&str, &str, Expect, &str)] = &[
     (
         "GET",
         "http://localhost:80/a",
-        Fwd("/a"),
-        "absolute-form with port",
+        Code(400),
+        "absolute-form with a port the Host lacks: they differ (SPEC §2)",
     ),
     (
         "GET",
@@ -266,8 +266,8 @@ const CORPUS: &[(&str, &str, Expect, &str)] = &[
     (
         "GET",
         "http://evil.example/admin",
-        Code(401),
-        "absolute-form, other host",
+        Code(400),
+        "absolute-form, Host names another host (SPEC §2)",
     ),
     (
         "GET",

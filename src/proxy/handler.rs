@@ -1,6 +1,7 @@
 //! The request path. [`handle`] is the outer function (request id, error ->
 //! response, access log); [`forward`] is the inner `?` chain. Phases:
-//! 1. normalize the path (SPEC §2; 400 on anything ambiguous);
+//! 1. validate and normalize the host ([`crate::host`]) and the path (SPEC §2; 400 on
+//!    anything ambiguous);
 //! 2. match the route on host, method and the normalized path;
 //! 3. authenticate per the route's access and `token_from`;
 //! 4. authorize scopes and claim rules;
@@ -14,6 +15,7 @@ use crate::auth::verify::Verified;
 use crate::body::ProxyBody;
 use crate::config::UpstreamKind;
 use crate::deny::Denial;
+use crate::host::RequestHost;
 use crate::proxy::{echo, headers, upstream};
 use crate::routes::{Access, Route};
 use http::header::{AUTHORIZATION, HOST};
@@ -79,27 +81,6 @@ pub async fn handle(
     Ok(resp)
 }
 
-/// The host a request is for: the URI authority (absolute-form, HTTP/2) or `Host`.
-fn request_host<'a>(uri: &'a Uri, h: &'a http::HeaderMap) -> Option<&'a str> {
-    uri.authority()
-        .map(http::uri::Authority::as_str)
-        .or_else(|| h.get(HOST).and_then(|v| v.to_str().ok()))
-}
-
-/// `host:port` -> `host` (IPv6 literals keep their brackets).
-fn strip_port(h: &str) -> &str {
-    if h.starts_with('[') {
-        return h.find(']').map_or(h, |i| &h[..=i]);
-    }
-    h.rsplit_once(':').map_or(h, |(host, port)| {
-        if port.bytes().all(|b| b.is_ascii_digit()) {
-            host
-        } else {
-            h
-        }
-    })
-}
-
 async fn forward(
     rt: &Runtime,
     conn: &ConnInfo,
@@ -112,7 +93,10 @@ async fn forward(
         return Err(Denial::BadRequest);
     }
     reject_ambiguous_framing(&parts.headers)?;
-    reject_ambiguous_host(&parts.headers)?;
+    // SPEC §2 "Host handling": one validated, normalized host for routing,
+    // the built-in endpoints, `Host` and `X-Forwarded-Host`.
+    let req_host = crate::host::of_request(parts.version, &parts.uri, &parts.headers)
+        .map_err(|_| Denial::BadRequest)?;
     extract::check_authorization(&parts.headers).map_err(|_| Denial::BadRequest)?;
     let path = crate::path::normalize(parts.uri.path())
         .map_err(|_| Denial::BadRequest)?
@@ -120,8 +104,7 @@ async fn forward(
     if out.log {
         out.path = Some(path.clone());
     }
-    let host_full = request_host(&parts.uri, &parts.headers).map(str::to_owned);
-    let host = host_full.as_deref().map(strip_port);
+    let host_full = req_host.as_ref().map(RequestHost::as_str);
     // Built-in endpoints (SPEC §2, §5) are answered before route matching.
     if let Some((ep, which)) = rt
         .endpoint
@@ -130,8 +113,7 @@ async fn forward(
     {
         out.route = Some(which.name().to_owned());
         let (resp, served) =
-            crate::issuer::endpoint::serve(rt, ep, which, conn, host_full.as_deref(), parts, body)
-                .await;
+            crate::issuer::endpoint::serve(rt, ep, which, conn, host_full, parts, body).await;
         // One metrics label for the built-ins; the finer outcome goes to the debug log.
         out.decision = "token_endpoint";
         tracing::debug!(target: "issuer", outcome = served.decision, "built-in endpoint");
@@ -141,7 +123,11 @@ async fn forward(
     let (route_idx, route) = rt
         .config
         .routes
-        .find(host, &parts.method, &path)
+        .find(
+            req_host.as_ref().map(RequestHost::name),
+            &parts.method,
+            &path,
+        )
         .ok_or(Denial::NoRoute)?;
     out.route_idx = Some(route_idx);
     if out.log {
@@ -167,12 +153,16 @@ async fn forward(
     // Rewrite the request for the upstream.
     let identity = &rt.config.identity;
     let upgrade = is_upgrade(&parts);
-    let target_has_authority = parts.uri.authority().is_some();
     let client_upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
     let h = &mut parts.headers;
     headers::strip_identity(h, identity);
     headers::strip_hop_by_hop(h, upgrade);
-    headers::set_forwarded(h, &conn.peer_ip, conn.tls, host_full.as_deref());
+    headers::set_forwarded(
+        h,
+        &conn.peer_ip,
+        conn.tls,
+        req_host.as_ref().map(RequestHost::value),
+    );
     if !identity.forward_authorization {
         h.remove(AUTHORIZATION);
     }
@@ -180,16 +170,10 @@ async fn forward(
         set_identity(h, rt, v);
     }
     h.insert(headers::X_REQUEST_ID.clone(), rid.clone());
-    // The Host the upstream sees is the host the route was matched on: the
-    // absolute-form target's (RFC 9112 §3.2.2: Host is ignored then) or HTTP/2
-    // `:authority` (RFC 9113 §8.3.1), never a disagreeing client `Host` (issue #9).
-    if target_has_authority || !h.contains_key(HOST) {
-        if let Some(hv) = host_full
-            .as_deref()
-            .and_then(|x| HeaderValue::from_str(x).ok())
-        {
-            h.insert(HOST, hv);
-        }
+    // The Host the upstream sees is the host the route was matched on, normalized
+    // (SPEC §2), whichever of `:authority`, the absolute-form target or `Host` named it.
+    if let Some(rh) = &req_host {
+        h.insert(HOST, rh.value().clone());
     }
 
     let up_idx = route.upstream.ok_or(Denial::DenyRoute)?;
@@ -267,15 +251,6 @@ fn reject_ambiguous_framing(h: &http::HeaderMap) -> Result<(), Denial> {
                 "transfer-encoding" | "content-length"
             )
     }) {
-        return Err(Denial::BadRequest);
-    }
-    Ok(())
-}
-
-/// Several `Host` headers: 400 (RFC 9112 §3.2), or routing would read the first
-/// while the upstream may read another.
-fn reject_ambiguous_host(h: &http::HeaderMap) -> Result<(), Denial> {
-    if h.get_all(HOST).iter().nth(1).is_some() {
         return Err(Denial::BadRequest);
     }
     Ok(())
@@ -412,18 +387,5 @@ fn set_identity(h: &mut http::HeaderMap, rt: &Runtime, v: &Verified) {
         if let Some(val) = text.and_then(|t| HeaderValue::from_bytes(t.as_bytes()).ok()) {
             h.insert(name.clone(), val);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::strip_port;
-
-    #[test]
-    fn ports() {
-        assert_eq!(strip_port("a.example.com:8080"), "a.example.com");
-        assert_eq!(strip_port("a.example.com"), "a.example.com");
-        assert_eq!(strip_port("[::1]:80"), "[::1]");
-        assert_eq!(strip_port("[::1]"), "[::1]");
     }
 }

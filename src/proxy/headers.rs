@@ -99,7 +99,12 @@ fn is_hop_by_hop(n: &HeaderName) -> bool {
 /// `ForwardedHeaderFilter`, for one) would otherwise read the client's word.
 /// `peer` is the client's address as a header value ([`peer_value`], made once per
 /// connection).
-pub fn set_forwarded(headers: &mut HeaderMap, peer: &HeaderValue, tls: bool, host: Option<&str>) {
+pub fn set_forwarded(
+    headers: &mut HeaderMap,
+    peer: &HeaderValue,
+    tls: bool,
+    host: Option<&HeaderValue>,
+) {
     headers.remove(http::header::FORWARDED);
     let mut xff = String::new();
     for v in headers.get_all(&X_FORWARDED_FOR) {
@@ -123,9 +128,9 @@ pub fn set_forwarded(headers: &mut HeaderMap, peer: &HeaderValue, tls: bool, hos
         X_FORWARDED_PROTO.clone(),
         HeaderValue::from_static(if tls { "https" } else { "http" }),
     );
-    match host.and_then(|h| HeaderValue::from_str(h).ok()) {
+    match host {
         Some(v) => {
-            headers.insert(X_FORWARDED_HOST.clone(), v);
+            headers.insert(X_FORWARDED_HOST.clone(), v.clone());
         }
         None => {
             headers.remove(&X_FORWARDED_HOST);
@@ -250,7 +255,12 @@ mod tests {
             HeaderValue::from_static("for=10.0.0.1;proto=https"),
         );
         let peer = peer_value("127.0.0.1".parse().expect("ip"));
-        set_forwarded(&mut h, &peer, false, Some("a.example:8080"));
+        set_forwarded(
+            &mut h,
+            &peer,
+            false,
+            Some(&HeaderValue::from_static("a.example:8080")),
+        );
         assert_eq!(h["x-forwarded-for"], "1.2.3.4, 127.0.0.1");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "a.example:8080");

@@ -13,7 +13,10 @@
 //!   plus hostile shapes: `alg: none`, `jku`, `crit`, key confusion); keys generated once
 //!   per test binary.
 //! - [`cli`]: runs a subcommand with a bounded timeout.
+//! - [`nginx::Nginx`]: a real nginx on a free loopback port (virtual hosts, ingress).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod nginx;
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
@@ -33,7 +36,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 /// Upper bound for any single network exchange in the suites.
@@ -885,8 +888,8 @@ async fn raw_exchange(addr: SocketAddr, req: &[u8]) -> std::io::Result<Reply> {
 }
 
 /// Reads one HTTP/1.1 response (skipping 1xx) framed by Content-Length, chunked
-/// encoding, or connection close.
-pub async fn read_response(s: &mut TcpStream) -> std::io::Result<Reply> {
+/// encoding, or connection close, from a TCP or TLS stream.
+pub async fn read_response<S: AsyncRead + Unpin>(s: &mut S) -> std::io::Result<Reply> {
     let mut buf = Vec::new();
     let mut tmp = [0u8; 16384];
     loop {
@@ -958,7 +961,10 @@ pub async fn read_response(s: &mut TcpStream) -> std::io::Result<Reply> {
     }
 }
 
-async fn read_chunked(s: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<Vec<u8>> {
+async fn read_chunked<S: AsyncRead + Unpin>(
+    s: &mut S,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<Vec<u8>> {
     let mut tmp = [0u8; 16384];
     let mut out = Vec::new();
     let mut pos = 0usize;

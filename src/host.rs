@@ -1,0 +1,481 @@
+//! The request host (SPEC §2 "Host handling"): validated once, normalized once, and
+//! that one value is what host-scoped routes match and what the upstream is sent in
+//! `Host` and `X-Forwarded-Host`. A backend's virtual hosts (nginx `server_name`,
+//! which also ignores case and a trailing dot) therefore see the host that was
+//! matched, never a spelling that skipped a `deny` route.
+//!
+//! # What [`parse`] accepts (RFC 3986 §3.2.2 and §3.2.3)
+//! `host [":" port]` where `host` is
+//! - an IP literal: `[` IPv6address `]` (no zone id, no IPvFuture), or
+//! - a reg-name restricted to the DNS-style subset ALPHA / DIGIT / `-` / `.` / `_`
+//!   (IPv4 dotted-decimal is one of these), of non-empty labels, optionally ending
+//!   in one `.` (the fully-qualified spelling);
+//!
+//! and `port` is 1–5 digits, at most 65535. Everything else is refused: userinfo
+//! (`@`), a path, query or fragment (`/`, `\`, `?`, `#`), a comma or any other
+//! sub-delimiter, percent-encoding, whitespace, non-ASCII bytes, an empty host, an
+//! empty port, a second port, an empty label (`a..b`, `host..`, `.a`).
+//!
+//! # Normalization
+//! ASCII case is folded and one trailing `.` of the name is removed; the port is
+//! kept as sent. [`Host::name`] is the normalized name (port removed), what routes
+//! match; [`Host::as_str`] is the normalized `name[:port]`, what is forwarded.
+//!
+//! # Guarantees (table tests below; fuzzed by `fuzz/fuzz_targets/host_parse.rs`)
+//! For every input with `parse(raw) == Ok(h)`:
+//! - `h.as_str()` is ASCII, non-empty, free of upper case and of `@ / \ ? # , %`,
+//!   whitespace and control bytes, and `h.name()` neither ends in `.` nor has an
+//!   empty label;
+//! - `parse(h.as_str())` is `Ok`, equal, and borrowed (idempotent); `parse(raw)` is
+//!   borrowed exactly when `raw` was already normalized, so the common request costs
+//!   no allocation.
+//!
+//! [`of_request`] picks the source per version (`:authority` or the absolute-form
+//! target, else `Host`) and refuses several `Host` fields, a missing `Host` on
+//! HTTP/1.1 (RFC 9112 §3.2) and a `Host` that disagrees with the target's authority.
+//! No `unsafe`, no `unwrap`, no indexing that input could push out of bounds.
+
+use http::header::HOST;
+use http::{HeaderMap, HeaderValue, Uri, Version};
+use std::borrow::Cow;
+use std::net::Ipv6Addr;
+
+/// Why a host was refused; every variant is answered 400 (SPEC §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HostError {
+    /// No host at all (`""`, `:80`, `.`).
+    #[error("empty host")]
+    Empty,
+    /// `user@host`.
+    #[error("userinfo in host")]
+    Userinfo,
+    /// `/`, `\`, `?` or `#`: a path, query or fragment.
+    #[error("path in host")]
+    Path,
+    /// A byte outside the accepted set (comma, `%`, space, non-ASCII, ...).
+    #[error("character not allowed in a host")]
+    BadChar,
+    /// `a..b`, `.a`, `host..`.
+    #[error("empty label in host")]
+    EmptyLabel,
+    /// Empty, non-numeric, longer than 5 digits, above 65535, or a second port.
+    #[error("invalid port")]
+    BadPort,
+    /// `[...]` that is not an IPv6 address, or text after `]` other than a port.
+    #[error("invalid IP literal")]
+    BadIpLiteral,
+    /// HTTP/1.1 without `Host`.
+    #[error("missing Host")]
+    Missing,
+    /// More than one `Host` field.
+    #[error("several Host fields")]
+    Several,
+    /// `:authority` (or the absolute-form target) and `Host` name different hosts.
+    #[error("Host disagrees with the request target")]
+    Disagree,
+}
+
+/// A validated, normalized host (see the module doc).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Host<'a> {
+    text: Cow<'a, str>,
+    name_len: usize,
+}
+
+impl Host<'_> {
+    /// The normalized `name[:port]`: what is forwarded in `Host` and `X-Forwarded-Host`.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The normalized name without the port: what host-scoped routes match.
+    pub fn name(&self) -> &str {
+        self.text.get(..self.name_len).unwrap_or_default()
+    }
+
+    /// The port as sent, if any.
+    pub fn port(&self) -> Option<&str> {
+        self.text.get(self.name_len..)?.strip_prefix(':')
+    }
+
+    /// Whether the input was already normalized (no allocation was made).
+    pub fn is_borrowed(&self) -> bool {
+        matches!(self.text, Cow::Borrowed(_))
+    }
+}
+
+/// Validates and normalizes an authority as sent in `Host` or `:authority`.
+pub fn parse(raw: &[u8]) -> Result<Host<'_>, HostError> {
+    // One scan for the bytes that are never part of a host, so that
+    // `evil@secure.example.com` reports userinfo whatever follows.
+    for &b in raw {
+        match b {
+            b'@' => return Err(HostError::Userinfo),
+            b'/' | b'\\' | b'?' | b'#' => return Err(HostError::Path),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b':' | b'[' | b']' => {}
+            _ => return Err(HostError::BadChar),
+        }
+    }
+    // Every byte is now ASCII, so this cannot fail.
+    let text = std::str::from_utf8(raw).map_err(|_| HostError::BadChar)?;
+    let (name, port) = split_port(text)?;
+    let bare = if let Some(inner) = name.strip_prefix('[') {
+        let addr = inner.strip_suffix(']').ok_or(HostError::BadIpLiteral)?;
+        addr.parse::<Ipv6Addr>()
+            .map_err(|_| HostError::BadIpLiteral)?;
+        name
+    } else {
+        if name.contains(['[', ']']) {
+            return Err(HostError::BadIpLiteral);
+        }
+        let bare = name.strip_suffix('.').unwrap_or(name);
+        if bare.is_empty() {
+            return Err(HostError::Empty);
+        }
+        if bare.split('.').any(str::is_empty) {
+            return Err(HostError::EmptyLabel);
+        }
+        bare
+    };
+    if let Some(p) = port {
+        check_port(p)?;
+    }
+    Ok(normalized(text, name, bare, port))
+}
+
+/// `name[:port]` -> (name, port). The name ends at the first `:`, or after the `]`
+/// of an IP literal; whatever follows must be `:` and the port (a second `:` is then
+/// part of the port and refused there).
+fn split_port(text: &str) -> Result<(&str, Option<&str>), HostError> {
+    let at = if text.starts_with('[') {
+        text.find(']')
+            .map(|i| i + 1)
+            .ok_or(HostError::BadIpLiteral)?
+    } else {
+        text.find(':').unwrap_or(text.len())
+    };
+    let (name, rest) = text.split_at_checked(at).ok_or(HostError::BadChar)?;
+    if name.is_empty() {
+        return Err(HostError::Empty);
+    }
+    if rest.is_empty() {
+        return Ok((name, None));
+    }
+    rest.strip_prefix(':')
+        .map(|port| (name, Some(port)))
+        .ok_or(HostError::BadIpLiteral)
+}
+
+/// RFC 3986 §3.2.3 port, bounded: 1–5 digits, at most 65535.
+fn check_port(p: &str) -> Result<(), HostError> {
+    if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(HostError::BadPort);
+    }
+    match p.parse::<u32>() {
+        Ok(n) if n <= 65535 => Ok(()),
+        _ => Err(HostError::BadPort),
+    }
+}
+
+/// Builds the result: borrowed when `name` is already `bare` and lower case.
+fn normalized<'a>(text: &'a str, name: &str, bare: &str, port: Option<&str>) -> Host<'a> {
+    if name.len() == bare.len() && !bare.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Host {
+            text: Cow::Borrowed(text),
+            name_len: name.len(),
+        };
+    }
+    let mut s = String::with_capacity(text.len());
+    s.push_str(bare);
+    s.make_ascii_lowercase();
+    if let Some(p) = port {
+        s.push(':');
+        s.push_str(p);
+    }
+    Host {
+        text: Cow::Owned(s),
+        name_len: bare.len(),
+    }
+}
+
+/// The request's host, validated and normalized, as a value ready to forward.
+#[derive(Debug, Clone)]
+pub struct RequestHost {
+    value: HeaderValue,
+    name_len: usize,
+}
+
+impl RequestHost {
+    /// The normalized `name[:port]` as a header value.
+    pub fn value(&self) -> &HeaderValue {
+        &self.value
+    }
+
+    /// The normalized `name[:port]`.
+    pub fn as_str(&self) -> &str {
+        // Built from a parsed host: visible ASCII only, so this never falls back.
+        self.value.to_str().unwrap_or_default()
+    }
+
+    /// The normalized name without the port (what routes match).
+    pub fn name(&self) -> &str {
+        self.as_str().get(..self.name_len).unwrap_or_default()
+    }
+}
+
+/// The host a request is for (SPEC §2): HTTP/2 `:authority` or an absolute-form
+/// target's authority, else `Host`. `Ok(None)` only for HTTP/1.0 or HTTP/2 requests
+/// that name no host at all (host-scoped routes then never match).
+pub fn of_request(
+    version: Version,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<Option<RequestHost>, HostError> {
+    let mut fields = headers.get_all(HOST).iter();
+    let field = fields.next();
+    if fields.next().is_some() {
+        return Err(HostError::Several);
+    }
+    let from_field = field.map(|v| parse(v.as_bytes())).transpose()?;
+    let from_uri = uri
+        .authority()
+        .map(|a| parse(a.as_str().as_bytes()))
+        .transpose()?;
+    let chosen = match (from_uri, from_field) {
+        (Some(u), Some(f)) if u.as_str() != f.as_str() => return Err(HostError::Disagree),
+        // Equal: prefer the field, whose value can be reused as is.
+        (_, Some(f)) => (f, field),
+        (Some(_), None) | (None, None) if version == Version::HTTP_11 => {
+            return Err(HostError::Missing)
+        }
+        (Some(u), None) => (u, None),
+        (None, None) => return Ok(None),
+    };
+    let (host, original) = chosen;
+    let name_len = host.name_len;
+    // A field already normal is shared (no copy); a normalized one moves its String.
+    let value = match (host.text, original) {
+        (Cow::Borrowed(_), Some(v)) => Ok(v.clone()),
+        (Cow::Borrowed(t), None) => HeaderValue::from_str(t),
+        (Cow::Owned(t), _) => HeaderValue::try_from(t),
+    }
+    .map_err(|_| HostError::BadChar)?;
+    Ok(Some(RequestHost { value, name_len }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepted() {
+        // (input, normalized name[:port], name, borrowed)
+        let cases: &[(&str, &str, &str, bool)] = &[
+            (
+                "secure.example.com",
+                "secure.example.com",
+                "secure.example.com",
+                true,
+            ),
+            (
+                "secure.example.com:8443",
+                "secure.example.com:8443",
+                "secure.example.com",
+                true,
+            ),
+            (
+                "Secure.Example.COM",
+                "secure.example.com",
+                "secure.example.com",
+                false,
+            ),
+            (
+                "secure.example.com.",
+                "secure.example.com",
+                "secure.example.com",
+                false,
+            ),
+            (
+                "SECURE.example.com.:80",
+                "secure.example.com:80",
+                "secure.example.com",
+                false,
+            ),
+            (
+                "a.internal.example.com.",
+                "a.internal.example.com",
+                "a.internal.example.com",
+                false,
+            ),
+            ("localhost", "localhost", "localhost", true),
+            ("my_service-1", "my_service-1", "my_service-1", true),
+            ("127.0.0.1:65535", "127.0.0.1:65535", "127.0.0.1", true),
+            ("h:0", "h:0", "h", true),
+            ("h:00080", "h:00080", "h", true),
+            ("[::1]", "[::1]", "[::1]", true),
+            ("[::1]:8080", "[::1]:8080", "[::1]", true),
+            ("[2001:DB8::A]", "[2001:db8::a]", "[2001:db8::a]", false),
+            (
+                "[::ffff:1.2.3.4]:1",
+                "[::ffff:1.2.3.4]:1",
+                "[::ffff:1.2.3.4]",
+                true,
+            ),
+        ];
+        for (raw, full, name, borrowed) in cases {
+            let h = parse(raw.as_bytes()).unwrap_or_else(|e| panic!("{raw:?}: {e}"));
+            assert_eq!(h.as_str(), *full, "{raw:?}");
+            assert_eq!(h.name(), *name, "{raw:?}");
+            assert_eq!(h.is_borrowed(), *borrowed, "{raw:?}");
+            let again = parse(h.as_str().as_bytes()).expect("normalized parses");
+            assert_eq!(again, h, "{raw:?} not idempotent");
+            assert!(again.is_borrowed(), "{raw:?}");
+        }
+        assert_eq!(
+            parse(b"h:8080").map(|h| h.port().map(str::to_owned)),
+            Ok(Some("8080".into()))
+        );
+        assert_eq!(parse(b"h").map(|h| h.port().map(str::to_owned)), Ok(None));
+    }
+
+    #[test]
+    fn refused() {
+        use HostError::*;
+        let cases: &[(&[u8], HostError)] = &[
+            (b"", Empty),
+            (b":80", Empty),
+            (b".", Empty),
+            (b".:80", Empty),
+            (b"evil@secure.example.com", Userinfo),
+            (b"user:pw@secure.example.com", Userinfo),
+            (b"secure.example.com@evil", Userinfo),
+            (b"secure.example.com/x", Path),
+            (b"secure.example.com\\x", Path),
+            (b"secure.example.com?x", Path),
+            (b"secure.example.com#x", Path),
+            (b"a,b", BadChar),
+            (b"secure.example.com,evil", BadChar),
+            (b"secure%2eexample.com", BadChar),
+            (b"secure.example.com ", BadChar),
+            (b" secure.example.com", BadChar),
+            (b"secure.example.com\t", BadChar),
+            (b"a b", BadChar),
+            (b"*.example.com", BadChar),
+            (b"s\xc3\xa9cure.example.com", BadChar),
+            (b"secure.example.com\x00", BadChar),
+            (b"a;b", BadChar),
+            (b"a..b", EmptyLabel),
+            (b"host..", EmptyLabel),
+            (b".a", EmptyLabel),
+            (b"a.example.com..:80", EmptyLabel),
+            (b"secure.example.com:", BadPort),
+            (b"secure.example.com:abc", BadPort),
+            (b"secure.example.com:80:80", BadPort),
+            (b"secure.example.com:-1", BadPort),
+            (b"secure.example.com:+80", BadChar),
+            (b"secure.example.com:65536", BadPort),
+            (b"secure.example.com:123456", BadPort),
+            (b"secure.example.com:99999", BadPort),
+            (b"[::1]:", BadPort),
+            (b"[::1]:x", BadPort),
+            (b"[::1]:80:80", BadPort),
+            (b"[::1", BadIpLiteral),
+            (b"[::1]x", BadIpLiteral),
+            (b"[::1].", BadIpLiteral),
+            (b"[::1]]", BadIpLiteral),
+            (b"[[::1]]", BadIpLiteral),
+            (b"[1.2.3.4]", BadIpLiteral),
+            (b"[v1.abc]", BadIpLiteral),
+            (b"[]", BadIpLiteral),
+            (b"a[::1]", BadIpLiteral),
+            (b"a]", BadIpLiteral),
+            (b"::1", Empty),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(parse(raw), Err(*want), "{:?}", String::from_utf8_lossy(raw));
+        }
+    }
+
+    fn req(
+        version: Version,
+        uri: &str,
+        hosts: &[&[u8]],
+    ) -> Result<Option<(String, String)>, HostError> {
+        let uri: Uri = uri.parse().expect("uri");
+        let mut h = HeaderMap::new();
+        for v in hosts {
+            h.append(HOST, HeaderValue::from_bytes(v).expect("value"));
+        }
+        of_request(version, &uri, &h)
+            .map(|o| o.map(|r| (r.as_str().to_owned(), r.name().to_owned())))
+    }
+
+    #[test]
+    fn request_sources() {
+        use HostError::*;
+        let v11 = Version::HTTP_11;
+        let v2 = Version::HTTP_2;
+        let ok = |full: &str, name: &str| Ok(Some((full.to_owned(), name.to_owned())));
+        assert_eq!(
+            req(v11, "/", &[b"A.example:80"]),
+            ok("a.example:80", "a.example")
+        );
+        assert_eq!(req(v11, "/", &[]), Err(Missing));
+        assert_eq!(req(v11, "/", &[b"a.example", b"a.example"]), Err(Several));
+        assert_eq!(req(v11, "/", &[b""]), Err(Empty));
+        assert_eq!(req(v11, "/", &[b"a.example\xff"]), Err(BadChar));
+        assert_eq!(
+            req(v11, "http://a.example/", &[b"a.example"]),
+            ok("a.example", "a.example")
+        );
+        assert_eq!(
+            req(v11, "http://a.example/", &[b"A.Example."]),
+            ok("a.example", "a.example")
+        );
+        assert_eq!(
+            req(v11, "http://a.example/", &[b"b.example"]),
+            Err(Disagree)
+        );
+        assert_eq!(
+            req(v11, "http://a.example/", &[b"a.example:80"]),
+            Err(Disagree)
+        );
+        assert_eq!(req(v11, "http://a.example/", &[]), Err(Missing));
+        assert_eq!(
+            req(v11, "http://u@a.example/", &[b"a.example"]),
+            Err(Userinfo)
+        );
+        assert_eq!(req(Version::HTTP_10, "/", &[]), Ok(None));
+        assert_eq!(
+            req(Version::HTTP_10, "http://a.example./", &[]),
+            ok("a.example", "a.example")
+        );
+        assert_eq!(
+            req(v2, "http://a.example./x", &[]),
+            ok("a.example", "a.example")
+        );
+        assert_eq!(req(v2, "http://a.example:abc/x", &[]), Err(BadPort));
+        assert_eq!(
+            req(v2, "http://a.example/x", &[b"b.example"]),
+            Err(Disagree)
+        );
+        assert_eq!(
+            req(v2, "http://a.example/x", &[b"a.example"]),
+            ok("a.example", "a.example")
+        );
+        assert_eq!(req(v2, "/x", &[b"a.example"]), ok("a.example", "a.example"));
+        assert_eq!(req(v2, "/x", &[]), Ok(None));
+    }
+
+    #[test]
+    fn field_value_is_reused_when_normalized() {
+        let mut h = HeaderMap::new();
+        let v = HeaderValue::from_static("a.example:8080");
+        h.insert(HOST, v.clone());
+        let got = of_request(Version::HTTP_11, &Uri::from_static("/"), &h)
+            .expect("ok")
+            .expect("host");
+        assert_eq!(got.value(), &v);
+        assert_eq!(got.name(), "a.example");
+    }
+}
