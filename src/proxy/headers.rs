@@ -1,7 +1,8 @@
 //! Header rewriting for the forwarded request and the returned response (SPEC §4):
 //! strip client-sent identity headers (case and `_`/`-` variants) then set ours;
-//! remove hop-by-hop headers (RFC 9110 §7.6.1), including those `Connection` names;
-//! set `X-Forwarded-For` / `-Proto` / `-Host`; keep or mint `X-Request-Id`.
+//! remove hop-by-hop headers (RFC 9110 §7.6.1), including those `Connection` names
+//! and any `Upgrade` but WebSocket's; set `X-Forwarded-For` / `-Proto` / `-Host`;
+//! keep or mint `X-Request-Id`.
 
 use crate::config::Identity;
 use http::header::{HeaderName, HeaderValue, CONNECTION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
@@ -17,6 +18,7 @@ static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 static PROXY_AUTHORIZATION: HeaderName = HeaderName::from_static("proxy-authorization");
 static PROXY_AUTHENTICATE: HeaderName = HeaderName::from_static("proxy-authenticate");
+static HTTP2_SETTINGS: HeaderName = HeaderName::from_static("http2-settings");
 
 /// Whether `name` (lowercase, as `http` stores it) equals `folded` once every `_` is
 /// read as `-` (`folded` is already lowercase with `-`).
@@ -41,7 +43,9 @@ pub fn strip_identity(headers: &mut HeaderMap, identity: &Identity) {
 }
 
 /// Removes hop-by-hop headers, and every header the `Connection` header names.
-/// With `keep_upgrade`, `Connection: upgrade` and `Upgrade` survive (WebSocket).
+/// With `keep_upgrade` (the message is a WebSocket handshake, which the caller has
+/// checked: see [`crate::proxy::upgrade`]) `Connection: upgrade` and
+/// `Upgrade: websocket` are set; otherwise every `Upgrade` goes (SPEC §4).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     // Most messages carry none of these: one pass over the names (comparisons of
     // standard header names are integer compares) instead of nine hashed removals.
@@ -71,6 +75,8 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
     if keep_upgrade {
         headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+        // Only the WebSocket token: `Upgrade: websocket, h2c` must not offer h2c.
+        headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
     } else {
         headers.remove(CONNECTION);
         headers.remove(UPGRADE);
@@ -78,7 +84,9 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
 }
 
 /// Removed from every forwarded message (`Connection` and `Upgrade` are handled apart).
-const ALWAYS_HOP_BY_HOP: [&HeaderName; 7] = [
+/// `HTTP2-Settings` belongs to the h2c upgrade (RFC 7540 §3.2.1), which is never passed on.
+const ALWAYS_HOP_BY_HOP: [&HeaderName; 8] = [
+    &HTTP2_SETTINGS,
     &KEEP_ALIVE,
     &PROXY_CONNECTION,
     &PROXY_AUTHORIZATION,
@@ -223,6 +231,34 @@ mod tests {
         let mut left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
         left.sort_unstable();
         assert_eq!(left, vec!["x-other", "x-users"]);
+    }
+
+    #[test]
+    fn upgrade_is_websocket_or_nothing() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            CONNECTION,
+            HeaderValue::from_static("Upgrade, HTTP2-Settings"),
+        );
+        h.insert(UPGRADE, HeaderValue::from_static("h2c"));
+        h.insert(
+            "http2-settings",
+            HeaderValue::from_static("AAMAAABkAAQCAAAAAAIAAAAA"),
+        );
+        strip_hop_by_hop(&mut h, false);
+        assert!(h.is_empty(), "{h:?}");
+        // HTTP2-Settings is removed even when `Connection` does not name it.
+        h.insert(
+            "http2-settings",
+            HeaderValue::from_static("AAMAAABkAAQCAAAAAAIAAAAA"),
+        );
+        strip_hop_by_hop(&mut h, false);
+        assert!(h.is_empty(), "{h:?}");
+        h.insert(CONNECTION, HeaderValue::from_static("keep-alive, Upgrade"));
+        h.insert(UPGRADE, HeaderValue::from_static("websocket, h2c"));
+        strip_hop_by_hop(&mut h, true);
+        assert_eq!(h[CONNECTION], "upgrade");
+        assert_eq!(h.get_all(UPGRADE).iter().collect::<Vec<_>>(), ["websocket"]);
     }
 
     #[test]
