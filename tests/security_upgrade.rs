@@ -6,7 +6,8 @@
 //!   `GET /admin/secret` with `x-user: admin` and no token straight to the backend);
 //! - an upstream `101` to anything but the WebSocket handshake that was asked for is
 //!   answered 502 and the client connection closed, not one byte tunnelled (a raw TCP
-//!   upstream that switches protocols on every request).
+//!   upstream that switches protocols on every request);
+//! - `X-Original-URL` and friends never reach the upstream.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -613,4 +614,70 @@ async fn accepted_websocket_handshake_is_spliced() {
         .map(str::trim)
         .collect();
     assert_eq!(upgrades, vec!["websocket"], "forwarded head:\n{head}");
+}
+
+// ====================================================================== headers
+
+/// `X-Original-URL`, `X-Rewrite-URL`, `X-HTTP-Method-Override`, `X-HTTP-Method`,
+/// `X-Method-Override`, in any case and with `_` for `-`, are removed on every route;
+/// names that merely resemble them pass.
+#[tokio::test]
+async fn routing_override_headers_are_removed_on_every_route() {
+    let up = spawn_upstream().await;
+    let proxy = Proxy::start(&config(&up.url())).await;
+    let alice = token("alice", json!({}));
+    let overrides = [
+        ("X-Original-URL", "/admin/secret"),
+        ("x_original_url", "/admin/secret"),
+        ("X-ORIGINAL-URL", "/admin/secret"),
+        ("X-Rewrite-URL", "/admin/secret"),
+        ("X_Rewrite_Url", "/admin/secret"),
+        ("X-HTTP-Method-Override", "DELETE"),
+        ("x_http_method_override", "DELETE"),
+        ("X-HTTP-Method", "PUT"),
+        ("X_HTTP-Method", "PUT"),
+        ("X-Method-Override", "PATCH"),
+        ("x_method_override", "PATCH"),
+    ];
+    let kept = [
+        ("X-Original-URL-Hint", "kept"),
+        ("X-HTTP-Methods", "kept"),
+        ("X-Original-Host", "kept"),
+    ];
+    for (path, with_token) in [
+        ("/public/o", false),
+        ("/opt/o", false),
+        ("/opt/o", true),
+        ("/prot/o", true),
+    ] {
+        let mut req = Req::get(path);
+        for (k, v) in overrides.iter().chain(&kept) {
+            req = req.header(k, v);
+        }
+        if with_token {
+            req = req.bearer(&alice);
+        }
+        proxy.send(req).await.assert_status(200);
+        let seen = up.last();
+        assert_eq!(seen.path, path);
+        let leaked: Vec<_> = seen
+            .headers
+            .iter()
+            .filter(|(k, _)| {
+                let f = k.replace('_', "-");
+                [
+                    "x-original-url",
+                    "x-rewrite-url",
+                    "x-http-method-override",
+                    "x-http-method",
+                    "x-method-override",
+                ]
+                .contains(&f.as_str())
+            })
+            .collect();
+        assert!(leaked.is_empty(), "{path}: forwarded {leaked:?}");
+        for (k, _) in kept {
+            assert_eq!(seen.header_all(k), vec!["kept"], "{path}: {k}");
+        }
+    }
 }

@@ -1,8 +1,8 @@
 //! Header rewriting for the forwarded request and the returned response (SPEC §4):
-//! strip client-sent identity headers (case and `_`/`-` variants) then set ours;
-//! remove hop-by-hop headers (RFC 9110 §7.6.1), including those `Connection` names
-//! and any `Upgrade` but WebSocket's; set `X-Forwarded-For` / `-Proto` / `-Host`;
-//! keep or mint `X-Request-Id`.
+//! strip client-sent identity headers and routing-override headers (case and `_`/`-`
+//! variants) then set ours; remove hop-by-hop headers (RFC 9110 §7.6.1), including
+//! those `Connection` names and any `Upgrade` but WebSocket's; set `X-Forwarded-For`
+//! / `-Proto` / `-Host`; keep or mint `X-Request-Id`.
 
 use crate::config::Identity;
 use http::header::{HeaderName, HeaderValue, CONNECTION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
@@ -20,6 +20,18 @@ static PROXY_AUTHORIZATION: HeaderName = HeaderName::from_static("proxy-authoriz
 static PROXY_AUTHENTICATE: HeaderName = HeaderName::from_static("proxy-authenticate");
 static HTTP2_SETTINGS: HeaderName = HeaderName::from_static("http2-settings");
 
+/// Request headers some frameworks route or dispatch by instead of the request line
+/// (IIS / Symfony / Laminas `X-Original-URL` and `X-Rewrite-URL`; the method overrides
+/// of Express, Rails, Spring, Laravel...), folded: lowercase, `-`. A request that
+/// passed the checks of one route must not be handled by the backend as another.
+const ROUTING_OVERRIDES: [&str; 5] = [
+    "x-original-url",
+    "x-rewrite-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
 /// Whether `name` (lowercase, as `http` stores it) equals `folded` once every `_` is
 /// read as `-` (`folded` is already lowercase with `-`).
 fn folds_to(name: &str, folded: &str) -> bool {
@@ -30,11 +42,17 @@ fn folds_to(name: &str, folded: &str) -> bool {
             .all(|(a, b)| a == b || (a == b'_' && b == b'-'))
 }
 
-/// Removes every client-sent identity header, whatever its case or `_` spelling.
+/// Removes every client-sent identity header and every routing-override header
+/// ([`ROUTING_OVERRIDES`]), whatever its case or `_` spelling, in one pass over the
+/// names (nothing is allocated when none is present).
 pub fn strip_identity(headers: &mut HeaderMap, identity: &Identity) {
     let doomed: Vec<HeaderName> = headers
         .keys()
-        .filter(|k| identity.strip.iter().any(|s| folds_to(k.as_str(), s)))
+        .filter(|k| {
+            let k = k.as_str();
+            identity.strip.iter().any(|s| folds_to(k, s))
+                || ROUTING_OVERRIDES.iter().any(|s| folds_to(k, s))
+        })
         .cloned()
         .collect();
     for k in doomed {
@@ -231,6 +249,32 @@ mod tests {
         let mut left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
         left.sort_unstable();
         assert_eq!(left, vec!["x-other", "x-users"]);
+    }
+
+    #[test]
+    fn routing_overrides_are_stripped() {
+        let mut h = HeaderMap::new();
+        for n in [
+            "x-original-url",
+            "x_original_url",
+            "x-rewrite-url",
+            "x-http-method-override",
+            "x_http_method_override",
+            "x-http-method",
+            "x-method-override",
+            "x_method-override",
+            "x-original-url-hint",
+            "x-http-methods",
+        ] {
+            h.append(
+                HeaderName::from_bytes(n.as_bytes()).expect("n"),
+                HeaderValue::from_static("v"),
+            );
+        }
+        strip_identity(&mut h, &identity());
+        let mut left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, vec!["x-http-methods", "x-original-url-hint"]);
     }
 
     #[test]
