@@ -7,14 +7,15 @@
 //! - an upstream `101` to anything but the WebSocket handshake that was asked for is
 //!   answered 502 and the client connection closed, not one byte tunnelled (a raw TCP
 //!   upstream that switches protocols on every request);
-//! - `X-Original-URL` and friends never reach the upstream.
+//! - `X-Original-URL` and friends never reach the upstream;
+//! - HTTP/2 `cookie` fields reach an HTTP/1.1 upstream as one `Cookie`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -182,6 +183,17 @@ async fn h1_get(
         .await
         .expect("no response in time")
         .unwrap()
+}
+
+/// An HTTP/2 (prior knowledge, plain TCP) connection to `addr`.
+async fn h2_connect(addr: SocketAddr) -> hyper::client::conn::http2::SendRequest<Empty<Bytes>> {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    send
 }
 
 fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
@@ -680,4 +692,48 @@ async fn routing_override_headers_are_removed_on_every_route() {
             assert_eq!(seen.header_all(k), vec!["kept"], "{path}: {k}");
         }
     }
+}
+
+/// RFC 9113 §8.2.3: an HTTP/2 client may split `cookie` into several fields; an
+/// HTTP/1.1 upstream gets one `Cookie`, joined with `; `.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_cookie_fields_are_joined() {
+    let up = spawn_upstream().await;
+    let proxy = Proxy::start(&config(&up.url())).await;
+    let mut send = h2_connect(proxy.addr).await;
+    let alice = token("alice", json!({}));
+    for (path, bearer) in [("/public/c", None), ("/prot/c", Some(&alice))] {
+        let mut b = http::Request::get(format!("http://localhost{path}"))
+            .header("cookie", "a=1")
+            .header("cookie", "b=2")
+            .header("cookie", "session=x; theme=dark");
+        if let Some(t) = bearer {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        let resp = send
+            .send_request(b.body(Empty::new()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        let seen = up.last();
+        assert_eq!(seen.path, path);
+        assert_eq!(seen.version, http::Version::HTTP_11);
+        assert_eq!(
+            seen.header_all("cookie"),
+            vec!["a=1; b=2; session=x; theme=dark"],
+            "{path}"
+        );
+    }
+    // One field stays as it is.
+    let resp = send
+        .send_request(
+            http::Request::get("http://localhost/public/one")
+                .header("cookie", "a=1; b=2")
+                .body(Empty::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(up.last().header_all("cookie"), vec!["a=1; b=2"]);
 }

@@ -173,6 +173,9 @@ async fn forward(
     let h = &mut parts.headers;
     headers::strip_identity(h, identity);
     headers::strip_hop_by_hop(h, websocket);
+    if parts.version == Version::HTTP_2 {
+        headers::join_cookies(h);
+    }
     headers::set_forwarded(h, &conn.peer_ip, conn.tls, host_full.as_deref());
     if !identity.forward_authorization {
         h.remove(AUTHORIZATION);

@@ -1,11 +1,13 @@
 //! Header rewriting for the forwarded request and the returned response (SPEC §4):
 //! strip client-sent identity headers and routing-override headers (case and `_`/`-`
 //! variants) then set ours; remove hop-by-hop headers (RFC 9110 §7.6.1), including
-//! those `Connection` names and any `Upgrade` but WebSocket's; set `X-Forwarded-For`
-//! / `-Proto` / `-Host`; keep or mint `X-Request-Id`.
+//! those `Connection` names and any `Upgrade` but WebSocket's; join HTTP/2 `cookie`
+//! fields; set `X-Forwarded-For` / `-Proto` / `-Host`; keep or mint `X-Request-Id`.
 
 use crate::config::Identity;
-use http::header::{HeaderName, HeaderValue, CONNECTION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
+use http::header::{
+    HeaderName, HeaderValue, CONNECTION, COOKIE, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+};
 use http::HeaderMap;
 use std::net::IpAddr;
 
@@ -117,6 +119,29 @@ const ALWAYS_HOP_BY_HOP: [&HeaderName; 8] = [
 /// A name [`strip_hop_by_hop`] acts on (`Connection` included, which may list others).
 fn is_hop_by_hop(n: &HeaderName) -> bool {
     n == CONNECTION || n == UPGRADE || ALWAYS_HOP_BY_HOP.contains(&n)
+}
+
+/// RFC 9113 §8.2.3: an HTTP/2 client may split `cookie` into several fields; they
+/// are joined with `; ` into the one `Cookie` HTTP/1.1 allows (RFC 6265 §5.4).
+pub fn join_cookies(headers: &mut HeaderMap) {
+    let mut it = headers.get_all(COOKIE).iter();
+    if it.next().is_none() || it.next().is_none() {
+        return;
+    }
+    let mut joined = Vec::new();
+    for v in headers.get_all(COOKIE) {
+        if v.is_empty() {
+            continue;
+        }
+        if !joined.is_empty() {
+            joined.extend_from_slice(b"; ");
+        }
+        joined.extend_from_slice(v.as_bytes());
+    }
+    // Valid field values joined by "; " are a valid field value.
+    if let Ok(v) = HeaderValue::from_bytes(&joined) {
+        headers.insert(COOKIE, v);
+    }
 }
 
 /// Appends the peer to `X-Forwarded-For` and sets `X-Forwarded-Proto` / `-Host`.
@@ -303,6 +328,21 @@ mod tests {
         strip_hop_by_hop(&mut h, true);
         assert_eq!(h[CONNECTION], "upgrade");
         assert_eq!(h.get_all(UPGRADE).iter().collect::<Vec<_>>(), ["websocket"]);
+    }
+
+    #[test]
+    fn cookies_are_joined() {
+        let mut h = HeaderMap::new();
+        h.append(COOKIE, HeaderValue::from_static("a=1"));
+        join_cookies(&mut h);
+        assert_eq!(h.get_all(COOKIE).iter().collect::<Vec<_>>(), ["a=1"]);
+        h.append(COOKIE, HeaderValue::from_static(""));
+        h.append(COOKIE, HeaderValue::from_static("b=2; c=3"));
+        join_cookies(&mut h);
+        assert_eq!(
+            h.get_all(COOKIE).iter().collect::<Vec<_>>(),
+            ["a=1; b=2; c=3"]
+        );
     }
 
     #[test]
