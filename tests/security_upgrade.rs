@@ -8,7 +8,8 @@
 //!   answered 502 and the client connection closed, not one byte tunnelled (a raw TCP
 //!   upstream that switches protocols on every request);
 //! - `X-Original-URL` and friends never reach the upstream;
-//! - HTTP/2 `cookie` fields reach an HTTP/1.1 upstream as one `Cookie`.
+//! - HTTP/2 `cookie` fields reach an HTTP/1.1 upstream as one `Cookie`;
+//! - `CONNECT` is 400, HTTP/1.1 and HTTP/2.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -220,14 +221,25 @@ fn hpack_literal(out: &mut Vec<u8>, name_idx: u8, name: &str, value: &str) {
 /// SETTINGS (RFC 9113 §3.4), then on stream 3 (stream 1 is the upgraded request)
 /// `GET /admin/secret` with `x-user: admin` and no token. Returns the body the backend
 /// answered with, or why there was none.
-async fn smuggle_h2(mut io: impl AsyncRead + AsyncWrite + Unpin) -> Result<String, String> {
+async fn smuggle_h2(io: impl AsyncRead + AsyncWrite + Unpin) -> Result<String, String> {
     let mut block = vec![0x82, 0x86]; // :method GET, :scheme http (static table)
     hpack_literal(&mut block, 4, ":path", "/admin/secret");
     hpack_literal(&mut block, 1, ":authority", "localhost");
     hpack_literal(&mut block, 0, "x-user", "admin");
+    h2_raw_request(io, 3, &block).await
+}
+
+/// Sends the HTTP/2 preface, an empty SETTINGS and one HEADERS frame (`block`, with
+/// END_STREAM) on `stream`, acknowledges the peer's SETTINGS, and returns the DATA
+/// answered on that stream, or why there was none (reset, GOAWAY, closed, timeout).
+async fn h2_raw_request(
+    mut io: impl AsyncRead + AsyncWrite + Unpin,
+    stream_id: u32,
+    block: &[u8],
+) -> Result<String, String> {
     let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
     out.extend(h2_frame(4, 0, 0, &[]));
-    out.extend(h2_frame(1, 0x5, 3, &block)); // END_STREAM | END_HEADERS
+    out.extend(h2_frame(1, 0x5, stream_id, block)); // END_STREAM | END_HEADERS
     io.write_all(&out).await.map_err(|e| e.to_string())?;
     let deadline = Instant::now() + TIMEOUT;
     let (mut buf, mut body, mut tmp) = (Vec::new(), Vec::new(), [0u8; 16384]);
@@ -241,11 +253,12 @@ async fn smuggle_h2(mut io: impl AsyncRead + AsyncWrite + Unpin) -> Result<Strin
             let stream = u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]) & 0x7fff_ffff;
             let payload: Vec<u8> = buf.drain(..9 + len).skip(9).collect();
             match (kind, stream) {
+                _ if stream != 0 && stream != stream_id => {}
                 (4, 0) if flags & 1 == 0 => {
                     let ack = h2_frame(4, 1, 0, &[]);
                     io.write_all(&ack).await.map_err(|e| e.to_string())?;
                 }
-                (0, 3) => {
+                (0, _) => {
                     let pad = if flags & 0x8 != 0 {
                         payload[0] as usize
                     } else {
@@ -257,14 +270,14 @@ async fn smuggle_h2(mut io: impl AsyncRead + AsyncWrite + Unpin) -> Result<Strin
                         return Ok(String::from_utf8_lossy(&body).into_owned());
                     }
                 }
-                (3, 3) => return Err("stream 3 reset".into()),
+                (3, _) => return Err(format!("stream {stream_id} reset")),
                 (7, _) => return Err("GOAWAY".into()),
                 _ => {}
             }
         }
         let left = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, io.read(&mut tmp)).await {
-            Err(_) => return Err("no answer on stream 3 in time".into()),
+            Err(_) => return Err(format!("no answer on stream {stream_id} in time")),
             Ok(Ok(0)) => return Err("connection closed".into()),
             Ok(Ok(n)) => buf.extend_from_slice(&tmp[..n]),
             Ok(Err(e)) => return Err(e.to_string()),
@@ -736,4 +749,93 @@ async fn h2_cookie_fields_are_joined() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(up.last().header_all("cookie"), vec!["a=1; b=2"]);
+}
+
+// ====================================================================== CONNECT
+
+/// SPEC §2: portcullis is no forward proxy. `CONNECT` in origin form, which routing
+/// would otherwise match, is 400 and never reaches the upstream.
+#[tokio::test]
+async fn connect_origin_form_is_400() {
+    let up = spawn_upstream().await;
+    let proxy = Proxy::start(&config(&up.url())).await;
+    let alice = token("alice", json!({}));
+    for req in [
+        Req::new("CONNECT", "/public/x"),
+        Req::new("CONNECT", "/opt/x"),
+        Req::new("CONNECT", "/prot/x").bearer(&alice),
+    ] {
+        let target = req.target.clone();
+        proxy.send(req).await.assert_bad_request();
+        assert_eq!(up.count(), 0, "CONNECT {target} reached the upstream");
+    }
+}
+
+/// `CONNECT host:port` (authority form, RFC 9110 §9.3.6) is 400 too.
+#[tokio::test]
+async fn connect_authority_form_is_400() {
+    let up = spawn_upstream().await;
+    let proxy = Proxy::start(&config(&up.url())).await;
+    let alice = token("alice", json!({}));
+    let authority = up.addr.to_string();
+    for req in [
+        Req::new("CONNECT", &authority).host(&authority),
+        Req::new("CONNECT", &authority)
+            .host(&authority)
+            .bearer(&alice),
+    ] {
+        proxy.send(req).await.assert_bad_request();
+        assert_eq!(up.count(), 0, "CONNECT {authority} reached the upstream");
+    }
+}
+
+/// HTTP/2 `CONNECT` (RFC 9113 §8.5: `:authority` only) is 400 with the SPEC §4 body.
+/// (Extended CONNECT, RFC 8441, is refused by the HTTP/2 layer itself: portcullis
+/// does not advertise `SETTINGS_ENABLE_CONNECT_PROTOCOL`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_connect_is_400() {
+    let up = spawn_upstream().await;
+    let proxy = Proxy::start(&config(&up.url())).await;
+    let alice = token("alice", json!({}));
+    let authority = up.addr.to_string();
+    let mut send = h2_connect(proxy.addr).await;
+    for auth in [None, Some(&alice)] {
+        let mut b = http::Request::connect(authority.as_str());
+        if let Some(t) = auth {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        let resp = send
+            .send_request(b.body(Empty::new()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400);
+        assert_eq!(resp.headers()["content-type"], "application/json");
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], br#"{"detail": "Bad Request"}"#);
+        assert_eq!(up.count(), 0, "h2 CONNECT reached the upstream");
+    }
+}
+
+/// Extended CONNECT (RFC 8441: `:protocol`, the HTTP/2 way to bootstrap WebSocket or
+/// other tunnels) is not offered: the stream is refused or answered 400, never
+/// forwarded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_extended_connect_is_refused() {
+    let up = spawn_upstream().await;
+    let proxy = Proxy::start(&config(&up.url())).await;
+    for protocol in ["websocket", "connect-udp"] {
+        let mut block = Vec::new();
+        hpack_literal(&mut block, 2, ":method", "CONNECT");
+        hpack_literal(&mut block, 0, ":protocol", protocol);
+        block.push(0x86); // :scheme http
+        hpack_literal(&mut block, 4, ":path", "/public/x");
+        hpack_literal(&mut block, 1, ":authority", "localhost");
+        let io = TcpStream::connect(proxy.addr).await.unwrap();
+        match h2_raw_request(io, 1, &block).await {
+            Err(e) if e.contains("reset") || e.contains("GOAWAY") => {}
+            Ok(body) if body == r#"{"detail": "Bad Request"}"# => {}
+            other => panic!("extended CONNECT ({protocol}): {other:?}"),
+        }
+        assert_eq!(up.count(), 0, "extended CONNECT reached the upstream");
+    }
 }

@@ -108,6 +108,7 @@ async fn forward(
     out: &mut Outcome,
 ) -> Result<Response<ProxyBody>, Denial> {
     let (mut parts, body) = req.into_parts();
+    upgrade::reject_connect(&parts.method)?;
     if conn.ambiguous {
         return Err(Denial::BadRequest);
     }
