@@ -114,6 +114,8 @@ headers = [
     "proxy-authorization: Basic x\nproxy-connection: keep-alive", "x-user-email: e\nx-user_email: f\nx_user-email: g",
     "connection: TE\nte: trailers", "connection: , ,x-a\nx-a: 1\nx-b: 2", "x-users: keep\nx-use: keep\nxx-user: keep",
     "authorization: Bearer t\nx-request-id: abc", "x-user: \nx-user: \xff", "connection: x-forwarded-for\nx-forwarded-for: 1.2.3.4",
+    "x-original-url: /admin\nX_Rewrite_URL: /a\nx_http_method_override: DELETE\nx-http-method: PUT\nx-method-override: P\nx-http-methods: keep",
+    "connection: Upgrade, HTTP2-Settings\nupgrade: h2c\nhttp2-settings: AAMAAABkAAQCAAAAAAIAAAAA",
 ]
 for i, h in enumerate(headers):
     write("header_strip", f"h{i:02}", h.encode("latin-1"))

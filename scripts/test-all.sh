@@ -49,6 +49,27 @@ export PORTCULLIS_DEPLOY_TOOLS
 export PORTCULLIS_KUBECTL="${PORTCULLIS_KUBECTL:-$(command -v kubectl || echo kubectl)}"
 # ---- end deploy tooling -----------------------------------------------------
 
+# ---- Hypercorn (issue 14; used by tests/security_upgrade.rs) -----------------
+# A real ASGI server that answers `Upgrade: h2c` with 101, as the upstream of the
+# upgrade-tunnel tests. Pinned, in its own venv outside the work tree, only when
+# missing; the test runs `$PORTCULLIS_HYPERCORN` (falling back to `hypercorn` on PATH)
+# and fails, not skips, without it.
+HYPERCORN_VENV="$HOME/.cache/portcullis-hypercorn"
+hypercorn_pins="hypercorn==0.18.0 h2==4.3.0 h11==0.16.0"
+if [ "$(cat "$HYPERCORN_VENV/pins" 2>/dev/null)" != "$hypercorn_pins" ]; then
+  echo "== installing hypercorn into $HYPERCORN_VENV" >&2
+  if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    [ -n "$apt_updated" ] || { DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null; apt_updated=1; }
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 python3-venv >/dev/null
+  fi
+  python3 -m venv "$HYPERCORN_VENV"
+  # shellcheck disable=SC2086
+  "$HYPERCORN_VENV/bin/pip" install -q --disable-pip-version-check $hypercorn_pins
+  echo "$hypercorn_pins" > "$HYPERCORN_VENV/pins"
+fi
+export PORTCULLIS_HYPERCORN="${PORTCULLIS_HYPERCORN:-$HYPERCORN_VENV/bin/hypercorn}"
+# ---- end Hypercorn ------------------------------------------------------------
+
 # ---- real OpenID Connect provider (issue #4; used by tests/jwks.rs) ----------
 # `oidc-provider` from npm, pinned, into target/oidc (only when missing). The test
 # fails, not skips, without it. Needs node >= 20.19 and npm (on the machine image).

@@ -1,7 +1,8 @@
 //! Header rewriting (SPEC §4). Input: lines `name: value` (arbitrary bytes; lines
 //! that are not a valid header are skipped). After `strip_identity` and
 //! `strip_hop_by_hop`:
-//! - no header folds (case, `_` for `-`) to an identity header;
+//! - no header folds (case, `_` for `-`) to an identity header or a routing-override
+//!   header (`X-Original-URL`, `X-Rewrite-URL`, the method overrides);
 //! - no hop-by-hop header survives (`te: trailers` alone may), nor any header a
 //!   `Connection` value named;
 //! - every other header survives untouched.
@@ -26,8 +27,17 @@ fn folded(name: &str) -> String {
     name.to_ascii_lowercase().replace('_', "-")
 }
 
+const ROUTING: &[&str] = &[
+    "x-original-url",
+    "x-rewrite-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
 const HOP: &[&str] = &[
     "connection",
+    "http2-settings",
     "keep-alive",
     "proxy-connection",
     "proxy-authorization",
@@ -67,6 +77,10 @@ fuzz_target!(|data: &[u8]| {
             !id.strip.iter().any(|s| folded(name) == *s),
             "identity header {name} survived"
         );
+        assert!(
+            !ROUTING.contains(&folded(name).as_str()),
+            "routing-override header {name} survived"
+        );
         if name == "te" {
             assert_eq!(v, "trailers");
             continue;
@@ -81,6 +95,7 @@ fuzz_target!(|data: &[u8]| {
     for (k, v) in &before {
         let name = k.as_str();
         let doomed = id.strip.iter().any(|s| folded(name) == *s)
+            || ROUTING.contains(&folded(name).as_str())
             || HOP.contains(&name)
             || named.iter().any(|n| n == name);
         if !doomed {

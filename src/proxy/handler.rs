@@ -16,7 +16,7 @@ use crate::body::ProxyBody;
 use crate::config::UpstreamKind;
 use crate::deny::Denial;
 use crate::host::RequestHost;
-use crate::proxy::{echo, headers, upstream};
+use crate::proxy::{echo, headers, upgrade, upstream};
 use crate::routes::{Access, Route};
 use http::header::{AUTHORIZATION, HOST};
 use http::{HeaderValue, Request, Response, Uri, Version};
@@ -89,6 +89,7 @@ async fn forward(
     out: &mut Outcome,
 ) -> Result<Response<ProxyBody>, Denial> {
     let (mut parts, body) = req.into_parts();
+    upgrade::reject_connect(&parts.method)?;
     if conn.ambiguous {
         return Err(Denial::BadRequest);
     }
@@ -152,11 +153,15 @@ async fn forward(
 
     // Rewrite the request for the upstream.
     let identity = &rt.config.identity;
-    let upgrade = is_upgrade(&parts);
+    let ws_key = upgrade::websocket_key(&parts);
+    let websocket = ws_key.is_some();
     let client_upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
     let h = &mut parts.headers;
     headers::strip_identity(h, identity);
-    headers::strip_hop_by_hop(h, upgrade);
+    headers::strip_hop_by_hop(h, websocket);
+    if parts.version == Version::HTTP_2 {
+        headers::join_cookies(h);
+    }
     headers::set_forwarded(
         h,
         &conn.peer_ip,
@@ -219,8 +224,14 @@ async fn forward(
             let sent = upstream::send(client, Request::from_parts(parts, body), up.timeout).await;
             crate::metrics::upstream_seconds().record(started.elapsed().as_secs_f64());
             let mut resp = sent?;
-            let switching = upgrade && resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
+            let switching = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
             if switching {
+                // SPEC §4: only the WebSocket handshake that was asked for is spliced.
+                if !ws_key.is_some_and(|k| upgrade::accepted(resp.headers(), &k)) {
+                    tracing::warn!(upstream = %up.name, "upstream switched protocols without completing a WebSocket handshake: answered 502");
+                    out.decision = Denial::BadGateway.decision();
+                    return Ok(upgrade::refused());
+                }
                 if let Some(client_side) = client_upgrade {
                     splice(client_side, hyper::upgrade::on(&mut resp));
                 }
@@ -254,19 +265,6 @@ fn reject_ambiguous_framing(h: &http::HeaderMap) -> Result<(), Denial> {
         return Err(Denial::BadRequest);
     }
     Ok(())
-}
-
-/// An HTTP/1.1 `Connection: upgrade` request with an `Upgrade` header (WebSocket).
-fn is_upgrade(parts: &http::request::Parts) -> bool {
-    parts.version == Version::HTTP_11
-        && parts.headers.contains_key(http::header::UPGRADE)
-        && parts
-            .headers
-            .get_all(http::header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
 }
 
 /// Upgraded (WebSocket) connections currently spliced; shutdown waits for them.

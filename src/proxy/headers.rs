@@ -1,10 +1,13 @@
 //! Header rewriting for the forwarded request and the returned response (SPEC §4):
-//! strip client-sent identity headers (case and `_`/`-` variants) then set ours;
-//! remove hop-by-hop headers (RFC 9110 §7.6.1), including those `Connection` names;
-//! set `X-Forwarded-For` / `-Proto` / `-Host`; keep or mint `X-Request-Id`.
+//! strip client-sent identity headers and routing-override headers (case and `_`/`-`
+//! variants) then set ours; remove hop-by-hop headers (RFC 9110 §7.6.1), including
+//! those `Connection` names and any `Upgrade` but WebSocket's; join HTTP/2 `cookie`
+//! fields; set `X-Forwarded-For` / `-Proto` / `-Host`; keep or mint `X-Request-Id`.
 
 use crate::config::Identity;
-use http::header::{HeaderName, HeaderValue, CONNECTION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
+use http::header::{
+    HeaderName, HeaderValue, CONNECTION, COOKIE, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+};
 use http::HeaderMap;
 use std::net::IpAddr;
 
@@ -17,6 +20,19 @@ static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 static PROXY_AUTHORIZATION: HeaderName = HeaderName::from_static("proxy-authorization");
 static PROXY_AUTHENTICATE: HeaderName = HeaderName::from_static("proxy-authenticate");
+static HTTP2_SETTINGS: HeaderName = HeaderName::from_static("http2-settings");
+
+/// Request headers some frameworks route or dispatch by instead of the request line
+/// (IIS / Symfony / Laminas `X-Original-URL` and `X-Rewrite-URL`; the method overrides
+/// of Express, Rails, Spring, Laravel...), folded: lowercase, `-`. A request that
+/// passed the checks of one route must not be handled by the backend as another.
+const ROUTING_OVERRIDES: [&str; 5] = [
+    "x-original-url",
+    "x-rewrite-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
 
 /// Whether `name` (lowercase, as `http` stores it) equals `folded` once every `_` is
 /// read as `-` (`folded` is already lowercase with `-`).
@@ -28,11 +44,17 @@ fn folds_to(name: &str, folded: &str) -> bool {
             .all(|(a, b)| a == b || (a == b'_' && b == b'-'))
 }
 
-/// Removes every client-sent identity header, whatever its case or `_` spelling.
+/// Removes every client-sent identity header and every routing-override header
+/// ([`ROUTING_OVERRIDES`]), whatever its case or `_` spelling, in one pass over the
+/// names (nothing is allocated when none is present).
 pub fn strip_identity(headers: &mut HeaderMap, identity: &Identity) {
     let doomed: Vec<HeaderName> = headers
         .keys()
-        .filter(|k| identity.strip.iter().any(|s| folds_to(k.as_str(), s)))
+        .filter(|k| {
+            let k = k.as_str();
+            identity.strip.iter().any(|s| folds_to(k, s))
+                || ROUTING_OVERRIDES.iter().any(|s| folds_to(k, s))
+        })
         .cloned()
         .collect();
     for k in doomed {
@@ -41,7 +63,9 @@ pub fn strip_identity(headers: &mut HeaderMap, identity: &Identity) {
 }
 
 /// Removes hop-by-hop headers, and every header the `Connection` header names.
-/// With `keep_upgrade`, `Connection: upgrade` and `Upgrade` survive (WebSocket).
+/// With `keep_upgrade` (the message is a WebSocket handshake, which the caller has
+/// checked: see [`crate::proxy::upgrade`]) `Connection: upgrade` and
+/// `Upgrade: websocket` are set; otherwise every `Upgrade` goes (SPEC §4).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     // Most messages carry none of these: one pass over the names (comparisons of
     // standard header names are integer compares) instead of nine hashed removals.
@@ -71,6 +95,8 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
     if keep_upgrade {
         headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+        // Only the WebSocket token: `Upgrade: websocket, h2c` must not offer h2c.
+        headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
     } else {
         headers.remove(CONNECTION);
         headers.remove(UPGRADE);
@@ -78,7 +104,9 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
 }
 
 /// Removed from every forwarded message (`Connection` and `Upgrade` are handled apart).
-const ALWAYS_HOP_BY_HOP: [&HeaderName; 7] = [
+/// `HTTP2-Settings` belongs to the h2c upgrade (RFC 7540 §3.2.1), which is never passed on.
+const ALWAYS_HOP_BY_HOP: [&HeaderName; 8] = [
+    &HTTP2_SETTINGS,
     &KEEP_ALIVE,
     &PROXY_CONNECTION,
     &PROXY_AUTHORIZATION,
@@ -91,6 +119,29 @@ const ALWAYS_HOP_BY_HOP: [&HeaderName; 7] = [
 /// A name [`strip_hop_by_hop`] acts on (`Connection` included, which may list others).
 fn is_hop_by_hop(n: &HeaderName) -> bool {
     n == CONNECTION || n == UPGRADE || ALWAYS_HOP_BY_HOP.contains(&n)
+}
+
+/// RFC 9113 §8.2.3: an HTTP/2 client may split `cookie` into several fields; they
+/// are joined with `; ` into the one `Cookie` HTTP/1.1 allows (RFC 6265 §5.4).
+pub fn join_cookies(headers: &mut HeaderMap) {
+    let mut it = headers.get_all(COOKIE).iter();
+    if it.next().is_none() || it.next().is_none() {
+        return;
+    }
+    let mut joined = Vec::new();
+    for v in headers.get_all(COOKIE) {
+        if v.is_empty() {
+            continue;
+        }
+        if !joined.is_empty() {
+            joined.extend_from_slice(b"; ");
+        }
+        joined.extend_from_slice(v.as_bytes());
+    }
+    // Valid field values joined by "; " are a valid field value.
+    if let Ok(v) = HeaderValue::from_bytes(&joined) {
+        headers.insert(COOKIE, v);
+    }
 }
 
 /// Appends the peer to `X-Forwarded-For` and sets `X-Forwarded-Proto` / `-Host`.
@@ -228,6 +279,75 @@ mod tests {
         let mut left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
         left.sort_unstable();
         assert_eq!(left, vec!["x-other", "x-users"]);
+    }
+
+    #[test]
+    fn routing_overrides_are_stripped() {
+        let mut h = HeaderMap::new();
+        for n in [
+            "x-original-url",
+            "x_original_url",
+            "x-rewrite-url",
+            "x-http-method-override",
+            "x_http_method_override",
+            "x-http-method",
+            "x-method-override",
+            "x_method-override",
+            "x-original-url-hint",
+            "x-http-methods",
+        ] {
+            h.append(
+                HeaderName::from_bytes(n.as_bytes()).expect("n"),
+                HeaderValue::from_static("v"),
+            );
+        }
+        strip_identity(&mut h, &identity());
+        let mut left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, vec!["x-http-methods", "x-original-url-hint"]);
+    }
+
+    #[test]
+    fn upgrade_is_websocket_or_nothing() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            CONNECTION,
+            HeaderValue::from_static("Upgrade, HTTP2-Settings"),
+        );
+        h.insert(UPGRADE, HeaderValue::from_static("h2c"));
+        h.insert(
+            "http2-settings",
+            HeaderValue::from_static("AAMAAABkAAQCAAAAAAIAAAAA"),
+        );
+        strip_hop_by_hop(&mut h, false);
+        assert!(h.is_empty(), "{h:?}");
+        // HTTP2-Settings is removed even when `Connection` does not name it.
+        h.insert(
+            "http2-settings",
+            HeaderValue::from_static("AAMAAABkAAQCAAAAAAIAAAAA"),
+        );
+        strip_hop_by_hop(&mut h, false);
+        assert!(h.is_empty(), "{h:?}");
+        h.insert(CONNECTION, HeaderValue::from_static("keep-alive, Upgrade"));
+        h.insert(UPGRADE, HeaderValue::from_static("websocket, h2c"));
+        strip_hop_by_hop(&mut h, true);
+        assert_eq!(h[CONNECTION], "upgrade");
+        assert_eq!(h.get_all(UPGRADE).iter().collect::<Vec<_>>(), ["websocket"]);
+    }
+
+    #[test]
+    fn cookies_are_joined() {
+        let mut h = HeaderMap::new();
+        h.append(COOKIE, HeaderValue::from_static("a=1"));
+        join_cookies(&mut h);
+        assert_eq!(h.get_all(COOKIE).iter().collect::<Vec<_>>(), ["a=1"]);
+        h.append(COOKIE, HeaderValue::from_static(""));
+        h.append(COOKIE, HeaderValue::from_static("b=2; c=3"));
+        join_cookies(&mut h);
+        assert_eq!(
+            h.get_all(COOKIE).iter().collect::<Vec<_>>(),
+            ["a=1; b=2; c=3"]
+        );
     }
 
     #[test]
