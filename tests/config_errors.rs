@@ -390,3 +390,19 @@ async fn variable_substitution_when_set() {
         &[line_of(&text, "PORTCULLIS_TEST_SECRET_SET")],
     );
 }
+
+/// `[state] max_entries`: at least 100; other keys still refused.
+#[tokio::test]
+async fn state_max_entries_is_checked() {
+    let text = format!("{}\n[state]\nmax_entries = 99\n", valid());
+    let line = assert_check_error(&text, &["max_entries = 99"]).await;
+    assert!(
+        line.contains("`max_entries` must be at least 100"),
+        "{line}"
+    );
+    let text = format!("{}\n[state]\nmax_entries = 100\n", valid());
+    check(&text).await.2.assert_code(0);
+    let text = format!("{}\n[state]\nmax_entry = 100\n", valid());
+    let line = assert_check_error(&text, &["max_entry = 100"]).await;
+    assert!(line.contains("unknown field `max_entry`"), "{line}");
+}

@@ -49,7 +49,9 @@ impl Shared {
                 &config.state.key_prefix,
                 config.state.ca.as_deref(),
             ))),
-            None => Self::memory(),
+            None => Self::with_store(Arc::new(MemoryStore::with_max_entries(
+                config.state.max_entries,
+            ))),
         }
     }
 
