@@ -208,6 +208,16 @@ fn sample(metrics: &str, name: &str) -> Option<f64> {
     })
 }
 
+/// A client whose connections come from `ip` (a loopback address other than
+/// 127.0.0.1 is another client address to the proxy).
+fn client_from(ip: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from(ip))
+        .timeout(Duration::from_secs(120))
+        .build()
+        .unwrap()
+}
+
 fn claims(token: &str) -> Value {
     let payload = token.split('.').nth(1).unwrap();
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -638,11 +648,13 @@ async fn logins_do_not_block_other_requests() {
         assert_eq!(p.get("/items/1", &at).await.0, 200);
         base.push(t.elapsed());
     }
-    // 50 logins at once (bcrypt cost 12 each), and protected requests meanwhile.
+    // 50 logins at once (bcrypt cost 12 each), and protected requests meanwhile;
+    // from 13 client addresses, so none is over its in-flight limit (4).
     let started = Instant::now();
+    let clients: Vec<reqwest::Client> = (2..15).map(|i| client_from([127, 0, 0, i])).collect();
     let logins: Vec<_> = (0..50)
-        .map(|_| {
-            let http = p.http.clone();
+        .map(|i| {
+            let http = clients[i % clients.len()].clone();
             let url = p.url("/token");
             tokio::spawn(async move {
                 let r = http
@@ -749,6 +761,75 @@ async fn chained_refreshes_stay_under_the_state_cap() {
     assert_eq!(st, 401, "{b}");
     assert_eq!(b["detail"], "Token has been revoked");
     // Another login still works.
+    assert_eq!(p.login("johndoe", "secret").await.0, 200);
+}
+
+/// Issue 14: 40 parallel logins from one address get 429 past the per-address
+/// in-flight limit, while a login from another address goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_monopolise_password_checks() {
+    let p = Proxy::start();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let burst: Vec<_> = (0..40)
+        .map(|_| {
+            let (http, url, tx) = (p.http.clone(), p.url("/token"), tx.clone());
+            tokio::spawn(async move {
+                let r = http
+                    .post(url)
+                    .form(&[("username", "johndoe"), ("password", "secret")])
+                    .send()
+                    .await
+                    .unwrap();
+                let st = r.status().as_u16();
+                let retry = r.headers().get("retry-after").cloned();
+                let body: Value = r.json().await.unwrap();
+                let _ = tx.send(st);
+                (st, retry, body)
+            })
+        })
+        .collect();
+    drop(tx);
+    // Once the burst is being refused, it holds every slot of its address.
+    let mut first = Vec::new();
+    while let Some(st) = rx.recv().await {
+        first.push(st);
+        if st == 429 {
+            break;
+        }
+    }
+    assert!(first.contains(&429), "no 429 in the burst: {first:?}");
+    let other = client_from([127, 0, 0, 2]);
+    let t = Instant::now();
+    let r = other
+        .post(p.url("/token"))
+        .form(&[("username", "johndoe"), ("password", "secret")])
+        .send()
+        .await
+        .unwrap();
+    let took = t.elapsed();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let (mut ok, mut busy) = (0, 0);
+    for h in burst {
+        let (st, retry, body) = h.await.unwrap();
+        match st {
+            200 => ok += 1,
+            429 => {
+                busy += 1;
+                assert_eq!(retry.unwrap(), "1");
+                assert_eq!(
+                    body,
+                    serde_json::json!({
+                        "detail": "Too many logins in progress from this address, try again later",
+                        "error": "temporarily_unavailable"
+                    })
+                );
+            }
+            other => panic!("{other}: {body}"),
+        }
+    }
+    println!("burst of 40: {ok} ok, {busy} refused; another address's login took {took:?}");
+    assert!(ok >= 1 && busy >= 1, "{ok} {busy}");
+    // The slots are released: the first address logs in again.
     assert_eq!(p.login("johndoe", "secret").await.0, 200);
 }
 

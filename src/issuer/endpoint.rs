@@ -2,12 +2,15 @@
 //! form reading, error -> response via [`super::reply`]); the grants are inner `?`
 //! chains returning [`GrantError`].
 //!
-//! Password grant: rate limits are counted *before* the check (so a parallel burst
-//! cannot outrun them), the hash is checked on the blocking pool behind
-//! [`super::Shared::hashing`], an unknown user is checked against a dummy hash of
-//! the same cost, and a disabled user is only told so after the right password.
+//! Password grant: at most [`super::inflight::ADDR_MAX_CHECKS`] checks per client
+//! address are in flight (more: 429 at once), rate limits are counted *before* the
+//! check (so a parallel burst cannot outrun them), the hash is checked on the
+//! blocking pool behind [`super::Shared::hashing`], an unknown user is checked
+//! against a dummy hash of the same cost, and a disabled user is only told so after
+//! the right password.
 
 use super::form::{self, Form, FormError};
+use super::inflight::Slot;
 use super::reply::{self, GrantError, TokenBody};
 use super::users::{User, MAX_USERNAME};
 use super::{revocation_key, Builtin, Endpoint};
@@ -144,8 +147,10 @@ async fn password_grant(
     let username = form.get("username").ok_or(missing.clone())?;
     let password = form.get("password").ok_or(missing)?;
     let limits = Limits::new(username, peer);
-    // Cheap refusal first; then again once a hashing slot is ours, so a parallel
-    // burst cannot get more checks past the limit than there are slots.
+    // Cheap refusals first: this address's checks in flight, its failures; then the
+    // failures again once a hashing slot is ours, so a parallel burst cannot get
+    // more checks past the limit than there are slots.
+    let slot = ep.shared.in_flight.acquire(peer).ok_or(GrantError::Busy)?;
     limits.check(ep).await?;
     let permit = hashing_slot(ep).await?;
     limits.check(ep).await?;
@@ -154,7 +159,13 @@ async fn password_grant(
         .get(username)
         .filter(|_| username.len() <= MAX_USERNAME)
         .cloned();
-    let ok = check_password(ep, permit, user.clone(), password.as_bytes().to_vec()).await?;
+    let ok = check_password(
+        ep,
+        (permit, slot),
+        user.clone(),
+        password.as_bytes().to_vec(),
+    )
+    .await?;
     let user = match user {
         Some(u) if ok => u,
         _ => {
@@ -299,11 +310,12 @@ async fn hashing_slot(ep: &Endpoint) -> Result<OwnedSemaphorePermit, GrantError>
         .map_err(|_| GrantError::Unavailable)
 }
 
-/// Checks a password on the blocking pool, holding `permit`; an unknown user is
-/// checked against the dummy hash (same cost) and never matches.
+/// Checks a password on the blocking pool, holding the hashing permit and the
+/// address's slot until it is done (even if the client has gone); an unknown user
+/// is checked against the dummy hash (same cost) and never matches.
 async fn check_password(
     ep: &Endpoint,
-    permit: OwnedSemaphorePermit,
+    permit: (OwnedSemaphorePermit, Slot),
     user: Option<Arc<User>>,
     password: Vec<u8>,
 ) -> Result<bool, GrantError> {

@@ -8,12 +8,14 @@
 //! reload (revocations, refresh families, counters, the hashing limit) lives in
 //! [`Shared`], created once per process and passed in.
 //!
-//! Guarantees: passwords are checked on the blocking pool behind a semaphore, an
+//! Guarantees: passwords are checked on the blocking pool behind a semaphore, at
+//! most [`inflight::ADDR_MAX_CHECKS`] at once per client address, an
 //! unknown user costs the same hash check as a known one, no password or token is
 //! logged or echoed, client input never causes a panic or a 500.
 
 pub mod endpoint;
 pub mod form;
+pub mod inflight;
 pub mod password;
 pub mod reply;
 pub mod users;
@@ -37,6 +39,8 @@ pub struct Shared {
     pub store: Arc<dyn Store>,
     /// Password checks running at once (each holds a blocking-pool thread and a core).
     pub hashing: Arc<Semaphore>,
+    /// Password checks queued or running, per client address.
+    pub in_flight: Arc<inflight::InFlight>,
 }
 
 impl Shared {
@@ -67,6 +71,7 @@ impl Shared {
         Arc::new(Shared {
             store,
             hashing: Arc::new(Semaphore::new(cores.saturating_sub(1).max(1))),
+            in_flight: Arc::default(),
         })
     }
 }

@@ -41,6 +41,9 @@ pub enum GrantError {
     UnsupportedGrant,
     /// Too many failed logins: 429 with `Retry-After` (seconds).
     RateLimited(Duration),
+    /// The client address has its most password checks in flight: 429 with
+    /// `Retry-After: 1`.
+    Busy,
     /// The state backend or the hashing pool is unavailable: 503.
     Unavailable,
 }
@@ -71,6 +74,11 @@ impl GrantError {
                 "Too many failed login attempts, try again later",
                 "temporarily_unavailable",
             ),
+            GrantError::Busy => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many logins in progress from this address, try again later",
+                "temporarily_unavailable",
+            ),
             GrantError::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Service Unavailable",
@@ -88,6 +96,7 @@ impl GrantError {
             GrantError::InvalidRefresh => "refresh_rejected",
             GrantError::UnsupportedGrant => "token_unsupported_grant",
             GrantError::RateLimited(_) => "login_rate_limited",
+            GrantError::Busy => "login_busy",
             GrantError::Unavailable => "unavailable",
         }
     }
@@ -107,6 +116,9 @@ impl GrantError {
                 // Round up: a client retrying after this many seconds is not refused.
                 let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
                 h.insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
+            }
+            GrantError::Busy => {
+                h.insert(RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}
         }
@@ -220,5 +232,10 @@ mod tests {
         let r = GrantError::RateLimited(Duration::from_millis(1500)).response(false);
         assert_eq!(r.status(), 429);
         assert_eq!(r.headers()[RETRY_AFTER], "2");
+        let r = GrantError::Busy.response(false);
+        assert_eq!(r.status(), 429);
+        assert_eq!(r.headers()[RETRY_AFTER], "1");
+        assert_eq!(r.headers()[CACHE_CONTROL], "no-store");
+        assert_eq!(GrantError::Busy.parts().2, "temporarily_unavailable");
     }
 }
