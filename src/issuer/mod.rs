@@ -131,6 +131,13 @@ impl Endpoint {
     pub fn new(config: &Config, shared: Arc<Shared>) -> Option<Endpoint> {
         let te = config.token_endpoint.as_ref()?;
         let issuer = config.issuers.get(te.issuer).cloned()?;
+        if let Some(first) = te.accounts.warnings().first() {
+            tracing::warn!(
+                warnings = te.accounts.warnings().len(),
+                first = %first,
+                "users file mixes password hash parameters: login timing tells those users                  from unknown ones (`portcullis check` lists them)"
+            );
+        }
         let jwks = issuer
             .signing
             .as_ref()
