@@ -833,6 +833,44 @@ async fn one_address_cannot_monopolise_password_checks() {
     assert_eq!(p.login("johndoe", "secret").await.0, 200);
 }
 
+/// Issue 14: a discovery document built on the request's Host (the issuer is not
+/// a URL) is `no-store`; the one built on the issuer's own origin stays cacheable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_from_host_is_not_cacheable() {
+    let p = Proxy::start_cfg("portcullis-local", "", "");
+    let r = p
+        .http
+        .get(p.url("/.well-known/openid-configuration"))
+        .header("host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let d: Value = r.json().await.unwrap();
+    assert_eq!(d["issuer"], "portcullis-local");
+    assert_eq!(d["token_endpoint"], "http://evil.example/token");
+    // The JWKS does not depend on the request: still cacheable.
+    let r = p
+        .http
+        .get(p.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["cache-control"], "public, max-age=300");
+    let q = Proxy::start();
+    let r = q
+        .http
+        .get(q.url("/.well-known/openid-configuration"))
+        .header("host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["cache-control"], "public, max-age=300");
+    let d: Value = r.json().await.unwrap();
+    assert_eq!(d["token_endpoint"], "https://auth.example.test/token");
+}
+
 #[test]
 fn hash_password_cli() {
     let run = |args: &[&str], input: &[u8]| {

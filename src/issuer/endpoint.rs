@@ -74,12 +74,18 @@ pub async fn serve(
             if parts.method != Method::GET && parts.method != Method::HEAD {
                 return (reply::method_not_allowed("GET, HEAD"), served("bad_method"));
             }
-            let doc = if which == Builtin::Jwks {
-                ep.jwks.clone().unwrap_or_default()
+            let r = if which == Builtin::Jwks {
+                reply::document(ep.jwks.clone().unwrap_or_default())
             } else {
-                discovery(ep, conn.tls, host)
+                match origin_of(&ep.issuer.iss) {
+                    Some(base) => reply::document(discovery(ep, &base)),
+                    // Built on this request's Host: no cache may keep it for another.
+                    None => {
+                        reply::per_request_document(discovery(ep, &request_origin(conn.tls, host)))
+                    }
+                }
             };
-            (reply::document(doc), served("public"))
+            (r, served("public"))
         }
         Builtin::Token | Builtin::Revoke => {
             if parts.method != Method::POST {
@@ -440,20 +446,23 @@ fn new_refresh_token() -> (String, TokenHash) {
     (t, h)
 }
 
+/// The request's scheme and Host, as an origin (`localhost` for a Host that is not
+/// a plain host name, address and port).
+fn request_origin(tls: bool, host: Option<&str>) -> String {
+    let host = host
+        .filter(|h| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
+        .unwrap_or("localhost");
+    format!("{}://{host}", if tls { "https" } else { "http" })
+}
+
 /// The OIDC discovery document (fields of OpenID Connect Discovery 1.0 §3 and
-/// RFC 8414). Endpoint URLs are built on the issuer's origin when `iss` is an
-/// http(s) URL, else on the request's scheme and Host.
-fn discovery(ep: &Endpoint, tls: bool, host: Option<&str>) -> String {
-    let base = origin_of(&ep.issuer.iss).unwrap_or_else(|| {
-        let host = host
-            .filter(|h| {
-                !h.is_empty()
-                    && h.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-            })
-            .unwrap_or("localhost");
-        format!("{}://{host}", if tls { "https" } else { "http" })
-    });
+/// RFC 8414), its endpoint URLs on `base`: the issuer's origin when `iss` is an
+/// http(s) URL, else the request's scheme and Host.
+fn discovery(ep: &Endpoint, base: &str) -> String {
     let alg = ep
         .issuer
         .signing

@@ -1,7 +1,8 @@
 //! Every response of the built-in endpoints, decided here and nowhere else
 //! (SPEC §5): the token response (RFC 6749 §5.1), its errors (RFC 6749 §5.2, with
 //! FastAPI's `detail` beside the OAuth2 `error`), revocation (RFC 7009 §2.2), and the
-//! JWKS / discovery documents. Token responses carry `Cache-Control: no-store`.
+//! JWKS / discovery documents. Token responses carry `Cache-Control: no-store`, and
+//! so does a document built from the request's Host.
 
 use crate::body::ProxyBody;
 use http::header::{
@@ -166,6 +167,16 @@ pub fn document(body: String) -> Response<ProxyBody> {
         CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=300"),
     );
+    r
+}
+
+/// A public JSON document built from the request (the discovery document on the
+/// request's Host): `no-store`, so a shared cache never hands one host's URLs to
+/// another (SPEC §5).
+pub fn per_request_document(body: String) -> Response<ProxyBody> {
+    let mut r = json(StatusCode::OK, body);
+    r.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 
