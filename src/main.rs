@@ -67,6 +67,12 @@ fn check(cli: &Cli) -> ExitCode {
             return ExitCode::from(1);
         }
     }
+    // Warnings do not fail the check (exit 0).
+    if let Some(te) = &cfg.token_endpoint {
+        for w in te.accounts.warnings() {
+            eprintln!("warning: {w}");
+        }
+    }
     println!("{}: ok", cli.config.display());
     println!(
         "{:<3} {:<16} {:<20} {:<24} {:<14} {:<10} upstream",

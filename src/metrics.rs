@@ -7,7 +7,8 @@
 //! `portcullis_token_cache_hits_total` / `_misses_total`,
 //! `portcullis_reloads_total{result}`, `portcullis_open_connections`,
 //! `portcullis_jwks_fetches_total{issuer,result}`, `portcullis_logins_total{result}`,
-//! `portcullis_state_errors_total{op}`, `portcullis_accept_errors_total{listener}`.
+//! `portcullis_state_errors_total{op}`, `portcullis_accept_errors_total{listener}`,
+//! `portcullis_state_entries`, `portcullis_state_evictions_total{kind}`.
 
 use metrics::{Counter, Gauge, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -200,4 +201,22 @@ pub fn state_error(op: &'static str) {
 /// Counts a login attempt at the token endpoint (`result`: ok, invalid, disabled, limited...).
 pub fn login(result: &'static str) {
     metrics::counter!("portcullis_logins_total", "result" => result).increment(1);
+}
+
+/// Sets `portcullis_state_entries`: refresh-token entries the memory store holds.
+pub fn state_entries(n: usize) {
+    #[allow(clippy::cast_precision_loss)]
+    state_entries_gauge().set(n as f64);
+}
+
+cached!(
+    state_entries_gauge,
+    Gauge,
+    metrics::gauge!("portcullis_state_entries")
+);
+
+/// Counts an entry evicted from the memory store under its cap before it expired
+/// (`kind`: tombstone, access, refresh_token).
+pub fn state_eviction(kind: &'static str) {
+    metrics::counter!("portcullis_state_evictions_total", "kind" => kind).increment(1);
 }

@@ -390,3 +390,82 @@ async fn variable_substitution_when_set() {
         &[line_of(&text, "PORTCULLIS_TEST_SECRET_SET")],
     );
 }
+
+/// Issue 14: users.toml mixing bcrypt costs (or algorithms, argon2 parameters) lets
+/// login timing tell those users from unknown ones: `check` warns at each odd user's
+/// `password_hash` (`warning: FILE:LINE:COL: ...`) and still exits 0.
+#[tokio::test]
+async fn check_warns_of_mixed_password_hashes() {
+    let hash = |cost| portcullis::issuer::password::hash_password(b"pw", false, cost).unwrap();
+    let (ten, twelve, four) = (hash(10), hash(12), hash(4));
+    let users = format!(
+        "[users.a]\npassword_hash = \"{ten}\"\n\n[users.b]\npassword_hash = \"{ten}\"\n\n\
+         [users.c]\npassword_hash = \"{ten}\"\n\n[users.slow]\npassword_hash = \"{twelve}\"\n\n\
+         [users.fast]\npassword_hash = \"{four}\"\n"
+    );
+    let text = format!(
+        "{}\n[token_endpoint]\nissuer = \"local\"\nusers = \"users.toml\"\n",
+        valid()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let users_path = dir.path().join("users.toml");
+    std::fs::write(&users_path, &users).unwrap();
+    let path = dir.path().join("proxy.toml");
+    std::fs::write(&path, &text).unwrap();
+    let out = cli(
+        &["check", "--config", path.to_str().unwrap()],
+        dir.path(),
+        &[],
+    )
+    .await;
+    out.assert_code(0);
+    assert!(out.stdout.contains(": ok"), "{}", out.stdout);
+    let warnings: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("warning: "))
+        .collect();
+    assert_eq!(warnings.len(), 2, "{}", out.stderr);
+    let file = users_path.to_str().unwrap();
+    for (w, user, params) in [
+        (warnings[0], "slow", "bcrypt:12"),
+        (warnings[1], "fast", "bcrypt:4"),
+    ] {
+        let line = line_of(&users, &format!("[users.{user}]")) + 1;
+        assert!(
+            w.starts_with(&format!("warning: {file}:{line}:17: user `{user}`: ")),
+            "{w}"
+        );
+        assert!(
+            w.contains(&format!("{params} differ from the dummy's bcrypt:10")),
+            "{w}"
+        );
+    }
+    // One cost for everybody: no warning.
+    let same = users.replace(&twelve, &ten).replace(&four, &ten);
+    std::fs::write(&users_path, &same).unwrap();
+    let out = cli(
+        &["check", "--config", path.to_str().unwrap()],
+        dir.path(),
+        &[],
+    )
+    .await;
+    out.assert_code(0);
+    assert!(!out.stderr.contains("warning"), "{}", out.stderr);
+}
+
+/// `[state] max_entries`: at least 100; other keys still refused.
+#[tokio::test]
+async fn state_max_entries_is_checked() {
+    let text = format!("{}\n[state]\nmax_entries = 99\n", valid());
+    let line = assert_check_error(&text, &["max_entries = 99"]).await;
+    assert!(
+        line.contains("`max_entries` must be at least 100"),
+        "{line}"
+    );
+    let text = format!("{}\n[state]\nmax_entries = 100\n", valid());
+    check(&text).await.2.assert_code(0);
+    let text = format!("{}\n[state]\nmax_entry = 100\n", valid());
+    let line = assert_check_error(&text, &["max_entry = 100"]).await;
+    assert!(line.contains("unknown field `max_entry`"), "{line}");
+}

@@ -17,6 +17,7 @@ const JOHN_HASH: &str = "$2b$12$EixZaYVK1fsbw1ZfbX3OXePaWxn96p36WQoeG6Lruj3vjPGg
 struct Proxy {
     child: Child,
     addr: SocketAddr,
+    admin: SocketAddr,
     dir: tempfile::TempDir,
     http: reqwest::Client,
 }
@@ -49,19 +50,25 @@ impl Proxy {
         Self::start_with("")
     }
 
-    /// Ed25519 signing key, users.toml above, `echo:` upstream, `/items/**` needs
-    /// `items:read`, everything else is protected.
     fn start_with(extra_issuer: &str) -> Proxy {
+        Self::start_cfg("https://auth.example.test", extra_issuer, "")
+    }
+
+    /// Ed25519 signing key, users.toml above, `echo:` upstream, `/items/**` needs
+    /// `items:read`, everything else is protected; an admin listener; `iss`, lines
+    /// added to the issuer and top-level sections (`extra`) as given.
+    fn start_cfg(iss: &str, extra_issuer: &str, extra: &str) -> Proxy {
         portcullis::install_crypto_providers();
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
+        let (port, admin) = (free_port(), free_port());
         let pem = portcullis::auth::keys::generate_ed25519_pem().unwrap();
         std::fs::write(dir.path().join("signing.pem"), pem).unwrap();
         std::fs::write(dir.path().join("users.toml"), users_toml()).unwrap();
         let cfg = format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\n\n\
+             [admin]\nlisten = \"127.0.0.1:{admin}\"\n\n{extra}\n\
              [upstreams.app]\nurl = \"echo:\"\n\n\
-             [[issuers]]\nname = \"local\"\nissuer = \"https://auth.example.test\"\n\
+             [[issuers]]\nname = \"local\"\nissuer = \"{iss}\"\n\
              audiences = [\"items-api\"]\nprivate_key = \"signing.pem\"\nkid = \"k1\"\n{extra_issuer}\n\
              [token_endpoint]\npath = \"/token\"\nissuer = \"local\"\nusers = \"users.toml\"\n\
              access_ttl = \"30m\"\nrefresh_ttl = \"7d\"\n\n\
@@ -82,6 +89,7 @@ impl Proxy {
         let mut p = Proxy {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            admin: SocketAddr::from(([127, 0, 0, 1], admin)),
             dir,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(60))
@@ -146,6 +154,35 @@ impl Proxy {
         .await
     }
 
+    async fn refresh(&self, token: &str) -> (u16, Value) {
+        let (st, _, body) = self
+            .post_form(
+                "/token",
+                &[("grant_type", "refresh_token"), ("refresh_token", token)],
+            )
+            .await;
+        (st, body)
+    }
+
+    /// The admin `/metrics` text.
+    async fn metrics(&self) -> String {
+        let url = format!("http://{}/metrics", self.admin);
+        let r = self.http.get(url).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        r.text().await.unwrap()
+    }
+
+    /// The resident memory of the proxy process (kB), from /proc.
+    fn rss_kb(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
     async fn get(&self, path: &str, token: &str) -> (u16, Value) {
         let r = self
             .http
@@ -160,6 +197,25 @@ impl Proxy {
             serde_json::from_str(&r.text().await.unwrap()).unwrap_or(Value::Null),
         )
     }
+}
+
+/// The value of the sample `name` (with its labels, as printed) in a Prometheus
+/// text exposition.
+fn sample(metrics: &str, name: &str) -> Option<f64> {
+    metrics.lines().find_map(|l| {
+        let rest = l.strip_prefix(name)?.strip_prefix(' ')?;
+        rest.trim().parse().ok()
+    })
+}
+
+/// A client whose connections come from `ip` (a loopback address other than
+/// 127.0.0.1 is another client address to the proxy).
+fn client_from(ip: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from(ip))
+        .timeout(Duration::from_secs(120))
+        .build()
+        .unwrap()
 }
 
 fn claims(token: &str) -> Value {
@@ -592,11 +648,13 @@ async fn logins_do_not_block_other_requests() {
         assert_eq!(p.get("/items/1", &at).await.0, 200);
         base.push(t.elapsed());
     }
-    // 50 logins at once (bcrypt cost 12 each), and protected requests meanwhile.
+    // 50 logins at once (bcrypt cost 12 each), and protected requests meanwhile;
+    // from 13 client addresses, so none is over its in-flight limit (4).
     let started = Instant::now();
+    let clients: Vec<reqwest::Client> = (2..15).map(|i| client_from([127, 0, 0, i])).collect();
     let logins: Vec<_> = (0..50)
-        .map(|_| {
-            let http = p.http.clone();
+        .map(|i| {
+            let http = clients[i % clients.len()].clone();
             let url = p.url("/token");
             tokio::spawn(async move {
                 let r = http
@@ -644,6 +702,173 @@ async fn logins_do_not_block_other_requests() {
         during.len() >= 5,
         "too few requests went through during the logins"
     );
+}
+
+/// Issue 14: a chain of thousands of refreshes (each spends a token and issues an
+/// access token) keeps the memory store at or under `[state] max_entries`, evicting
+/// the oldest tombstones (counted); a recent tombstone still detects reuse and
+/// revokes the family; an evicted one is refused, never accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chained_refreshes_stay_under_the_state_cap() {
+    const CAP: f64 = 500.0;
+    let p = Proxy::start_cfg(
+        "https://auth.example.test",
+        "",
+        "[state]\nmax_entries = 500\n",
+    );
+    let (st, _, b) = p.login("johndoe", "secret").await;
+    assert_eq!(st, 200, "{b}");
+    let rss_before = p.rss_kb();
+    let mut live = s(&b, "refresh_token");
+    let mut access = s(&b, "access_token");
+    let mut spent = Vec::new();
+    for i in 0..3000 {
+        let (st, b) = p.refresh(&live).await;
+        assert_eq!(st, 200, "refresh {i}: {b}");
+        spent.push(std::mem::replace(&mut live, s(&b, "refresh_token")));
+        access = s(&b, "access_token");
+        if i % 250 == 0 {
+            let m = p.metrics().await;
+            let n = sample(&m, "portcullis_state_entries").expect("entries gauge");
+            assert!(n <= CAP, "refresh {i}: {n} entries over the cap");
+        }
+    }
+    let m = p.metrics().await;
+    let entries = sample(&m, "portcullis_state_entries").expect("entries gauge");
+    let evicted = sample(&m, "portcullis_state_evictions_total{kind=\"tombstone\"}")
+        .expect("tombstone evictions counted");
+    println!(
+        "3000 chained refreshes: {entries} entries (cap {CAP}), {evicted} tombstones evicted, \
+         RSS {rss_before} -> {} kB",
+        p.rss_kb()
+    );
+    assert!((CAP - 2.0..=CAP).contains(&entries), "{entries}");
+    assert!(evicted >= 2400.0, "{evicted}");
+    // The oldest spent token was evicted: refused as unknown (no family revocation).
+    let (st, b) = p.refresh(&spent[0]).await;
+    assert_eq!(st, 400);
+    assert_eq!(
+        b,
+        serde_json::json!({"detail": "Invalid refresh token", "error": "invalid_grant"})
+    );
+    assert_eq!(p.get("/items/1", &access).await.0, 200);
+    // A recent tombstone: reuse, the family is revoked, live token and the latest
+    // access token included.
+    let (st, b) = p.refresh(&spent[spent.len() - 2]).await;
+    assert_eq!((st, s(&b, "detail")), (400, "Invalid refresh token".into()));
+    assert_eq!(p.refresh(&live).await.0, 400);
+    let (st, b) = p.get("/items/1", &access).await;
+    assert_eq!(st, 401, "{b}");
+    assert_eq!(b["detail"], "Token has been revoked");
+    // Another login still works.
+    assert_eq!(p.login("johndoe", "secret").await.0, 200);
+}
+
+/// Issue 14: 40 parallel logins from one address get 429 past the per-address
+/// in-flight limit, while a login from another address goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_monopolise_password_checks() {
+    let p = Proxy::start();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let burst: Vec<_> = (0..40)
+        .map(|_| {
+            let (http, url, tx) = (p.http.clone(), p.url("/token"), tx.clone());
+            tokio::spawn(async move {
+                let r = http
+                    .post(url)
+                    .form(&[("username", "johndoe"), ("password", "secret")])
+                    .send()
+                    .await
+                    .unwrap();
+                let st = r.status().as_u16();
+                let retry = r.headers().get("retry-after").cloned();
+                let body: Value = r.json().await.unwrap();
+                let _ = tx.send(st);
+                (st, retry, body)
+            })
+        })
+        .collect();
+    drop(tx);
+    // Once the burst is being refused, it holds every slot of its address.
+    let mut first = Vec::new();
+    while let Some(st) = rx.recv().await {
+        first.push(st);
+        if st == 429 {
+            break;
+        }
+    }
+    assert!(first.contains(&429), "no 429 in the burst: {first:?}");
+    let other = client_from([127, 0, 0, 2]);
+    let t = Instant::now();
+    let r = other
+        .post(p.url("/token"))
+        .form(&[("username", "johndoe"), ("password", "secret")])
+        .send()
+        .await
+        .unwrap();
+    let took = t.elapsed();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let (mut ok, mut busy) = (0, 0);
+    for h in burst {
+        let (st, retry, body) = h.await.unwrap();
+        match st {
+            200 => ok += 1,
+            429 => {
+                busy += 1;
+                assert_eq!(retry.unwrap(), "1");
+                assert_eq!(
+                    body,
+                    serde_json::json!({
+                        "detail": "Too many logins in progress from this address, try again later",
+                        "error": "temporarily_unavailable"
+                    })
+                );
+            }
+            other => panic!("{other}: {body}"),
+        }
+    }
+    println!("burst of 40: {ok} ok, {busy} refused; another address's login took {took:?}");
+    assert!(ok >= 1 && busy >= 1, "{ok} {busy}");
+    // The slots are released: the first address logs in again.
+    assert_eq!(p.login("johndoe", "secret").await.0, 200);
+}
+
+/// Issue 14: a discovery document built on the request's Host (the issuer is not
+/// a URL) is `no-store`; the one built on the issuer's own origin stays cacheable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_from_host_is_not_cacheable() {
+    let p = Proxy::start_cfg("portcullis-local", "", "");
+    let r = p
+        .http
+        .get(p.url("/.well-known/openid-configuration"))
+        .header("host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let d: Value = r.json().await.unwrap();
+    assert_eq!(d["issuer"], "portcullis-local");
+    assert_eq!(d["token_endpoint"], "http://evil.example/token");
+    // The JWKS does not depend on the request: still cacheable.
+    let r = p
+        .http
+        .get(p.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["cache-control"], "public, max-age=300");
+    let q = Proxy::start();
+    let r = q
+        .http
+        .get(q.url("/.well-known/openid-configuration"))
+        .header("host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["cache-control"], "public, max-age=300");
+    let d: Value = r.json().await.unwrap();
+    assert_eq!(d["token_endpoint"], "https://auth.example.test/token");
 }
 
 #[test]

@@ -389,10 +389,31 @@ async fn counter_window_edge(s: &dyn Store) {
     }
 }
 
+/// A family keeps the latest `FAMILY_MAX_ACCESS` access-token records: those are
+/// revoked with it, older ones not (they expire by themselves).
+async fn access_records_are_bounded(s: &dyn Store) {
+    let now = unix_now();
+    let max = portcullis::state::families::FAMILY_MAX_ACCESS as u64;
+    s.refresh_issue([50; 32], grant("many", now + 600))
+        .await
+        .unwrap();
+    for i in 0..max + 8 {
+        s.family_add_access("many", &format!("iss m{i}"), now + 60 + i)
+            .await
+            .unwrap();
+    }
+    assert!(s.refresh_revoke([50; 32], now).await.unwrap());
+    for i in 0..max + 8 {
+        let revoked = s.is_revoked(&format!("iss m{i}")).await.unwrap();
+        assert_eq!(revoked, i >= 8, "record {i}");
+    }
+}
+
 /// The whole contract, against one store.
 async fn store_contract(s: Arc<dyn Store>) {
     assert!(s.reachable());
     rotation_and_reuse(&*s).await;
+    access_records_are_bounded(&*s).await;
     refresh_revocation(&*s).await;
     concurrent_rotation(s.clone()).await;
     tokio::join!(revocations(&*s), counters(&*s));
@@ -420,6 +441,94 @@ async fn contract_redis() {
     let b = redis_store(&redis, "b:").await;
     a.revoke("iss x", unix_now() + 60).await.unwrap();
     assert!(!b.is_revoked("iss x").await.unwrap());
+}
+
+/// A spent refresh token is a tombstone on Redis too: family, expiry and the spent
+/// flag, not the grant's user and scopes (a few hundred bytes whatever the scopes),
+/// under a TTL; and its reuse still revokes the family.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spent_refresh_tokens_are_small_tombstones() {
+    let redis = Redis::start();
+    let s = redis_store(&redis, "tomb:").await;
+    let now = unix_now();
+    let scope = (0..200)
+        .map(|i| format!("scope-number-{i:04}-with-a-long-name"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let big = RefreshGrant {
+        scope: scope.clone(),
+        ..grant("fat", now + 600)
+    };
+    s.refresh_issue([1; 32], big).await.unwrap();
+    match s
+        .refresh_rotate([1; 32], [2; 32], now + 600, now)
+        .await
+        .unwrap()
+    {
+        Rotation::Rotated(g) => assert_eq!(g.scope, scope),
+        other => panic!("{other:?}"),
+    }
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("tomb:*")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let mut tombstones = 0;
+    let mut live = 0;
+    for k in keys {
+        let kind: String = redis::cmd("TYPE")
+            .arg(&k)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        if kind != "hash" {
+            continue;
+        }
+        let h: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+            .arg(&k)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        let ttl: i64 = redis::cmd("TTL").arg(&k).query_async(&mut c).await.unwrap();
+        let bytes: u64 = redis::cmd("MEMORY")
+            .arg("USAGE")
+            .arg(&k)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        match h.get("spent").map(String::as_str) {
+            Some("1") => {
+                tombstones += 1;
+                let mut fields: Vec<&str> = h.keys().map(String::as_str).collect();
+                fields.sort_unstable();
+                assert_eq!(fields, ["exp", "family", "spent"], "{k}");
+                assert!(bytes < 300, "{k}: a tombstone of {bytes} bytes");
+                assert!(ttl > 0 && ttl <= 601, "{k}: TTL {ttl}");
+            }
+            Some("0") => {
+                live += 1;
+                assert_eq!(h.get("scope"), Some(&scope), "{k}");
+                assert!(bytes > 5000, "{k}: {bytes}");
+            }
+            _ => {}
+        }
+    }
+    assert_eq!((tombstones, live), (1, 1));
+    // The tombstone still detects reuse: the family (the live token too) is revoked.
+    assert_eq!(
+        s.refresh_rotate([1; 32], [3; 32], now + 600, now)
+            .await
+            .unwrap(),
+        Rotation::Reused
+    );
+    assert_eq!(
+        s.refresh_rotate([2; 32], [4; 32], now + 600, now)
+            .await
+            .unwrap(),
+        Rotation::Invalid
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -202,6 +202,9 @@ pub struct RawState {
     pub fail_open: Option<bool>,
     /// Extra trust root (PEM) for a `rediss://` url (instead of the webpki roots).
     pub ca: Option<Spanned<EnvStr>>,
+    /// Memory backend: refresh-token entries held at most (default 100000, at least
+    /// 100); over it the oldest spent ones are evicted first.
+    pub max_entries: Option<Spanned<i64>>,
 }
 
 /// A claim rule value: one value or several.

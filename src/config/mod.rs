@@ -138,6 +138,8 @@ pub struct State {
     pub fail_open: bool,
     /// Trust roots (PEM, read at load) for `rediss://`; `None`: the webpki roots.
     pub ca: Option<Vec<u8>>,
+    /// Cap on the memory backend's refresh-token entries.
+    pub max_entries: crate::state::MaxEntries,
 }
 
 /// The whole compiled configuration.
@@ -687,9 +689,11 @@ impl Compiler<'_> {
         let ca =
             s.ca.as_ref()
                 .and_then(|c| self.state_ca(c, redis_url.as_deref()));
+        let max_entries = self.max_entries(s.max_entries.as_ref());
         State {
             redis_url,
             ca,
+            max_entries,
             key_prefix: s
                 .key_prefix
                 .map_or_else(|| "portcullis:".to_owned(), |p| p.0),
@@ -698,6 +702,24 @@ impl Compiler<'_> {
     }
 
     /// Reads `[state] ca`: PEM certificates, only with a `rediss://` url.
+    /// `[state] max_entries`.
+    fn max_entries(&mut self, n: Option<&Spanned<i64>>) -> crate::state::MaxEntries {
+        use crate::state::{MaxEntries, MIN_MAX_ENTRIES};
+        let Some(n) = n else {
+            return MaxEntries::default();
+        };
+        match usize::try_from(*n.get_ref()) {
+            Ok(v) if v >= MIN_MAX_ENTRIES => MaxEntries(v),
+            _ => {
+                self.rep.at(
+                    n.span(),
+                    format!("`max_entries` must be at least {MIN_MAX_ENTRIES}"),
+                );
+                MaxEntries::default()
+            }
+        }
+    }
+
     fn state_ca(&mut self, c: &Spanned<values::EnvStr>, url: Option<&str>) -> Option<Vec<u8>> {
         use rustls_pki_types::pem::PemObject;
         if !url.is_some_and(|u| u.starts_with("rediss://")) {

@@ -2,12 +2,15 @@
 //! form reading, error -> response via [`super::reply`]); the grants are inner `?`
 //! chains returning [`GrantError`].
 //!
-//! Password grant: rate limits are counted *before* the check (so a parallel burst
-//! cannot outrun them), the hash is checked on the blocking pool behind
-//! [`super::Shared::hashing`], an unknown user is checked against a dummy hash of
-//! the same cost, and a disabled user is only told so after the right password.
+//! Password grant: at most [`super::inflight::ADDR_MAX_CHECKS`] checks per client
+//! address are in flight (more: 429 at once), rate limits are counted *before* the
+//! check (so a parallel burst cannot outrun them), the hash is checked on the
+//! blocking pool behind [`super::Shared::hashing`], an unknown user is checked
+//! against a dummy hash of the same cost, and a disabled user is only told so after
+//! the right password.
 
 use super::form::{self, Form, FormError};
+use super::inflight::Slot;
 use super::reply::{self, GrantError, TokenBody};
 use super::users::{User, MAX_USERNAME};
 use super::{revocation_key, Builtin, Endpoint};
@@ -71,12 +74,18 @@ pub async fn serve(
             if parts.method != Method::GET && parts.method != Method::HEAD {
                 return (reply::method_not_allowed("GET, HEAD"), served("bad_method"));
             }
-            let doc = if which == Builtin::Jwks {
-                ep.jwks.clone().unwrap_or_default()
+            let r = if which == Builtin::Jwks {
+                reply::document(ep.jwks.clone().unwrap_or_default())
             } else {
-                discovery(ep, conn.tls, host)
+                match origin_of(&ep.issuer.iss) {
+                    Some(base) => reply::document(discovery(ep, &base)),
+                    // Built on this request's Host: no cache may keep it for another.
+                    None => {
+                        reply::per_request_document(discovery(ep, &request_origin(conn.tls, host)))
+                    }
+                }
             };
-            (reply::document(doc), served("public"))
+            (r, served("public"))
         }
         Builtin::Token | Builtin::Revoke => {
             if parts.method != Method::POST {
@@ -144,8 +153,10 @@ async fn password_grant(
     let username = form.get("username").ok_or(missing.clone())?;
     let password = form.get("password").ok_or(missing)?;
     let limits = Limits::new(username, peer);
-    // Cheap refusal first; then again once a hashing slot is ours, so a parallel
-    // burst cannot get more checks past the limit than there are slots.
+    // Cheap refusals first: this address's checks in flight, its failures; then the
+    // failures again once a hashing slot is ours, so a parallel burst cannot get
+    // more checks past the limit than there are slots.
+    let slot = ep.shared.in_flight.acquire(peer).ok_or(GrantError::Busy)?;
     limits.check(ep).await?;
     let permit = hashing_slot(ep).await?;
     limits.check(ep).await?;
@@ -154,7 +165,13 @@ async fn password_grant(
         .get(username)
         .filter(|_| username.len() <= MAX_USERNAME)
         .cloned();
-    let ok = check_password(ep, permit, user.clone(), password.as_bytes().to_vec()).await?;
+    let ok = check_password(
+        ep,
+        (permit, slot),
+        user.clone(),
+        password.as_bytes().to_vec(),
+    )
+    .await?;
     let user = match user {
         Some(u) if ok => u,
         _ => {
@@ -299,11 +316,12 @@ async fn hashing_slot(ep: &Endpoint) -> Result<OwnedSemaphorePermit, GrantError>
         .map_err(|_| GrantError::Unavailable)
 }
 
-/// Checks a password on the blocking pool, holding `permit`; an unknown user is
-/// checked against the dummy hash (same cost) and never matches.
+/// Checks a password on the blocking pool, holding the hashing permit and the
+/// address's slot until it is done (even if the client has gone); an unknown user
+/// is checked against the dummy hash (same cost) and never matches.
 async fn check_password(
     ep: &Endpoint,
-    permit: OwnedSemaphorePermit,
+    permit: (OwnedSemaphorePermit, Slot),
     user: Option<Arc<User>>,
     password: Vec<u8>,
 ) -> Result<bool, GrantError> {
@@ -428,20 +446,23 @@ fn new_refresh_token() -> (String, TokenHash) {
     (t, h)
 }
 
+/// The request's scheme and Host, as an origin (`localhost` for a Host that is not
+/// a plain host name, address and port).
+fn request_origin(tls: bool, host: Option<&str>) -> String {
+    let host = host
+        .filter(|h| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
+        .unwrap_or("localhost");
+    format!("{}://{host}", if tls { "https" } else { "http" })
+}
+
 /// The OIDC discovery document (fields of OpenID Connect Discovery 1.0 §3 and
-/// RFC 8414). Endpoint URLs are built on the issuer's origin when `iss` is an
-/// http(s) URL, else on the request's scheme and Host.
-fn discovery(ep: &Endpoint, tls: bool, host: Option<&str>) -> String {
-    let base = origin_of(&ep.issuer.iss).unwrap_or_else(|| {
-        let host = host
-            .filter(|h| {
-                !h.is_empty()
-                    && h.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-            })
-            .unwrap_or("localhost");
-        format!("{}://{host}", if tls { "https" } else { "http" })
-    });
+/// RFC 8414), its endpoint URLs on `base`: the issuer's origin when `iss` is an
+/// http(s) URL, else the request's scheme and Host.
+fn discovery(ep: &Endpoint, base: &str) -> String {
     let alg = ep
         .issuer
         .signing

@@ -8,12 +8,14 @@
 //! reload (revocations, refresh families, counters, the hashing limit) lives in
 //! [`Shared`], created once per process and passed in.
 //!
-//! Guarantees: passwords are checked on the blocking pool behind a semaphore, an
+//! Guarantees: passwords are checked on the blocking pool behind a semaphore, at
+//! most [`inflight::ADDR_MAX_CHECKS`] at once per client address, an
 //! unknown user costs the same hash check as a known one, no password or token is
 //! logged or echoed, client input never causes a panic or a 500.
 
 pub mod endpoint;
 pub mod form;
+pub mod inflight;
 pub mod password;
 pub mod reply;
 pub mod users;
@@ -37,6 +39,8 @@ pub struct Shared {
     pub store: Arc<dyn Store>,
     /// Password checks running at once (each holds a blocking-pool thread and a core).
     pub hashing: Arc<Semaphore>,
+    /// Password checks queued or running, per client address.
+    pub in_flight: Arc<inflight::InFlight>,
 }
 
 impl Shared {
@@ -49,7 +53,9 @@ impl Shared {
                 &config.state.key_prefix,
                 config.state.ca.as_deref(),
             ))),
-            None => Self::memory(),
+            None => Self::with_store(Arc::new(MemoryStore::with_max_entries(
+                config.state.max_entries,
+            ))),
         }
     }
 
@@ -65,6 +71,7 @@ impl Shared {
         Arc::new(Shared {
             store,
             hashing: Arc::new(Semaphore::new(cores.saturating_sub(1).max(1))),
+            in_flight: Arc::default(),
         })
     }
 }
@@ -124,6 +131,13 @@ impl Endpoint {
     pub fn new(config: &Config, shared: Arc<Shared>) -> Option<Endpoint> {
         let te = config.token_endpoint.as_ref()?;
         let issuer = config.issuers.get(te.issuer).cloned()?;
+        if let Some(first) = te.accounts.warnings().first() {
+            tracing::warn!(
+                warnings = te.accounts.warnings().len(),
+                first = %first,
+                "users file mixes password hash parameters: login timing tells those users                  from unknown ones (`portcullis check` lists them)"
+            );
+        }
         let jwks = issuer
             .signing
             .as_ref()

@@ -106,6 +106,15 @@ impl Hash {
         }
     }
 
+    /// Parameters only, `hash-password`'s default (bcrypt at [`DEFAULT_BCRYPT_COST`]):
+    /// a template for [`Hash::dummy_like`]. It holds no hash and verifies nothing.
+    pub fn default_params() -> Hash {
+        Hash::Bcrypt {
+            hash: String::new(),
+            cost: DEFAULT_BCRYPT_COST,
+        }
+    }
+
     /// A label for grouping users by cost.
     pub fn params(&self) -> String {
         match self {
@@ -206,6 +215,8 @@ mod tests {
         let parsed = Hash::parse(&h).unwrap();
         assert!(parsed.verify(b"pw"));
         assert!(!parsed.verify(b"pw\r"));
+        assert!(!Hash::default_params().verify(b""));
+        assert_eq!(Hash::default_params().params(), "bcrypt:12");
         let d = parsed.dummy_like().unwrap();
         assert_eq!(d.params(), parsed.params());
         assert!(!d.verify(b"pw"));

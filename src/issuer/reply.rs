@@ -1,7 +1,8 @@
 //! Every response of the built-in endpoints, decided here and nowhere else
 //! (SPEC §5): the token response (RFC 6749 §5.1), its errors (RFC 6749 §5.2, with
 //! FastAPI's `detail` beside the OAuth2 `error`), revocation (RFC 7009 §2.2), and the
-//! JWKS / discovery documents. Token responses carry `Cache-Control: no-store`.
+//! JWKS / discovery documents. Token responses carry `Cache-Control: no-store`, and
+//! so does a document built from the request's Host.
 
 use crate::body::ProxyBody;
 use http::header::{
@@ -41,6 +42,9 @@ pub enum GrantError {
     UnsupportedGrant,
     /// Too many failed logins: 429 with `Retry-After` (seconds).
     RateLimited(Duration),
+    /// The client address has its most password checks in flight: 429 with
+    /// `Retry-After: 1`.
+    Busy,
     /// The state backend or the hashing pool is unavailable: 503.
     Unavailable,
 }
@@ -71,6 +75,11 @@ impl GrantError {
                 "Too many failed login attempts, try again later",
                 "temporarily_unavailable",
             ),
+            GrantError::Busy => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many logins in progress from this address, try again later",
+                "temporarily_unavailable",
+            ),
             GrantError::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Service Unavailable",
@@ -88,6 +97,7 @@ impl GrantError {
             GrantError::InvalidRefresh => "refresh_rejected",
             GrantError::UnsupportedGrant => "token_unsupported_grant",
             GrantError::RateLimited(_) => "login_rate_limited",
+            GrantError::Busy => "login_busy",
             GrantError::Unavailable => "unavailable",
         }
     }
@@ -107,6 +117,9 @@ impl GrantError {
                 // Round up: a client retrying after this many seconds is not refused.
                 let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
                 h.insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
+            }
+            GrantError::Busy => {
+                h.insert(RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}
         }
@@ -154,6 +167,16 @@ pub fn document(body: String) -> Response<ProxyBody> {
         CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=300"),
     );
+    r
+}
+
+/// A public JSON document built from the request (the discovery document on the
+/// request's Host): `no-store`, so a shared cache never hands one host's URLs to
+/// another (SPEC §5).
+pub fn per_request_document(body: String) -> Response<ProxyBody> {
+    let mut r = json(StatusCode::OK, body);
+    r.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 
@@ -220,5 +243,10 @@ mod tests {
         let r = GrantError::RateLimited(Duration::from_millis(1500)).response(false);
         assert_eq!(r.status(), 429);
         assert_eq!(r.headers()[RETRY_AFTER], "2");
+        let r = GrantError::Busy.response(false);
+        assert_eq!(r.status(), 429);
+        assert_eq!(r.headers()[RETRY_AFTER], "1");
+        assert_eq!(r.headers()[CACHE_CONTROL], "no-store");
+        assert_eq!(GrantError::Busy.parts().2, "temporarily_unavailable");
     }
 }

@@ -69,10 +69,17 @@ pub struct User {
 #[derive(Debug, Default)]
 pub struct Users {
     by_name: HashMap<String, Arc<User>>,
-    /// Parameters of the most common hash: the dummy is made like it.
+    /// Parameters of the hash most users have (more than half), else
+    /// [`Hash::default_params`]: the dummy is made like it.
     template: Option<Hash>,
     dummy: OnceLock<Option<Hash>>,
+    /// Users whose hash parameters differ from the dummy's: login timing tells them
+    /// apart from unknown usernames (`portcullis check` prints these).
+    warnings: Vec<ConfigError>,
 }
+
+/// Mixed-parameter warnings listed one by one; past this many, one line counts the rest.
+const MAX_WARNINGS: usize = 10;
 
 /// Longest username accepted (bytes).
 pub const MAX_USERNAME: usize = 256;
@@ -93,8 +100,15 @@ impl Users {
         self.by_name.is_empty()
     }
 
+    /// Warnings about the file: users whose hash parameters (algorithm, bcrypt cost,
+    /// argon2 parameters) differ from the dummy's, at their `password_hash`.
+    pub fn warnings(&self) -> &[ConfigError] {
+        &self.warnings
+    }
+
     /// The hash an unknown user's password is checked against: same parameters as
-    /// the most common real one, so both cost the same time. Made on first use
+    /// most users' (more than half; else `hash-password`'s default, bcrypt cost 12),
+    /// so an unknown username costs what a known one does. Made on first use
     /// (it is itself a slow hash): call from the blocking pool.
     pub fn dummy(&self) -> Option<&Hash> {
         self.dummy
@@ -132,6 +146,8 @@ pub fn parse(path: &Path, src: &str) -> Result<Users, ConfigErrors> {
     };
     let mut by_name = HashMap::new();
     let mut counts: HashMap<String, (usize, Hash)> = HashMap::new();
+    // Where each user's hash is, with its parameters: for the warnings.
+    let mut placed: Vec<(std::ops::Range<usize>, String, String)> = Vec::new();
     for (name, u) in raw.users {
         let span = name.span();
         let name = name.into_inner();
@@ -144,7 +160,10 @@ pub fn parse(path: &Path, src: &str) -> Result<Users, ConfigErrors> {
         }
         let u = u.into_inner();
         let hash = match Hash::parse(u.password_hash.get_ref()) {
-            Ok(h) => h,
+            Ok(h) => {
+                placed.push((u.password_hash.span(), name.clone(), h.params()));
+                h
+            }
             Err(e) => {
                 rep.at(u.password_hash.span(), format!("user `{name}`: {e}"));
                 continue;
@@ -182,15 +201,69 @@ pub fn parse(path: &Path, src: &str) -> Result<Users, ConfigErrors> {
     if !rep.is_empty() {
         return Err(ConfigErrors(rep.errors));
     }
-    let template = counts
-        .into_values()
-        .max_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.params().cmp(&b.1.params())))
-        .map(|(_, h)| h);
+    let template = dummy_template(counts.into_values().collect());
+    let warnings = match &template {
+        Some(t) => mixed_warnings(path, src, &t.params(), placed),
+        None => Vec::new(),
+    };
     Ok(Users {
         by_name,
         template,
         dummy: OnceLock::new(),
+        warnings,
     })
+}
+
+/// What the dummy hash is made like, from the users' (count, hash) per parameter
+/// set: the parameters more than half the users have, else `hash-password`'s
+/// default. Mixed parameters leak either way (the warnings say so); the default
+/// at least costs an attacker as much as a freshly hashed password.
+fn dummy_template(counts: Vec<(usize, Hash)>) -> Option<Hash> {
+    let total: usize = counts.iter().map(|c| c.0).sum();
+    let (n, most) = counts
+        .into_iter()
+        .max_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.params().cmp(&b.1.params())))?;
+    Some(if n * 2 > total {
+        most
+    } else {
+        Hash::default_params()
+    })
+}
+
+/// One warning per user whose parameters are not `dummy`'s (sorted by position,
+/// at most [`MAX_WARNINGS`] and a count of the rest).
+fn mixed_warnings(
+    path: &Path,
+    src: &str,
+    dummy: &str,
+    mut placed: Vec<(std::ops::Range<usize>, String, String)>,
+) -> Vec<ConfigError> {
+    placed.retain(|(_, _, params)| params != dummy);
+    placed.sort_by_key(|(span, _, _)| span.start);
+    let mut rep = Reporter::new(path, src);
+    let label = |p: &str| p.trim_start_matches('$').to_owned();
+    for (span, name, params) in placed.iter().take(MAX_WARNINGS) {
+        rep.at(
+            span.clone(),
+            format!(
+                "user `{name}`: password hash parameters {} differ from the dummy's {}                  (unknown usernames are checked against it): login time tells whether                  `{name}` exists; hash every password alike (`portcullis hash-password`)",
+                label(params),
+                label(dummy),
+            ),
+        );
+    }
+    if placed.len() > MAX_WARNINGS {
+        let (span, _, _) = &placed[MAX_WARNINGS];
+        rep.at(
+            span.clone(),
+            format!(
+                "{} more users with hash parameters other than {}",
+                placed.len() - MAX_WARNINGS,
+                label(dummy)
+            ),
+        );
+    }
+    rep.errors
 }
 
 #[cfg(test)]
@@ -215,6 +288,72 @@ mod tests {
         assert!(u.get("alice").unwrap().disabled);
         assert!(u.get("JohnDoe").is_none());
         assert!(matches!(u.template, Some(Hash::Bcrypt { cost: 12, .. })));
+    }
+
+    fn users_with_costs(costs: &[u32]) -> String {
+        costs
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let h = crate::issuer::password::hash_password(b"pw", false, *c).unwrap();
+                format!("[users.u{i}]\npassword_hash = \"{h}\"\n")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn dummy_follows_a_majority_else_the_default() {
+        let cost = |u: &Users| match &u.template {
+            Some(Hash::Bcrypt { cost, .. }) => Some(*cost),
+            _ => None,
+        };
+        let one = parse(Path::new("u.toml"), &users_with_costs(&[5])).unwrap();
+        assert_eq!(cost(&one), Some(5));
+        assert!(one.warnings().is_empty());
+        let same = parse(Path::new("u.toml"), &users_with_costs(&[4, 4, 4])).unwrap();
+        assert_eq!(cost(&same), Some(4));
+        assert!(same.warnings().is_empty());
+        // More than half at cost 4: the dummy is like them, the odd one is warned of.
+        let most = parse(Path::new("u.toml"), &users_with_costs(&[4, 5, 4])).unwrap();
+        assert_eq!(cost(&most), Some(4));
+        assert_eq!(most.warnings().len(), 1);
+        // Cost 4 is the most common but not a majority: `hash-password`'s default.
+        let split = parse(Path::new("u.toml"), &users_with_costs(&[4, 4, 5, 6])).unwrap();
+        assert_eq!(cost(&split), Some(12));
+        assert_eq!(split.warnings().len(), 4);
+        // A tie between bcrypt and argon2id: the default too.
+        let a = crate::issuer::password::hash_password(b"pw", true, 0).unwrap();
+        let src = format!(
+            "{}[users.a]\npassword_hash = \"{a}\"\n",
+            users_with_costs(&[12])
+        );
+        let tie = parse(Path::new("u.toml"), &src).unwrap();
+        assert_eq!(cost(&tie), Some(12));
+        assert_eq!(tie.warnings().len(), 1);
+        assert!(tie.warnings()[0]
+            .message
+            .contains("argon2id$v=19$m=19456,t=2,p=1"));
+        assert!(parse(Path::new("u.toml"), "").unwrap().template.is_none());
+    }
+
+    #[test]
+    fn mixed_parameters_are_warned_at_the_hash() {
+        let src = users_with_costs(&[4, 4, 5]);
+        let u = parse(Path::new("users.toml"), &src).unwrap();
+        let w = u.warnings();
+        assert_eq!(w.len(), 1);
+        assert_eq!((w[0].line, w[0].col), (6, 17), "{}", w[0]);
+        assert!(w[0].to_string().starts_with("users.toml:6:17: user `u2`: "));
+        assert!(w[0]
+            .message
+            .contains("bcrypt:5 differ from the dummy's bcrypt:4"));
+        // Many: ten listed, then a count.
+        let many: Vec<u32> = std::iter::repeat_n(4, 13)
+            .chain(std::iter::repeat_n(5, 12))
+            .collect();
+        let u = parse(Path::new("users.toml"), &users_with_costs(&many)).unwrap();
+        assert_eq!(u.warnings().len(), 11);
+        assert!(u.warnings()[10].message.starts_with("2 more users"));
     }
 
     #[test]

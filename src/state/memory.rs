@@ -1,9 +1,13 @@
 //! The in-memory [`Store`]: one process, state lost on restart (kept across
 //! reloads). Each operation takes one lock for its whole duration, which makes it
-//! atomic like its Redis counterpart. Expired entries are swept as the maps grow,
-//! so memory stays bounded by what is live.
+//! atomic like its Redis counterpart. Expired entries are swept as the maps grow.
+//! Refresh-token state is held under a cap (`[state] max_entries`, see
+//! [`super::families`]); revocations are never evicted (forgetting one would let a
+//! revoked token back in): they are at most the access tokens alive when their
+//! families were revoked, and go at their `exp`.
 
-use super::{Fut, Hit, RefreshGrant, Rotation, StateError, Store, TokenHash};
+use super::families::{Families, ToRevoke};
+use super::{Fut, Hit, MaxEntries, RefreshGrant, Rotation, StateError, Store, TokenHash};
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -14,27 +18,6 @@ pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-struct Token {
-    grant: RefreshGrant,
-    spent: bool,
-}
-
-#[derive(Default)]
-struct Family {
-    revoked: bool,
-    /// Latest expiry of any token in the family: the family is kept until then.
-    expires_at: u64,
-    /// Access tokens issued from the family: key and `exp`.
-    access: Vec<(String, u64)>,
-}
-
-#[derive(Default)]
-struct Refresh {
-    tokens: HashMap<TokenHash, Token>,
-    families: HashMap<String, Family>,
-    next_sweep: usize,
 }
 
 #[derive(Default)]
@@ -50,11 +33,16 @@ struct Counters {
 }
 
 /// The in-memory backend.
-#[derive(Default)]
 pub struct MemoryStore {
     revoked: RwLock<Revoked>,
-    refresh: Mutex<Refresh>,
+    refresh: Mutex<Families>,
     counters: Mutex<Counters>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::with_max_entries(MaxEntries::default())
+    }
 }
 
 const SWEEP_MIN: usize = 1024;
@@ -69,9 +57,23 @@ fn ready<'a, T: Send + 'a>(r: Result<T, StateError>) -> Fut<'a, T> {
 }
 
 impl MemoryStore {
-    /// An empty store.
+    /// An empty store with the default cap.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store holding at most `cap` refresh-token entries.
+    pub fn with_max_entries(cap: MaxEntries) -> Self {
+        MemoryStore {
+            revoked: RwLock::default(),
+            refresh: Mutex::new(Families::new(cap.0)),
+            counters: Mutex::default(),
+        }
+    }
+
+    /// Refresh-token entries held (live tokens, tombstones, access records).
+    pub fn entries(&self) -> usize {
+        lock(&self.refresh).map_or(0, |r| r.len())
     }
 
     fn revoke_now(&self, key: &str, until: u64) -> Result<(), StateError> {
@@ -89,10 +91,10 @@ impl MemoryStore {
         Ok(())
     }
 
-    /// Revokes a family and its access tokens (the caller holds the refresh lock).
-    fn revoke_family(&self, fam: &mut Family) -> Result<(), StateError> {
-        fam.revoked = true;
-        for (key, exp) in std::mem::take(&mut fam.access) {
+    /// Revokes the access tokens of a family just revoked (the caller holds the
+    /// refresh lock, so no refresh of the family can run meanwhile).
+    fn revoke_all(&self, list: ToRevoke) -> Result<(), StateError> {
+        for (key, exp) in list {
             self.revoke_now(&key, exp)?;
         }
         Ok(())
@@ -106,71 +108,18 @@ impl MemoryStore {
         now: u64,
     ) -> Result<Rotation, StateError> {
         let mut r = lock(&self.refresh)?;
-        let r = &mut *r;
-        let Some(tok) = r.tokens.get_mut(&old) else {
-            return Ok(Rotation::Invalid);
-        };
-        if tok.grant.expires_at < now {
-            return Ok(Rotation::Invalid);
-        }
-        let fam = r.families.entry(tok.grant.family.clone()).or_default();
-        if fam.revoked {
-            return Ok(Rotation::Invalid);
-        }
-        if tok.spent {
-            self.revoke_family(fam)?;
-            return Ok(Rotation::Reused);
-        }
-        tok.spent = true;
-        let grant = tok.grant.clone();
-        fam.expires_at = fam.expires_at.max(new_expires_at);
-        r.tokens.insert(
-            new,
-            Token {
-                grant: RefreshGrant {
-                    expires_at: new_expires_at,
-                    ..grant.clone()
-                },
-                spent: false,
-            },
-        );
-        Ok(Rotation::Rotated(grant))
+        let (rotation, revoke) = r.rotate(old, new, new_expires_at, now);
+        self.revoke_all(revoke)?;
+        Ok(rotation)
     }
 
     fn issue(&self, token: TokenHash, grant: RefreshGrant) -> Result<(), StateError> {
-        let mut r = lock(&self.refresh)?;
-        if r.tokens.len() >= r.next_sweep {
-            let now = unix_now();
-            r.tokens.retain(|_, t| t.grant.expires_at >= now);
-            r.families.retain(|_, f| f.expires_at >= now);
-            r.next_sweep = (r.tokens.len() * 2).max(SWEEP_MIN);
-        }
-        let fam = r.families.entry(grant.family.clone()).or_default();
-        fam.expires_at = fam.expires_at.max(grant.expires_at);
-        r.tokens.insert(
-            token,
-            Token {
-                grant,
-                spent: false,
-            },
-        );
+        lock(&self.refresh)?.issue(token, grant, unix_now());
         Ok(())
     }
 
     fn add_access(&self, family: &str, key: &str, exp: u64) -> Result<(), StateError> {
-        let mut r = lock(&self.refresh)?;
-        let now = unix_now();
-        let revoked = match r.families.get_mut(family) {
-            Some(f) => {
-                f.access.retain(|(_, e)| *e >= now);
-                if !f.revoked {
-                    f.access.push((key.to_owned(), exp));
-                }
-                f.revoked
-            }
-            None => false,
-        };
-        drop(r);
+        let revoked = lock(&self.refresh)?.add_access(family, key, exp, unix_now());
         // Revoked meanwhile (a concurrent reuse): the new access token goes too.
         if revoked {
             self.revoke_now(key, exp)?;
@@ -180,18 +129,10 @@ impl MemoryStore {
 
     fn revoke_refresh(&self, token: TokenHash, now: u64) -> Result<bool, StateError> {
         let mut r = lock(&self.refresh)?;
-        let r = &mut *r;
-        let Some(family) = r
-            .tokens
-            .get(&token)
-            .filter(|t| t.grant.expires_at >= now)
-            .map(|t| t.grant.family.clone())
-        else {
-            return Ok(false);
-        };
-        let fam = r.families.entry(family).or_default();
-        self.revoke_family(fam)?;
-        Ok(true)
+        match r.revoke(token, now) {
+            Some(list) => self.revoke_all(list).map(|()| true),
+            None => Ok(false),
+        }
     }
 
     fn hit(&self, key: &str, window: Duration) -> Result<Hit, StateError> {
@@ -351,6 +292,87 @@ mod tests {
         );
         s.revoke("old", now.saturating_sub(5)).await.unwrap();
         assert!(!s.is_revoked("old").await.unwrap());
+    }
+
+    /// Under the cap: spent entries (tombstones, access records) go oldest first,
+    /// live tokens last; what is evicted is refused, never accepted.
+    #[tokio::test]
+    async fn eviction_order_under_the_cap() {
+        let s = MemoryStore::with_max_entries(MaxEntries(6));
+        let now = unix_now();
+        // A quiet family: one live token and one access record, both old.
+        s.refresh_issue([1; 32], grant("quiet", now + 60))
+            .await
+            .unwrap();
+        s.family_add_access("quiet", "iss q", now + 60)
+            .await
+            .unwrap();
+        // A client refreshing in a loop: [10] -> [11] -> ... -> [20].
+        s.refresh_issue([10; 32], grant("busy", now + 60))
+            .await
+            .unwrap();
+        for i in 10..20u8 {
+            let r = s.refresh_rotate([i; 32], [i + 1; 32], now + 60, now);
+            assert!(matches!(r.await.unwrap(), Rotation::Rotated(_)), "{i}");
+            s.family_add_access("busy", &format!("iss b{i}"), now + 60)
+                .await
+                .unwrap();
+            assert!(s.entries() <= 6, "{i}: {}", s.entries());
+        }
+        assert_eq!(s.entries(), 6);
+        // The oldest tombstone was evicted: its reuse is refused (unknown), and
+        // revokes nothing.
+        assert_eq!(
+            s.refresh_rotate([10; 32], [30; 32], now + 60, now)
+                .await
+                .unwrap(),
+            Rotation::Invalid
+        );
+        assert!(!s.is_revoked("iss b19").await.unwrap());
+        // The newest tombstone is kept: its reuse revokes the family, with the
+        // access tokens whose records are kept (the newest); the evicted records'
+        // tokens are not.
+        assert_eq!(
+            s.refresh_rotate([19; 32], [31; 32], now + 60, now)
+                .await
+                .unwrap(),
+            Rotation::Reused
+        );
+        assert!(s.is_revoked("iss b19").await.unwrap());
+        assert!(!s.is_revoked("iss b10").await.unwrap());
+        assert_eq!(
+            s.refresh_rotate([20; 32], [32; 32], now + 60, now)
+                .await
+                .unwrap(),
+            Rotation::Invalid
+        );
+        // The quiet family lost its old access record, not its live token.
+        assert!(matches!(
+            s.refresh_rotate([1; 32], [2; 32], now + 60, now).await.unwrap(),
+            Rotation::Rotated(g) if g.family == "quiet"
+        ));
+        assert!(!s.is_revoked("iss q").await.unwrap());
+    }
+
+    /// When only live tokens are left, the oldest live token goes: that session
+    /// must log in again, nobody else's.
+    #[tokio::test]
+    async fn live_tokens_go_last_and_oldest_first() {
+        let s = MemoryStore::with_max_entries(MaxEntries(3));
+        let now = unix_now();
+        for i in 1..=5u8 {
+            s.refresh_issue([i; 32], grant(&format!("f{i}"), now + 60))
+                .await
+                .unwrap();
+        }
+        assert_eq!(s.entries(), 3);
+        for (i, kept) in [(1, false), (2, false), (3, true), (4, true), (5, true)] {
+            let r = s
+                .refresh_rotate([i; 32], [100 + i; 32], now + 60, now)
+                .await
+                .unwrap();
+            assert_eq!(matches!(r, Rotation::Rotated(_)), kept, "{i}");
+        }
     }
 
     #[tokio::test(start_paused = true)]

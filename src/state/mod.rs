@@ -6,6 +6,7 @@
 //! rotation). The in-memory backend is [`memory::MemoryStore`]. Nothing stored here
 //! is a secret: refresh tokens are kept as SHA-256 digests, counters by key.
 
+pub mod families;
 pub mod memory;
 pub mod redis;
 
@@ -18,6 +19,23 @@ pub type Fut<'a, T> = Pin<Box<dyn Future<Output = Result<T, StateError>> + Send 
 
 /// SHA-256 of a refresh token: the token itself is never stored.
 pub type TokenHash = [u8; 32];
+
+/// Default of `[state] max_entries`: refresh-token entries the memory backend holds
+/// (about 200 bytes each, 20 MB at most).
+pub const DEFAULT_MAX_ENTRIES: usize = 100_000;
+/// Smallest `[state] max_entries` accepted.
+pub const MIN_MAX_ENTRIES: usize = 100;
+
+/// `[state] max_entries`: the cap on the memory backend's refresh-token entries
+/// (live tokens, tombstones of spent ones, access-token records); see [`families`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaxEntries(pub usize);
+
+impl Default for MaxEntries {
+    fn default() -> Self {
+        MaxEntries(DEFAULT_MAX_ENTRIES)
+    }
+}
 
 /// The backend could not answer; callers fail closed unless `[state] fail_open`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

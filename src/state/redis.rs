@@ -19,9 +19,11 @@
 //!
 //! Keys (`P` = `[state] key_prefix`):
 //! `P revoked:{iss jti}` (string, expires after the token's `exp`),
-//! `P refresh:{sha256 hex}` (hash: family, sub, scope, exp, spent),
+//! `P refresh:{sha256 hex}` (hash: family, sub, scope, exp, spent; once spent, a
+//! tombstone of family, exp and spent only, whatever the scopes),
 //! `P family:{id}` (hash: revoked) and `P family:{id}:access` (sorted set of the
-//! access tokens issued from the family, scored by `exp`), `P counter:{key}`.
+//! access tokens issued from the family, scored by `exp`, the latest
+//! [`super::families::FAMILY_MAX_ACCESS`] kept), `P counter:{key}`.
 
 use super::{Fut, Hit, RefreshGrant, Rotation, StateError, Store, TokenHash};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -96,7 +98,10 @@ if t[5] == '1' then
   revoke_family(ARGV[1], t[1], now, old_exp + 1)
   return {'reused'}
 end
-redis.call('HSET', KEYS[1], 'spent', '1')
+-- A tombstone: rewritten whole, so it is a small encoding again.
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'family', t[1], 'exp', t[4], 'spent', '1')
+redis.call('EXPIREAT', KEYS[1], old_exp + 1)
 local exp = tonumber(ARGV[2])
 redis.call('HSET', KEYS[2], 'family', t[1], 'sub', t[2], 'scope', t[3], 'exp', exp, 'spent', '0')
 redis.call('EXPIREAT', KEYS[2], exp + 1)
@@ -105,7 +110,7 @@ extend(fam, exp + 1)
 return {'rotated', t[1], t[2], t[3], t[4]}
 ";
 
-/// KEYS: family, family access set. ARGV: prefix, access key, exp, now.
+/// KEYS: family, family access set. ARGV: prefix, access key, exp, now, most kept.
 const LUA_ADD_ACCESS: &str = r"
 local r = redis.call('HGET', KEYS[1], 'revoked')
 if not r then return 0 end
@@ -116,6 +121,7 @@ if r == '1' then
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[4])
 redis.call('ZADD', KEYS[2], exp, ARGV[2])
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -1 - tonumber(ARGV[5]))
 extend(KEYS[2], exp + 1)
 return 0
 ";
@@ -454,6 +460,7 @@ impl Store for RedisStore {
                     .arg(key)
                     .arg(exp)
                     .arg(now)
+                    .arg(super::families::FAMILY_MAX_ACCESS)
                     .invoke_async::<i64>(&mut c)
                     .await
                     .map(|_| ())
