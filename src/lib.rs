@@ -30,6 +30,60 @@ pub mod status;
 pub mod telemetry;
 pub mod tls;
 
+/// The listeners an [`App`](app::App) is served on, bound by the caller (the binary binds
+/// the configured addresses; tests bind port 0 and keep the addresses).
+pub struct Listeners {
+    /// The main listener (`[server] listen`).
+    pub main: tokio::net::TcpListener,
+    /// The admin listener (`[admin] listen`), when wanted.
+    pub admin: Option<tokio::net::TcpListener>,
+}
+
+/// Serves `app` on `listeners` until `shutdown` resolves, then drains (SPEC §6):
+/// readiness fails at once, the listeners close, in-flight requests get
+/// `[server] shutdown_grace`. Returns `Ok(true)` when everything finished in time,
+/// `Ok(false)` when the grace period cut requests off. With `[server] watch`, config
+/// changes are reloaded while it runs. This is what the binary runs and what in-process
+/// tests drive.
+pub async fn serve(
+    app: std::sync::Arc<app::App>,
+    listeners: Listeners,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<bool, tls::TlsError> {
+    let tls = match &app.certs {
+        Some(c) => Some(tls::server_config(c.clone())?),
+        None => None,
+    };
+    let admin = listeners.admin.map(|l| {
+        let local = l.local_addr().ok();
+        tokio::spawn(admin::serve(l, app.clone()));
+        local
+    });
+    {
+        let rt = app.runtime.load();
+        tracing::info!(
+            listen = listeners.main.local_addr().ok().map(|a| a.to_string()),
+            admin = admin.flatten().map(|a| a.to_string()),
+            tls = app.certs.is_some(),
+            routes = rt.config.routes.routes.len(),
+            issuers = rt.config.issuers.len(),
+            upstreams = rt.config.upstreams.len(),
+            "portcullis listening"
+        );
+    }
+    let _watcher = reload::spawn_watcher(app.clone());
+    let drain_app = app.clone();
+    let shutdown = async move {
+        shutdown.await;
+        // Readiness fails at once; the listener closes when server::serve returns.
+        drain_app
+            .draining
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        tracing::info!("shutdown signal received");
+    };
+    Ok(server::serve(listeners.main, app, tls, shutdown).await)
+}
+
 /// Installs the process-wide crypto providers for rustls and jsonwebtoken (both
 /// aws-lc-rs). Safe to call more than once.
 pub fn install_crypto_providers() {

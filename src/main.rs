@@ -176,50 +176,23 @@ fn run(cli: &Cli) -> ExitCode {
 /// Runs until SIGTERM/SIGINT; `Ok(false)` when the drain cut requests off.
 async fn serve(cfg: Config) -> anyhow::Result<bool> {
     let listen = cfg.server.listen;
+    let admin_addr = cfg.admin;
     let app = portcullis::app::App::new(cfg)?;
-    let tls = match &app.certs {
-        Some(c) => Some(portcullis::tls::server_config(c.clone())?),
-        None => None,
-    };
-    let listener = tokio::net::TcpListener::bind(listen)
+    let main = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    let admin = match app.runtime.load().config.admin {
-        Some(addr) => {
-            let l = tokio::net::TcpListener::bind(addr)
+    let admin = match admin_addr {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
                 .await
-                .with_context(|| format!("cannot listen on {addr} ([admin])"))?;
-            let local = l.local_addr().unwrap_or(addr);
-            tokio::spawn(portcullis::admin::serve(l, app.clone()));
-            Some(local)
-        }
+                .with_context(|| format!("cannot listen on {addr} ([admin])"))?,
+        ),
         None => None,
     };
-    {
-        let rt = app.runtime.load();
-        tracing::info!(
-            listen = %listener.local_addr().unwrap_or(listen),
-            admin = admin.map(|a| a.to_string()),
-            tls = app.certs.is_some(),
-            routes = rt.config.routes.routes.len(),
-            issuers = rt.config.issuers.len(),
-            upstreams = rt.config.upstreams.len(),
-            "portcullis listening"
-        );
-    }
     #[cfg(unix)]
     portcullis::reload::spawn_sighup(app.clone());
-    let _watcher = portcullis::reload::spawn_watcher(app.clone());
-    let drain_app = app.clone();
-    let shutdown = async move {
-        shutdown_signal().await;
-        // Readiness fails at once; the listener closes when serve() returns from accept.
-        drain_app
-            .draining
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-        tracing::info!("shutdown signal received");
-    };
-    Ok(portcullis::server::serve(listener, app, tls, shutdown).await)
+    let listeners = portcullis::Listeners { main, admin };
+    Ok(portcullis::serve(app, listeners, shutdown_signal()).await?)
 }
 
 async fn shutdown_signal() {
