@@ -64,9 +64,10 @@ impl Runtime {
                 if old.redis_url != new.redis_url
                     || old.key_prefix != new.key_prefix
                     || old.ca != new.ca
+                    || old.replicas_ack != new.replicas_ack
                 {
                     tracing::warn!(
-                        "[state] backend, url, key_prefix and ca changes take effect at the next restart"
+                        "[state] backend, url, key_prefix, ca and replicas_ack changes take effect at the next restart"
                     );
                 }
                 p.state.clone()

@@ -44,10 +44,11 @@ impl Shared {
     /// every replica), else in this process.
     pub fn new(config: &Config) -> Arc<Shared> {
         match &config.state.redis_url {
-            Some(url) => Self::with_store(Arc::new(RedisStore::new(
+            Some(url) => Self::with_store(Arc::new(RedisStore::with_replicas_ack(
                 url,
                 &config.state.key_prefix,
                 config.state.ca.as_deref(),
+                config.state.replicas_ack,
             ))),
             None => Self::memory(),
         }
@@ -124,6 +125,7 @@ impl Endpoint {
     pub fn new(config: &Config, shared: Arc<Shared>) -> Option<Endpoint> {
         let te = config.token_endpoint.as_ref()?;
         let issuer = config.issuers.get(te.issuer).cloned()?;
+        shared.store.set_issuer(&issuer.iss);
         let jwks = issuer
             .signing
             .as_ref()
