@@ -488,11 +488,11 @@ impl Cluster {
             .unwrap()
     }
 
-    /// Moves `slot` to node `to` the way `redis-cli --cluster reshard` does, one
-    /// key per `MIGRATE` with `pause` between them, so the slot stays half-migrated
-    /// (`MIGRATING` on the source, `IMPORTING` on the target) for a while. Returns
-    /// the number of keys moved.
-    pub fn migrate_slot(&self, slot: u16, to: usize, pause: Duration) -> usize {
+    /// Moves `slot` to node `to` the way `redis-cli --cluster reshard` does,
+    /// `batch` keys per `MIGRATE` with `pause` between them, so the slot stays
+    /// half-migrated (`MIGRATING` on the source, `IMPORTING` on the target) for a
+    /// while. Returns the number of keys moved.
+    pub fn migrate_slot(&self, slot: u16, to: usize, batch: usize, pause: Duration) -> usize {
         let from = self.owner(slot);
         assert_ne!(from, to, "slot already there");
         let (src, dst) = (self.nodes[from].port, self.nodes[to].port);
@@ -515,7 +515,10 @@ impl Cluster {
             let keys: Vec<String> = self
                 .query(
                     src,
-                    redis::cmd("CLUSTER").arg("GETKEYSINSLOT").arg(slot).arg(1),
+                    redis::cmd("CLUSTER")
+                        .arg("GETKEYSINSLOT")
+                        .arg(slot)
+                        .arg(batch),
                 )
                 .unwrap();
             if keys.is_empty() {
@@ -669,6 +672,26 @@ impl Sentinels {
     /// The data nodes other than `port`.
     pub fn others(&self, port: u16) -> impl Iterator<Item = &Node> {
         self.data.iter().filter(move |n| n.port != port)
+    }
+
+    /// Cuts the replicas of primary `port` off the replication stream: each is
+    /// paused (SIGSTOP), then the primary drops their links, so no write made from
+    /// now on reaches them (what the socket buffers held before the cut still does).
+    /// Undone by [`Node::resume`] of each (they resync from whichever primary).
+    pub fn cut_replicas(&self, port: u16) {
+        for n in self.others(port) {
+            n.pause();
+        }
+        let killed: Option<i64> = query(
+            port,
+            self.tls.as_ref(),
+            redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("replica"),
+        );
+        assert_eq!(
+            killed,
+            Some(i64::try_from(self.data.len() - 1).unwrap()),
+            "replica links not cut"
+        );
     }
 
     /// Waits (up to `within`) until every Sentinel names a primary other than `old`
