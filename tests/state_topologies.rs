@@ -277,7 +277,11 @@ async fn load(urls: [String; 2], w: usize, stop: Arc<AtomicBool>, rounds: usize)
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        let (p, q) = if (i + w).is_multiple_of(2) { (0, 1) } else { (1, 0) };
+        let (p, q) = if (i + w).is_multiple_of(2) {
+            (0, 1)
+        } else {
+            (1, 0)
+        };
         let (st, body) = match &rt {
             None => login(&http, &urls[p], "johndoe", "secret").await,
             Some(t) => refresh(&http, &urls[p], t).await,
