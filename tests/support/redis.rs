@@ -128,6 +128,9 @@ pub struct Node {
     child: Option<Child>,
     args: Vec<OsString>,
     tls: bool,
+    /// Its working directory unless told another (a replica writes the RDB it
+    /// received there).
+    dir: tempfile::TempDir,
 }
 
 /// What a [`Node`] is started as.
@@ -149,11 +152,15 @@ impl Node {
         mut directives: impl FnMut(u16) -> Vec<(String, String)>,
     ) -> Node {
         for _ in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
             let port = match role {
                 Role::ClusterNode => free_port_with_bus(),
                 _ => free_port(),
             };
-            let mut d: Vec<(String, String)> = vec![("bind".into(), "127.0.0.1".into())];
+            let mut d: Vec<(String, String)> = vec![
+                ("bind".into(), "127.0.0.1".into()),
+                ("dir".into(), dir.path().display().to_string()),
+            ];
             if !matches!(role, Role::Sentinel(_)) {
                 d.push(("save".into(), String::new()));
                 d.push(("appendonly".into(), "no".into()));
@@ -180,6 +187,7 @@ impl Node {
                 child: None,
                 args,
                 tls: tls.is_some(),
+                dir,
             };
             if n.spawn() {
                 return n;
