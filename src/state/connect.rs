@@ -12,9 +12,8 @@
 //!   follows the new primary.
 //!
 //! With `[state] replicas_ack = N`, operations that must survive a failover run on a
-//! second connection where each script travels with `WAIT N` in one pipeline (so the
-//! wait covers that very write, and no read queues behind a blocked `WAIT`); fewer
-//! than N acknowledgements within [`ACK_TIMEOUT`] fail the operation.
+//! second connection, whose scripts wait for N replicas ([`super::conn`]), so no
+//! read queues behind a blocked `WAIT`.
 //!
 //! Guarantees: connection attempts are bounded by [`CONNECT_TIMEOUT`], a Sentinel
 //! lookup by [`DISCOVERY_TIMEOUT`]; the health task pings every [`PING_INTERVAL`]
@@ -22,18 +21,15 @@
 //! Sentinel) and holds only a weak reference, so it ends with the store.
 
 use arc_swap::ArcSwapOption;
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
-use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
-use redis::{
-    Client, Cmd, ErrorKind, IntoConnectionInfo, RedisError, RedisFuture, RedisResult,
-    TlsCertificates, Value,
-};
+use redis::{Client, ErrorKind, IntoConnectionInfo, RedisError, RedisResult, TlsCertificates};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
+use super::conn::{Conn, Raw};
 use super::topology::{self, Topology};
 
 /// Deadline of one operation (connecting included), after which it fails.
@@ -42,27 +38,10 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Deadline of one Sentinel lookup of the primary (its `ROLE` check included).
 pub const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long `WAIT` waits for `[state] replicas_ack` replicas.
-pub const ACK_TIMEOUT: Duration = Duration::from_millis(500);
 /// Health ping period while Redis answers.
 pub const PING_INTERVAL: Duration = Duration::from_secs(1);
 /// Health ping period while it does not (reconnection is attempted as often).
 pub const PING_INTERVAL_DOWN: Duration = Duration::from_millis(250);
-
-/// A connection of one of the topologies.
-#[derive(Clone)]
-enum Raw {
-    Manager(ConnectionManager),
-    Cluster(ClusterConnection),
-}
-
-/// The connection an operation runs on; `acks > 0`: each script is followed by
-/// `WAIT acks`.
-#[derive(Clone)]
-pub struct Conn {
-    raw: Raw,
-    acks: u32,
-}
 
 /// The everyday connection and, with `replicas_ack`, the one for durable writes.
 #[derive(Clone)]
@@ -168,14 +147,8 @@ impl Link {
         };
         self.start();
         Ok(match (durable, pair.durable) {
-            (true, Some(raw)) => Conn {
-                raw,
-                acks: self.acks,
-            },
-            _ => Conn {
-                raw: pair.main,
-                acks: 0,
-            },
+            (true, Some(raw)) => Conn::new(raw, self.acks),
+            _ => Conn::new(pair.main, 0),
         })
     }
 
@@ -377,84 +350,9 @@ fn target(url: &str, ca: Option<&[u8]>) -> RedisResult<Target> {
     }
 }
 
-/// `EVAL`/`EVALSHA`: the store's writes (and nothing else) wait for replicas.
-fn is_script(cmd: &Cmd) -> bool {
-    matches!(
-        cmd.args_iter().next(),
-        Some(redis::Arg::Simple(name)) if name.eq_ignore_ascii_case(b"EVALSHA") || name.eq_ignore_ascii_case(b"EVAL")
-    )
-}
-
-impl Raw {
-    fn as_like(&mut self) -> &mut (dyn ConnectionLike + Send) {
-        match self {
-            Raw::Manager(c) => c,
-            Raw::Cluster(c) => c,
-        }
-    }
-}
-
-impl ConnectionLike for Conn {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        if self.acks == 0 || !is_script(cmd) {
-            return self.raw.as_like().req_packed_command(cmd);
-        }
-        let acks = self.acks;
-        let mut pipe = redis::pipe();
-        pipe.add_command(cmd.clone())
-            .cmd("WAIT")
-            .arg(acks)
-            .arg(u64::try_from(ACK_TIMEOUT.as_millis()).unwrap_or(u64::MAX));
-        Box::pin(async move {
-            let mut replies = self.raw.as_like().req_packed_commands(&pipe, 0, 2).await?;
-            let (Some(waited), Some(reply)) = (replies.pop(), replies.pop()) else {
-                return Err(RedisError::from((ErrorKind::Parse, "short pipeline reply")));
-            };
-            let reply = match reply {
-                Value::ServerError(e) => return Err(e.into()),
-                v => v,
-            };
-            match waited {
-                Value::Int(n) if n >= i64::from(acks) => Ok(reply),
-                Value::ServerError(e) => Err(e.into()),
-                _ => Err(RedisError::from((
-                    ErrorKind::Client,
-                    "write not acknowledged by [state] replicas_ack replicas in time",
-                ))),
-            }
-        })
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a redis::Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        self.raw
-            .as_like()
-            .req_packed_commands(pipeline, offset, count)
-    }
-
-    fn get_db(&self) -> i64 {
-        match &self.raw {
-            Raw::Manager(c) => c.get_db(),
-            Raw::Cluster(c) => c.get_db(),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_scripts_wait() {
-        assert!(is_script(redis::cmd("EVALSHA").arg("abc").arg(0)));
-        assert!(is_script(&redis::cmd("eval")));
-        assert!(!is_script(redis::cmd("EXISTS").arg("k")));
-        assert!(!is_script(redis::cmd("SCRIPT").arg("LOAD")));
-    }
 
     #[test]
     fn topologies() {

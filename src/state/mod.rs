@@ -6,6 +6,7 @@
 //! rotation). The in-memory backend is [`memory::MemoryStore`]. Nothing stored here
 //! is a secret: refresh tokens are kept as SHA-256 digests, counters by key.
 
+pub mod conn;
 pub mod connect;
 pub mod memory;
 pub mod redis;

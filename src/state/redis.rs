@@ -31,7 +31,8 @@
 //! (to come) are one `SET NX` key each and need no tag either.
 //! Standalone and Sentinel keys carry no tag (the layout of earlier releases).
 
-use super::connect::{Conn, Link};
+use super::conn::Conn;
+use super::connect::Link;
 use super::{Fut, Hit, RefreshGrant, Rotation, StateError, Store, TokenHash};
 use arc_swap::ArcSwap;
 use redis::{RedisError, RedisResult, Script};
