@@ -20,12 +20,17 @@ need_apt() {  # need_apt COMMAND PACKAGE
 need_apt openssl openssl
 # The admin status page is checked in a real headless browser (Debian's chromium).
 need_apt chromium chromium
-# tests/state_redis.rs starts its own redis-server on a free loopback port.
+# tests/state_redis.rs and tests/state_topologies.rs start their own redis-server
+# processes (standalone, Cluster via redis-cli --cluster create, Sentinel) on free
+# loopback ports (tests/support/redis.rs).
 need_apt redis-server redis-server
 # tests/security_hosts.rs puts a real nginx (virtual hosts) behind portcullis
 # (tests/support/nginx.rs starts it on a free loopback port as one foreground process).
 need_apt nginx nginx
 export PORTCULLIS_NGINX="${PORTCULLIS_NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}"
+need_apt redis-cli redis-tools
+export PORTCULLIS_REDIS_SERVER="${PORTCULLIS_REDIS_SERVER:-$(command -v redis-server)}"
+export PORTCULLIS_REDIS_CLI="${PORTCULLIS_REDIS_CLI:-$(command -v redis-cli)}"
 
 # ---- deploy tooling (issue #7; used by tests/deploy.rs) ----------------------
 # Pinned PyPI tools in a venv outside the work tree, installed only when missing:

@@ -65,9 +65,10 @@ impl Runtime {
                     || old.key_prefix != new.key_prefix
                     || old.ca != new.ca
                     || old.max_entries != new.max_entries
+                    || old.replicas_ack != new.replicas_ack
                 {
                     tracing::warn!(
-                        "[state] backend, url, key_prefix, ca and max_entries changes take effect at the next restart"
+                        "[state] backend, url, key_prefix, ca, max_entries and replicas_ack changes take effect at the next restart"
                     );
                 }
                 p.state.clone()

@@ -128,6 +128,8 @@ pub fn config_json(cfg: &Config) -> Value {
         "state": {
             "backend": if cfg.state.redis_url.is_some() { "redis" } else { "memory" },
             "url": cfg.state.redis_url.as_deref().map(redact_url),
+            "topology": cfg.state.redis_url.as_deref().map(crate::state::topology::name),
+            "replicas_ack": cfg.state.replicas_ack,
             "key_prefix": cfg.state.key_prefix,
             "fail_open": cfg.state.fail_open,
         },

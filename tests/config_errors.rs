@@ -469,3 +469,42 @@ async fn state_max_entries_is_checked() {
     let line = assert_check_error(&text, &["max_entry = 100"]).await;
     assert!(line.contains("unknown field `max_entry`"), "{line}");
 }
+
+/// `[state] url` takes Redis Cluster and Sentinel URLs (SPEC §11); a malformed one,
+/// a `replicas_ack` out of range and a `ca` without TLS are reported at their line,
+/// without echoing the password.
+#[tokio::test]
+async fn state_topology_urls() {
+    let with_state = |state: &str| format!("{}\n[state]\nbackend = \"redis\"\n{state}\n", valid());
+    for url in [
+        "redis+cluster://127.0.0.1:7000,127.0.0.1:7001",
+        "rediss+cluster://user:pw@10.0.0.1:6379,10.0.0.2:6379",
+        "redis+sentinel://127.0.0.1:26379,127.0.0.1:26380/mymaster",
+        "rediss+sentinel://:pw@s1:26379/mymaster/2",
+    ] {
+        let (_dir, _path, out) =
+            check(&with_state(&format!("url = \"{url}\"\nreplicas_ack = 1"))).await;
+        out.assert_code(0);
+    }
+    for (bad, what) in [
+        (
+            "url = \"redis+cluster://user:hunter2@h1:7000,h2:notaport\"",
+            "invalid [state] url",
+        ),
+        (
+            "url = \"redis+sentinel://user:hunter2@s1:26379\"",
+            "invalid [state] url",
+        ),
+        ("url = \"redis+cluster://h1:7000/2\"", "database 0"),
+    ] {
+        let err = assert_check_error(&with_state(bad), &[bad]).await;
+        assert!(err.contains(what), "{err}");
+        assert!(!err.contains("hunter2"), "password echoed: {err}");
+    }
+    let text = with_state("url = \"redis+cluster://h1:7000\"\nreplicas_ack = -1");
+    let err = assert_check_error(&text, &["replicas_ack"]).await;
+    assert!(err.contains("between 0 and 16"), "{err}");
+    let text = with_state("url = \"redis+cluster://h1:7000\"\nca = \"ca.pem\"");
+    let err = assert_check_error(&text, &["ca = "]).await;
+    assert!(err.contains("rediss+cluster://"), "{err}");
+}

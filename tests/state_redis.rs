@@ -6,8 +6,11 @@
 //! drop): revocation through A seen by B at once, one refresh token redeemed on A
 //! and B at the same time, login limits counted across both, Redis killed (503,
 //! `/readyz` 503) and restarted (service resumes, no portcullis restart).
-//! `scripts/test-all.sh` installs `redis-server` when missing.
+//! `scripts/test-all.sh` installs `redis-server` when missing; the server is
+//! `support::redis::Redis` (the Cluster and Sentinel suites are `state_topologies`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
 
 use portcullis::state::memory::{unix_now, MemoryStore};
 use portcullis::state::redis::RedisStore;
@@ -18,6 +21,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::redis::Redis;
 
 /// The FastAPI tutorial's bcrypt hash of "secret" (cost 12).
 const HASH: &str = "$2b$12$EixZaYVK1fsbw1ZfbX3OXePaWxn96p36WQoeG6Lruj3vjPGga31lW";
@@ -28,124 +32,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-// ---- a real redis-server -----------------------------------------------------
-
-/// A `redis-server` on a loopback port, without persistence; killed on drop.
-struct Redis {
-    port: u16,
-    child: Option<Child>,
-    /// TLS only: the directory with the server's certificate and key, and the CA (PEM).
-    tls: Option<(tempfile::TempDir, String)>,
-}
-
-impl Redis {
-    fn start() -> Redis {
-        let mut r = Redis {
-            port: free_port(),
-            child: None,
-            tls: None,
-        };
-        r.restart();
-        r
-    }
-
-    /// TLS only (`--port 0 --tls-port N`), with a certificate for 127.0.0.1 from a
-    /// fresh CA.
-    fn start_tls() -> Redis {
-        let dir = tempfile::tempdir().unwrap();
-        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca.distinguished_name
-            .push(rcgen::DnType::CommonName, "redis test CA");
-        let ca_key = rcgen::KeyPair::generate().unwrap();
-        let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
-        let issuer = rcgen::Issuer::new(ca, ca_key);
-        let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = leaf.signed_by(&key, &issuer).unwrap();
-        std::fs::write(dir.path().join("tls.crt"), cert.pem()).unwrap();
-        std::fs::write(dir.path().join("tls.key"), key.serialize_pem()).unwrap();
-        let mut r = Redis {
-            port: free_port(),
-            child: None,
-            tls: Some((dir, ca_pem)),
-        };
-        r.restart();
-        r
-    }
-
-    fn url(&self) -> String {
-        let scheme = if self.tls.is_some() {
-            "rediss"
-        } else {
-            "redis"
-        };
-        format!("{scheme}://127.0.0.1:{}/0", self.port)
-    }
-
-    /// (Re)starts the server on the same port and waits for `PONG`.
-    fn restart(&mut self) {
-        assert!(self.child.is_none(), "already running");
-        let port = self.port.to_string();
-        let mut cmd = Command::new("redis-server");
-        match &self.tls {
-            None => cmd.args(["--port", &port]),
-            Some((dir, _)) => cmd
-                .args([
-                    "--port",
-                    "0",
-                    "--tls-port",
-                    &port,
-                    "--tls-auth-clients",
-                    "no",
-                ])
-                .arg("--tls-cert-file")
-                .arg(dir.path().join("tls.crt"))
-                .arg("--tls-key-file")
-                .arg(dir.path().join("tls.key")),
-        };
-        let child = cmd
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server not found: scripts/test-all.sh installs it (apt-get)");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        // TLS: listening is the signal (a plain PING cannot be spoken there).
-        while !(if self.tls.is_some() {
-            TcpStream::connect(("127.0.0.1", self.port)).is_ok()
-        } else {
-            self.pong()
-        }) {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn pong(&self) -> bool {
-        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
-        let mut buf = [0u8; 7];
-        s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }
 
 // ---- the Store contract, both backends ---------------------------------------
@@ -535,7 +421,7 @@ async fn spent_refresh_tokens_are_small_tombstones() {
 async fn contract_rediss_with_ca() {
     portcullis::install_crypto_providers();
     let redis = Redis::start_tls();
-    let ca = redis.tls.as_ref().unwrap().1.clone();
+    let ca = redis.ca_pem().unwrap().to_owned();
     let s: Arc<dyn Store> = Arc::new(RedisStore::new(&redis.url(), "tls:", Some(ca.as_bytes())));
     let up = eventually(Duration::from_secs(5), || async { s.reachable() }).await;
     assert!(up, "never reached redis over TLS");

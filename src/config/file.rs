@@ -194,17 +194,21 @@ pub struct RawCache {
 pub struct RawState {
     /// `memory` (default) or `redis`.
     pub backend: Option<Spanned<EnvStr>>,
-    /// Redis URL (`redis://` or `rediss://`).
+    /// Redis URL: `redis[s]://` (one server), `redis[s]+cluster://h1:p1,h2:p2`
+    /// (Redis Cluster) or `redis[s]+sentinel://s1:p1,s2:p2/NAME` (Sentinel).
     pub url: Option<Spanned<EnvStr>>,
     /// Prefix for every Redis key.
     pub key_prefix: Option<EnvStr>,
     /// Serve when the state backend is unreachable (default false: fail closed).
     pub fail_open: Option<bool>,
-    /// Extra trust root (PEM) for a `rediss://` url (instead of the webpki roots).
+    /// Extra trust root (PEM) for a `rediss` url (instead of the webpki roots).
     pub ca: Option<Spanned<EnvStr>>,
     /// Memory backend: refresh-token entries held at most (default 100000, at least
     /// 100); over it the oldest spent ones are evicted first.
     pub max_entries: Option<Spanned<i64>>,
+    /// Replicas that must acknowledge (`WAIT`) a revocation or refresh-token write
+    /// before it counts (default 0: the primary's word).
+    pub replicas_ack: Option<Spanned<i64>>,
 }
 
 /// A claim rule value: one value or several.

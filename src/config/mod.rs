@@ -127,6 +127,9 @@ pub struct TokenEndpoint {
     pub refresh_ttl: Duration,
 }
 
+/// Most replicas `[state] replicas_ack` may ask for.
+pub const MAX_REPLICAS_ACK: u32 = 16;
+
 /// `[state]`, compiled.
 #[derive(Debug, Clone, Default)]
 pub struct State {
@@ -136,10 +139,12 @@ pub struct State {
     pub key_prefix: String,
     /// Serve when the backend is down.
     pub fail_open: bool,
-    /// Trust roots (PEM, read at load) for `rediss://`; `None`: the webpki roots.
+    /// Trust roots (PEM, read at load) for `rediss`; `None`: the webpki roots.
     pub ca: Option<Vec<u8>>,
     /// Cap on the memory backend's refresh-token entries.
     pub max_entries: crate::state::MaxEntries,
+    /// Replicas that acknowledge each durable write (`WAIT`); 0: none.
+    pub replicas_ack: u32,
 }
 
 /// The whole compiled configuration.
@@ -689,11 +694,27 @@ impl Compiler<'_> {
         let ca =
             s.ca.as_ref()
                 .and_then(|c| self.state_ca(c, redis_url.as_deref()));
+        let replicas_ack = s.replicas_ack.as_ref().map_or(0, |n| {
+            let v = u32::try_from(*n.get_ref())
+                .ok()
+                .filter(|v| *v <= MAX_REPLICAS_ACK);
+            if v.is_none() {
+                self.rep.at(
+                    n.span(),
+                    format!("`replicas_ack` must be between 0 and {MAX_REPLICAS_ACK}"),
+                );
+            } else if backend != "redis" {
+                self.rep
+                    .at(n.span(), "`replicas_ack` needs `backend = \"redis\"`");
+            }
+            v.unwrap_or(0)
+        });
         let max_entries = self.max_entries(s.max_entries.as_ref());
         State {
             redis_url,
             ca,
             max_entries,
+            replicas_ack,
             key_prefix: s
                 .key_prefix
                 .map_or_else(|| "portcullis:".to_owned(), |p| p.0),
@@ -701,7 +722,6 @@ impl Compiler<'_> {
         }
     }
 
-    /// Reads `[state] ca`: PEM certificates, only with a `rediss://` url.
     /// `[state] max_entries`.
     fn max_entries(&mut self, n: Option<&Spanned<i64>>) -> crate::state::MaxEntries {
         use crate::state::{MaxEntries, MIN_MAX_ENTRIES};
@@ -720,11 +740,14 @@ impl Compiler<'_> {
         }
     }
 
+    /// Reads `[state] ca`: PEM certificates, only with a `rediss` url.
     fn state_ca(&mut self, c: &Spanned<values::EnvStr>, url: Option<&str>) -> Option<Vec<u8>> {
         use rustls_pki_types::pem::PemObject;
-        if !url.is_some_and(|u| u.starts_with("rediss://")) {
-            self.rep
-                .at(c.span(), "`ca` needs a rediss:// `url` (TLS to Redis)");
+        if !url.is_some_and(crate::state::topology::is_tls) {
+            self.rep.at(
+                c.span(),
+                "`ca` needs a rediss:// (or rediss+cluster://, rediss+sentinel://) `url` (TLS to Redis)",
+            );
             return None;
         }
         let path = self.resolve(&c.get_ref().0);

@@ -48,10 +48,11 @@ impl Shared {
     /// every replica), else in this process.
     pub fn new(config: &Config) -> Arc<Shared> {
         match &config.state.redis_url {
-            Some(url) => Self::with_store(Arc::new(RedisStore::new(
+            Some(url) => Self::with_store(Arc::new(RedisStore::with_replicas_ack(
                 url,
                 &config.state.key_prefix,
                 config.state.ca.as_deref(),
+                config.state.replicas_ack,
             ))),
             None => Self::with_store(Arc::new(MemoryStore::with_max_entries(
                 config.state.max_entries,
@@ -138,6 +139,7 @@ impl Endpoint {
                 "users file mixes password hash parameters: login timing tells those users                  from unknown ones (`portcullis check` lists them)"
             );
         }
+        shared.store.set_issuer(&issuer.iss);
         let jwks = issuer
             .signing
             .as_ref()

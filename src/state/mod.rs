@@ -6,9 +6,12 @@
 //! rotation). The in-memory backend is [`memory::MemoryStore`]. Nothing stored here
 //! is a secret: refresh tokens are kept as SHA-256 digests, counters by key.
 
+pub mod conn;
+pub mod connect;
 pub mod families;
 pub mod memory;
 pub mod redis;
+pub mod topology;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -118,4 +121,9 @@ pub trait Store: Send + Sync + 'static {
     fn reachable(&self) -> bool {
         true
     }
+
+    /// The built-in issuer's `iss` (called at every config load): a backend that
+    /// shards keys (Redis Cluster) keeps the refresh families in the slot of that
+    /// issuer's revocations. A change ends the families started before it.
+    fn set_issuer(&self, _iss: &str) {}
 }

@@ -1,51 +1,55 @@
 //! The Redis [`Store`] (`[state] backend = "redis"`): revocations, refresh-token
 //! families and failed-login counters shared by every replica.
 //!
-//! One multiplexed connection ([`ConnectionManager`]: concurrent commands are
-//! pipelined on it, and it reconnects by itself after a drop) is opened on first use.
-//! Every operation is one round trip: a single command, one `MULTI`, or one Lua
-//! script (refresh rotation and family revocation), so it is atomic across replicas:
-//! a spent refresh token is redeemed at most once however many replicas see it at
-//! the same time. Every key carries a TTL (the token's `exp`, the counter's window),
-//! so Redis holds only what is live. Requires Redis 7.0+ (`EXPIRE ... NX|GT`);
-//! standalone or a primary behind a failover-following address, not Cluster (the scripts touch
-//! keys they derive).
+//! The connection (standalone, Redis Cluster or Sentinel-discovered primary) is
+//! [`super::connect`]'s. Every operation is one round trip: a single command or one
+//! Lua script (refresh rotation and family revocation), so it is atomic across
+//! replicas: a spent refresh token is redeemed at most once however many replicas
+//! see it at the same time. Every key carries a TTL (the token's `exp`, the
+//! counter's window), so Redis holds only what is live. Requires Redis 7.0+
+//! (`EXPIRE ... NX|GT`).
 //!
 //! Guarantees: every command is bounded by [`COMMAND_TIMEOUT`]; a failure is a
 //! [`StateError`] (callers fail closed), counted in `portcullis_state_errors_total`;
-//! a background ping every [`PING_INTERVAL`] keeps [`Store::reachable`] current for
-//! `/readyz` and drives reconnection while no request does. Refresh tokens are
-//! stored as SHA-256 digests; no token or password reaches Redis or a log line.
+//! a background health check keeps [`Store::reachable`] current for `/readyz` and
+//! drives reconnection while no request does. Refresh tokens are stored as SHA-256
+//! digests; no token or password reaches Redis or a log line.
 //!
-//! Keys (`P` = `[state] key_prefix`):
-//! `P revoked:{iss jti}` (string, expires after the token's `exp`),
-//! `P refresh:{sha256 hex}` (hash: family, sub, scope, exp, spent; once spent, a
+//! Keys (`P` = `[state] key_prefix`; `T` = a hash tag, on Redis Cluster only):
+//! `P T revoked:{iss jti}` (string, expires after the token's `exp`),
+//! `P T refresh:{sha256 hex}` (hash: family, sub, scope, exp, spent; once spent, a
 //! tombstone of family, exp and spent only, whatever the scopes),
-//! `P family:{id}` (hash: revoked) and `P family:{id}:access` (sorted set of the
+//! `P T family:{id}` (hash: revoked) and `P T family:{id}:access` (sorted set of the
 //! access tokens issued from the family, scored by `exp`, the latest
 //! [`super::families::FAMILY_MAX_ACCESS`] kept), `P counter:{key}`.
+//! On a cluster every key one script touches must live in one slot: `T` is
+//! `{iss}` (the issuer, up to its first space; hashed when it holds a brace), for a
+//! revocation that of its token and for the refresh families that of the built-in
+//! issuer ([`Store::set_issuer`]), so a family's revocation can write its access
+//! tokens' revocations in the same script. Counters are one key each (no tag).
+//! Scripts that derive keys declare the ones they can (an undeclared key of a slot
+//! being migrated cannot be checked by the server), so a slot in migration answers
+//! `TRYAGAIN` (retried, then 503) rather than half-running a script. DPoP replay keys
+//! (to come) are one `SET NX` key each and need no tag either.
+//! Standalone and Sentinel keys carry no tag (the layout of earlier releases).
 
+use super::conn::Conn;
+use super::connect::Link;
 use super::{Fut, Hit, RefreshGrant, Rotation, StateError, Store, TokenHash};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, RedisError, RedisResult, Script};
+use arc_swap::ArcSwap;
+use redis::{RedisError, RedisResult, Script};
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
-/// Deadline of one operation (connecting included), after which it fails.
-pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
-/// Deadline of one connection attempt.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-/// Health ping period while Redis answers.
-pub const PING_INTERVAL: Duration = Duration::from_secs(1);
-/// Health ping period while it does not (reconnection is attempted as often).
-pub const PING_INTERVAL_DOWN: Duration = Duration::from_millis(250);
+pub use super::connect::COMMAND_TIMEOUT;
 
 /// Shared Lua helpers, prepended to the scripts that need them.
 /// `extend`: give `key` an expiry at `at`, or push a later one (never shorten).
 /// `revoke`: mark access token key `k` revoked until `at`.
-/// `revoke_family`: mark family `id` revoked and revoke its live access tokens.
+/// `revoke_family`: revoke the live access tokens of family `id`, then mark it
+/// revoked (in that order: should a write fail midway, as on a cluster slot being
+/// migrated, the family is not marked and the next attempt does it all again).
 const LUA_PRELUDE: &str = r"
 local function extend(key, at)
   redis.call('EXPIREAT', key, at, 'NX')
@@ -57,13 +61,13 @@ local function revoke(k, at)
 end
 local function revoke_family(p, id, now, fam_at)
   local fam = p .. 'family:' .. id
-  redis.call('HSET', fam, 'revoked', '1')
-  redis.call('EXPIREAT', fam, fam_at, 'NX')
   local acc = fam .. ':access'
   local list = redis.call('ZRANGE', acc, now, '+inf', 'BYSCORE', 'WITHSCORES')
   for i = 1, #list, 2 do
     revoke(p .. 'revoked:' .. list[i], tonumber(list[i + 1]) + 1)
   end
+  redis.call('HSET', fam, 'revoked', '1')
+  redis.call('EXPIREAT', fam, fam_at, 'NX')
   redis.call('DEL', acc)
 end
 ";
@@ -135,12 +139,28 @@ revoke_family(ARGV[1], t[1], now, tonumber(t[2]) + 1)
 return 1
 ";
 
+/// KEYS: counter. ARGV: window (ms). Returns {count, pttl}.
+const LUA_COUNTER_HIT: &str = r"
+local n = redis.call('INCR', KEYS[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[1], 'NX')
+return {n, redis.call('PTTL', KEYS[1])}
+";
+
+/// KEYS: counter. Returns {count, pttl}, or nil when no window is open.
+const LUA_COUNTER_GET: &str = r"
+local n = redis.call('GET', KEYS[1])
+if not n then return false end
+return {tonumber(n), redis.call('PTTL', KEYS[1])}
+";
+
 struct Scripts {
     revoke: Script,
     issue: Script,
     rotate: Script,
     add_access: Script,
     refresh_revoke: Script,
+    counter_hit: Script,
+    counter_get: Script,
 }
 
 impl Scripts {
@@ -152,20 +172,29 @@ impl Scripts {
             rotate: with(LUA_ROTATE),
             add_access: with(LUA_ADD_ACCESS),
             refresh_revoke: with(LUA_REFRESH_REVOKE),
+            counter_hit: Script::new(LUA_COUNTER_HIT),
+            counter_get: Script::new(LUA_COUNTER_GET),
         }
     }
 }
 
+/// Operations whose effect must survive a failover: with `[state] replicas_ack`
+/// they are acknowledged by that many replicas (the counters are not: a failover
+/// may forget a few failed logins, never a revocation or a spent refresh token).
+const DURABLE: &[&str] = &[
+    "revoke",
+    "refresh_issue",
+    "refresh_rotate",
+    "family_add_access",
+    "refresh_revoke",
+];
+
 struct Inner {
-    /// `None` when the URL did not parse (config validation prevents it): every
-    /// operation fails, closed.
-    client: Option<Client>,
+    link: Arc<Link>,
     prefix: String,
-    conn: OnceLock<ConnectionManager>,
-    /// The last ping (or command) reached Redis.
-    up: AtomicBool,
-    /// The health task runs.
-    started: AtomicBool,
+    /// `{tag}` of the built-in issuer (Cluster only; empty otherwise): the refresh
+    /// families live in the slot of that issuer's revocations.
+    family_tag: ArcSwap<String>,
     scripts: Scripts,
 }
 
@@ -174,53 +203,34 @@ pub struct RedisStore {
     inner: Arc<Inner>,
 }
 
-/// Checks a `[state] url`: `redis://` or `rediss://` (TLS), well formed.
+/// Checks a `[state] url` (see [`super::topology::parse`]).
 pub fn check_url(url: &str) -> Result<(), String> {
-    if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-        return Err("must start with redis:// or rediss:// (TLS)".into());
-    }
-    // The parser's message may quote the URL, password included: say it in our words.
-    Client::open(url).map(|_| ()).map_err(|_| {
-        "not a valid Redis URL (redis[s]://[user:password@]host[:port][/db])".to_owned()
-    })
+    super::topology::parse(url).map(|_| ())
 }
 
 impl RedisStore {
     /// A store on `url` with every key under `prefix`. Nothing connects until the
     /// first operation (or the health task, started now when inside a tokio runtime).
-    /// With `ca` (PEM), a `rediss://` server is verified against it instead of the
-    /// webpki roots.
+    /// With `ca` (PEM), a TLS server is verified against it instead of the webpki
+    /// roots.
     pub fn new(url: &str, prefix: &str, ca: Option<&[u8]>) -> RedisStore {
-        let client = match ca {
-            Some(pem) => Client::build_with_tls(
-                url,
-                redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(pem.to_vec()),
-                },
-            ),
-            None => Client::open(url),
-        };
-        let client = match client {
-            Ok(c) => Some(c),
-            Err(e) => {
-                tracing::error!(error = %e, "[state] url unusable: state operations will fail");
-                None
-            }
-        };
+        Self::with_replicas_ack(url, prefix, ca, 0)
+    }
+
+    /// [`RedisStore::new`] whose durable writes wait for `acks` replicas
+    /// (`[state] replicas_ack`).
+    pub fn with_replicas_ack(url: &str, prefix: &str, ca: Option<&[u8]>, acks: u32) -> RedisStore {
+        let link = Arc::new(Link::new(url, ca, acks));
+        link.start();
         let store = RedisStore {
             inner: Arc::new(Inner {
-                client,
+                link,
                 prefix: prefix.to_owned(),
-                conn: OnceLock::new(),
-                up: AtomicBool::new(false),
-                started: AtomicBool::new(false),
+                family_tag: ArcSwap::from_pointee(String::new()),
                 scripts: Scripts::new(),
             }),
         };
-        if tokio::runtime::Handle::try_current().is_ok() {
-            store.inner.start();
-        }
+        store.set_issuer("");
         store
     }
 
@@ -233,22 +243,41 @@ impl RedisStore {
         k
     }
 
+    /// The prefix of the keys of the refresh families (and of the revocations their
+    /// scripts write): `P` plus, on a cluster, the built-in issuer's tag.
+    fn family_prefix(&self) -> String {
+        format!("{}{}", self.inner.prefix, self.inner.family_tag.load())
+    }
+
+    /// The prefix for the family of access token `key` (`iss jti`): that issuer's tag.
+    fn prefix_of(&self, key: &str) -> String {
+        if self.inner.link.is_cluster() {
+            format!("{}{}", self.inner.prefix, hash_tag(key))
+        } else {
+            self.inner.prefix.clone()
+        }
+    }
+
+    fn revoked_key(&self, key: &str) -> String {
+        format!("{}revoked:{key}", self.prefix_of(key))
+    }
+
     fn token_key(&self, t: &TokenHash) -> String {
-        self.key("refresh:", &hex(t))
+        format!("{}refresh:{}", self.family_prefix(), hex(t))
     }
 
     /// Runs one operation on the connection: bounded by [`COMMAND_TIMEOUT`], errors
     /// counted and turned into [`StateError`].
     async fn run<T, F, Fu>(&self, op: &'static str, f: F) -> Result<T, StateError>
     where
-        F: FnOnce(ConnectionManager) -> Fu,
+        F: FnOnce(Conn) -> Fu,
         Fu: Future<Output = RedisResult<T>>,
     {
-        let inner = &self.inner;
-        let err = match inner.conn() {
+        let link = &self.inner.link;
+        let err = match link.conn(DURABLE.contains(&op)) {
             Ok(c) => match tokio::time::timeout(COMMAND_TIMEOUT, f(c)).await {
                 Ok(Ok(v)) => {
-                    inner.set_up(true);
+                    link.answered();
                     return Ok(v);
                 }
                 Ok(Err(e)) => e,
@@ -256,86 +285,43 @@ impl RedisStore {
             },
             Err(e) => e,
         };
-        if err.is_io_error() || err.is_timeout() || err.is_connection_dropped() {
-            inner.set_up(false);
-        }
+        link.failed(&err);
         crate::metrics::state_error(op);
         Err(StateError(format!("redis {op}: {err}")))
     }
+
+    /// On a cluster, the family keys of refresh token key `tk`, so the script that
+    /// revokes the family declares them (see the module doc); elsewhere none.
+    async fn family_keys(&self, tk: &str) -> Result<Vec<String>, StateError> {
+        if !self.inner.link.is_cluster() {
+            return Ok(Vec::new());
+        }
+        let family: Option<String> = self
+            .run("refresh_revoke", |mut c| async move {
+                redis::cmd("HGET")
+                    .arg(tk)
+                    .arg("family")
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(family.map_or_else(Vec::new, |id| {
+            let fk = format!("{}family:{id}", self.family_prefix());
+            vec![format!("{fk}:access"), fk]
+        }))
+    }
 }
 
-impl Inner {
-    /// The connection manager, created on first use (inside the runtime).
-    fn conn(self: &Arc<Self>) -> RedisResult<ConnectionManager> {
-        if let Some(c) = self.conn.get() {
-            return Ok(c.clone());
-        }
-        let Some(client) = &self.client else {
-            return Err(RedisError::from((
-                redis::ErrorKind::InvalidClientConfig,
-                "invalid [state] url",
-            )));
-        };
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(COMMAND_TIMEOUT))
-            // One attempt per reconnection: the next command or ping starts another,
-            // so commands never queue behind a long back-off.
-            .set_number_of_retries(0);
-        let made = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
-        self.start();
-        Ok(self.conn.get_or_init(|| made).clone())
+/// The Redis Cluster hash tag of `s` (an issuer, or an `iss jti` key): `{iss}` with
+/// `iss` cut at its first space, so a key and its issuer agree; hashed when empty or
+/// holding a brace (which would end or void the tag).
+fn hash_tag(s: &str) -> String {
+    let iss = s.split(' ').next().unwrap_or_default();
+    if !iss.is_empty() && !iss.contains(['{', '}']) {
+        return format!("{{{iss}}}");
     }
-
-    /// Starts the health task once: it holds only a weak reference and ends with
-    /// the store.
-    fn start(self: &Arc<Self>) {
-        if self.started.swap(true, Ordering::Relaxed) {
-            return;
-        }
-        let weak: Weak<Inner> = Arc::downgrade(self);
-        tokio::spawn(async move {
-            loop {
-                let Some(inner) = weak.upgrade() else {
-                    return;
-                };
-                let ok = inner.ping().await;
-                inner.set_up(ok);
-                drop(inner);
-                let wait = if ok {
-                    PING_INTERVAL
-                } else {
-                    PING_INTERVAL_DOWN
-                };
-                tokio::time::sleep(wait).await;
-            }
-        });
-    }
-
-    /// Records whether Redis answered; logs the changes.
-    fn set_up(&self, ok: bool) {
-        if self.up.load(Ordering::Relaxed) == ok || self.up.swap(ok, Ordering::Relaxed) == ok {
-            return;
-        }
-        if ok {
-            tracing::info!("state backend (redis) reachable");
-        } else {
-            tracing::error!("state backend (redis) unreachable");
-        }
-    }
-
-    async fn ping(self: &Arc<Self>) -> bool {
-        let Ok(mut c) = self.conn() else {
-            return false;
-        };
-        let ping = redis::cmd("PING");
-        let fut = ping.query_async::<String>(&mut c);
-        let ok = matches!(tokio::time::timeout(COMMAND_TIMEOUT, fut).await, Ok(Ok(_)));
-        if !ok {
-            crate::metrics::state_error("ping");
-        }
-        ok
-    }
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, iss.as_bytes());
+    format!("{{{}}}", hex(&d.as_ref()[..8]))
 }
 
 /// Lowercase hex of a digest.
@@ -376,7 +362,7 @@ impl Store for RedisStore {
             if until < super::memory::unix_now() {
                 return Ok(()); // already expired: nothing to remember
             }
-            let k = self.key("revoked:", key);
+            let k = self.revoked_key(key);
             let s = &self.inner.scripts.revoke;
             self.run("revoke", |mut c| async move {
                 s.key(k)
@@ -391,7 +377,7 @@ impl Store for RedisStore {
 
     fn is_revoked<'a>(&'a self, key: &'a str) -> Fut<'a, bool> {
         Box::pin(async move {
-            let k = self.key("revoked:", key);
+            let k = self.revoked_key(key);
             self.run("is_revoked", |mut c| async move {
                 redis::cmd("EXISTS").arg(k).query_async::<u64>(&mut c).await
             })
@@ -403,7 +389,7 @@ impl Store for RedisStore {
     fn refresh_issue(&self, token: TokenHash, grant: RefreshGrant) -> Fut<'_, ()> {
         Box::pin(async move {
             let tk = self.token_key(&token);
-            let fk = self.key("family:", &grant.family);
+            let fk = format!("{}family:{}", self.family_prefix(), grant.family);
             let s = &self.inner.scripts.issue;
             self.run("refresh_issue", |mut c| async move {
                 s.key(tk)
@@ -430,7 +416,7 @@ impl Store for RedisStore {
         Box::pin(async move {
             let (ok, nk) = (self.token_key(&old), self.token_key(&new));
             let s = &self.inner.scripts.rotate;
-            let prefix = &self.inner.prefix;
+            let prefix = &self.family_prefix();
             let v = self
                 .run("refresh_rotate", |mut c| async move {
                     s.key(ok)
@@ -448,10 +434,10 @@ impl Store for RedisStore {
 
     fn family_add_access<'a>(&'a self, family: &'a str, key: &'a str, exp: u64) -> Fut<'a, ()> {
         Box::pin(async move {
-            let fk = self.key("family:", family);
+            let prefix = &self.prefix_of(key);
+            let fk = format!("{prefix}family:{family}");
             let ak = format!("{fk}:access");
             let s = &self.inner.scripts.add_access;
-            let prefix = &self.inner.prefix;
             let now = super::memory::unix_now();
             self.run("family_add_access", |mut c| async move {
                 s.key(fk)
@@ -472,14 +458,15 @@ impl Store for RedisStore {
     fn refresh_revoke(&self, token: TokenHash, now: u64) -> Fut<'_, bool> {
         Box::pin(async move {
             let tk = self.token_key(&token);
+            let declared = self.family_keys(&tk).await?;
             let s = &self.inner.scripts.refresh_revoke;
-            let prefix = &self.inner.prefix;
+            let prefix = &self.family_prefix();
             self.run("refresh_revoke", |mut c| async move {
-                s.key(tk)
-                    .arg(prefix)
-                    .arg(now)
-                    .invoke_async::<i64>(&mut c)
-                    .await
+                let mut call = s.key(tk);
+                for k in declared {
+                    call.key(k);
+                }
+                call.arg(prefix).arg(now).invoke_async::<i64>(&mut c).await
             })
             .await
             .map(|n| n == 1)
@@ -490,19 +477,10 @@ impl Store for RedisStore {
         Box::pin(async move {
             let k = self.key("counter:", key);
             let ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1);
+            let s = &self.inner.scripts.counter_hit;
             let (count, pttl): (u64, i64) = self
                 .run("counter_hit", |mut c| async move {
-                    redis::pipe()
-                        .atomic()
-                        .incr(&k, 1)
-                        .cmd("PEXPIRE")
-                        .arg(&k)
-                        .arg(ms)
-                        .arg("NX")
-                        .ignore()
-                        .pttl(&k)
-                        .query_async(&mut c)
-                        .await
+                    s.key(k).arg(ms).invoke_async(&mut c).await
                 })
                 .await?;
             Ok(Hit {
@@ -515,21 +493,17 @@ impl Store for RedisStore {
     fn counter_get<'a>(&'a self, key: &'a str) -> Fut<'a, Option<Hit>> {
         Box::pin(async move {
             let k = self.key("counter:", key);
-            let (count, pttl): (Option<u64>, i64) = self
+            let s = &self.inner.scripts.counter_get;
+            let hit: Option<(u64, i64)> = self
                 .run("counter_get", |mut c| async move {
-                    redis::pipe()
-                        .atomic()
-                        .get(&k)
-                        .pttl(&k)
-                        .query_async(&mut c)
-                        .await
+                    s.key(k).invoke_async(&mut c).await
                 })
                 .await?;
             // A value means the window is open: Redis expires a key only once `now >
             // when`, so PTTL reads 0 during its last millisecond while GET (and the
             // next INCR) still see it. Report at least 1 ms left then, so a caller
             // never sees "closed" for a window the next hit would still count in.
-            Ok(count.map(|count| Hit {
+            Ok(hit.map(|(count, pttl)| Hit {
                 count,
                 retry_after: millis(pttl).max(Duration::from_millis(1)),
             }))
@@ -548,7 +522,18 @@ impl Store for RedisStore {
     }
 
     fn reachable(&self) -> bool {
-        self.inner.up.load(Ordering::Relaxed)
+        self.inner.link.reachable()
+    }
+
+    fn set_issuer(&self, iss: &str) {
+        let tag = if self.inner.link.is_cluster() {
+            hash_tag(iss)
+        } else {
+            String::new()
+        };
+        if **self.inner.family_tag.load() != tag {
+            self.inner.family_tag.store(Arc::new(tag));
+        }
     }
 }
 
@@ -561,6 +546,45 @@ mod tests {
         assert!(check_url("redis://127.0.0.1:6379/0").is_ok());
         assert!(check_url("rediss://redis.example.com:6380/1").is_ok());
         assert!(check_url("http://x").is_err());
+    }
+
+    #[test]
+    fn hash_tags() {
+        assert_eq!(
+            hash_tag("https://auth.example.test"),
+            "{https://auth.example.test}"
+        );
+        // A key and its issuer agree, even when the issuer holds a space.
+        assert_eq!(hash_tag("portcullis jti-1"), hash_tag("portcullis"));
+        assert_eq!(hash_tag("a b jti-1"), hash_tag("a b"));
+        // No brace or empty tag reaches Redis (it would end or void the tag).
+        for odd in ["", "x{y", "}x", " jti"] {
+            let t = hash_tag(odd);
+            assert_eq!(t.len(), 18, "{t}");
+            assert_eq!(t.matches(['{', '}']).count(), 2, "{t}");
+        }
+        assert_eq!(hash_tag("x{y jti"), hash_tag("x{y"));
+    }
+
+    #[tokio::test]
+    async fn cluster_keys_share_the_issuer_slot() {
+        let s = RedisStore::new("redis+cluster://127.0.0.1:1", "P:", None);
+        s.set_issuer("https://i");
+        assert_eq!(
+            s.revoked_key("https://i j1"),
+            "P:{https://i}revoked:https://i j1"
+        );
+        assert_eq!(
+            s.token_key(&[0xab; 32]),
+            format!("P:{{https://i}}refresh:{}", "ab".repeat(32))
+        );
+        assert_eq!(s.family_prefix(), "P:{https://i}");
+        assert_eq!(s.key("counter:", "login:user:x"), "P:counter:login:user:x");
+        // Standalone and Sentinel: the untagged layout of earlier releases.
+        let s = RedisStore::new("redis://127.0.0.1:1", "P:", None);
+        s.set_issuer("https://i");
+        assert_eq!(s.revoked_key("https://i j1"), "P:revoked:https://i j1");
+        assert_eq!(s.family_prefix(), "P:");
     }
 
     #[test]

@@ -13,10 +13,12 @@
 //!   plus hostile shapes: `alg: none`, `jku`, `crit`, key confusion); keys generated once
 //!   per test binary.
 //! - [`cli`]: runs a subcommand with a bounded timeout.
+//! - [`redis`]: real Redis topologies (standalone, Cluster, Sentinel) on loopback.
 //! - [`nginx::Nginx`]: a real nginx on a free loopback port (virtual hosts, ingress).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod nginx;
+pub mod redis;
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
