@@ -127,8 +127,11 @@ pub struct TokenEndpoint {
     pub refresh_ttl: Duration,
 }
 
+/// `[state] key_prefix` when none is set.
+pub const DEFAULT_KEY_PREFIX: &str = "portcullis:";
+
 /// `[state]`, compiled.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct State {
     /// Redis URL; `None` = in memory.
     pub redis_url: Option<String>,
@@ -138,6 +141,18 @@ pub struct State {
     pub fail_open: bool,
     /// Trust roots (PEM, read at load) for `rediss://`; `None`: the webpki roots.
     pub ca: Option<Vec<u8>>,
+}
+
+/// No `[state]` table: in memory, with the default key prefix.
+impl Default for State {
+    fn default() -> Self {
+        State {
+            redis_url: None,
+            key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
+            fail_open: false,
+            ca: None,
+        }
+    }
 }
 
 /// The whole compiled configuration.
@@ -692,7 +707,7 @@ impl Compiler<'_> {
             ca,
             key_prefix: s
                 .key_prefix
-                .map_or_else(|| "portcullis:".to_owned(), |p| p.0),
+                .map_or_else(|| DEFAULT_KEY_PREFIX.to_owned(), |p| p.0),
             fail_open: s.fail_open.unwrap_or(false),
         }
     }
