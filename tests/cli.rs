@@ -350,3 +350,178 @@ upstream = "app"
     );
     p.get("/env", Some(&literal)).await.assert_invalid_token();
 }
+
+/// `check`'s route table: every column starts at the same place on every line, however
+/// long a cell is (`protected scopes=...`, long names, hosts and method lists).
+#[tokio::test]
+async fn check_table_columns_line_up() {
+    let d = tmp();
+    let cfg = r#"
+[upstreams.application-backend]
+url = "echo:"
+
+[[issuers]]
+name = "l"
+issuer = "l"
+secret = "0123456789abcdef0123456789abcdef"
+
+[[routes]]
+name = "a-rather-long-route-name"
+host = "*.internal.example.com"
+path = "/orders/*/lines/**"
+methods = ["GET", "HEAD", "OPTIONS"]
+scopes = ["orders:read", "orders:write", "admin"]
+upstream = "application-backend"
+
+[[routes]]
+name = "x"
+path = "/blocked/**"
+access = "deny"
+
+[[routes]]
+path = "/**"
+access = "public"
+upstream = "application-backend"
+"#;
+    let path = write(d.path(), "proxy.toml", cfg);
+    let out = cli(&["check", "--config", &path], d.path(), &[]).await;
+    out.assert_code(0);
+    let lines: Vec<&str> = out.stdout.lines().skip(1).collect();
+    let rows: [&[&str]; 4] = [
+        &[
+            "#", "route", "host", "path", "methods", "access", "upstream",
+        ],
+        &[
+            "1",
+            "a-rather-long-route-name",
+            "*.internal.example.com",
+            "/orders/*/lines/**",
+            "GET,HEAD,OPTIONS",
+            "protected scopes=orders:read,orders:write,admin",
+            "application-backend",
+        ],
+        &["2", "x", "*", "/blocked/**", "ALL", "deny", "-"],
+        &[
+            "3",
+            "route-3",
+            "*",
+            "/**",
+            "ALL",
+            "public",
+            "application-backend",
+        ],
+    ];
+    assert_eq!(lines.len(), rows.len(), "{}", out.stdout);
+    // Where each column starts, from the header.
+    let mut starts = vec![0];
+    for name in &rows[0][1..] {
+        starts.push(lines[0].find(&format!("  {name}")).unwrap() + 2);
+    }
+    for (line, cells) in lines.iter().zip(rows) {
+        for (i, (start, cell)) in starts.iter().zip(cells).enumerate() {
+            assert!(
+                line[*start..].starts_with(cell) && (i == 0 || line[..*start].ends_with("  ")),
+                "column {i} (`{cell}`) does not start at {start}:\n{}",
+                out.stdout
+            );
+        }
+    }
+}
+
+/// Runs `portcullis hash-password --cost 4` on a pseudo-terminal (Python's `os.openpty`,
+/// the terminal made the process's controlling one) and types `first`, then `second`,
+/// as a person would: after the prompt is shown and the terminal's echo is off. Returns
+/// what the terminal showed, as JSON `{"screen", "code"}` (`code` null and `waiting_for`
+/// set when a prompt or the echo switch did not come within 20 s).
+fn hash_password_at_a_terminal(first: &str, second: &str) -> Value {
+    const DRIVER: &str = r#"
+import fcntl, json, os, select, sys, termios, time
+master, slave = os.openpty()
+pid = os.fork()
+if pid == 0:
+    os.setsid()
+    os.close(master)
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    os.execv(sys.argv[1], [sys.argv[1], "hash-password", "--cost", "4"])
+screen = b""
+def read(deadline):
+    global screen
+    r, _, _ = select.select([master], [], [], max(0, deadline - time.time()))
+    if not r:
+        return False
+    try:
+        chunk = os.read(master, 4096)
+    except OSError:
+        return None
+    screen += chunk
+    return bool(chunk) or None
+def give_up(what):
+    print(json.dumps({"screen": screen.decode("utf-8", "replace"), "code": None, "waiting_for": what}))
+    os.kill(pid, 9)
+    sys.exit(0)
+def type_at(prompt, text):
+    deadline = time.time() + 20
+    while prompt not in screen:
+        if not read(deadline):
+            give_up(prompt.decode())
+    while termios.tcgetattr(slave)[3] & termios.ECHO:
+        if time.time() > deadline:
+            give_up("echo off after " + prompt.decode())
+        time.sleep(0.01)
+    os.write(master, text.encode() + b"\n")
+type_at(b"Password: ", sys.argv[2])
+type_at(b"Retype password: ", sys.argv[3])
+os.close(slave)  # the terminal then ends when the process does
+deadline = time.time() + 20
+while read(deadline):
+    pass
+_, status = os.waitpid(pid, 0)
+print(json.dumps({"screen": screen.decode("utf-8", "replace"), "code": os.waitstatus_to_exitcode(status)}))
+"#;
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            DRIVER,
+            env!("CARGO_BIN_EXE_portcullis"),
+            first,
+            second,
+        ])
+        .env_remove("PORTCULLIS_CONFIG")
+        .output()
+        .expect("python3 must be on PATH");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
+        panic!(
+            "pty driver: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// At a terminal `hash-password` prompts, twice, and does not echo what is typed (the
+/// stdin path for scripts is unchanged: tests/issuer.rs `hash_password_cli`).
+#[test]
+fn hash_password_prompts_without_echo_at_a_terminal() {
+    let pw = "tty-s3cret-horse";
+    let v = hash_password_at_a_terminal(pw, pw);
+    let screen = v["screen"].as_str().unwrap();
+    assert_eq!(v["code"], 0, "{v}");
+    assert!(screen.contains("Password: "), "{screen:?}");
+    assert!(screen.contains("Retype password: "), "{screen:?}");
+    assert!(!screen.contains(pw), "the password was echoed: {screen:?}");
+    let hash = screen
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("$2b$04$"))
+        .unwrap_or_else(|| panic!("no hash on the terminal: {screen:?}"));
+    assert!(bcrypt::verify(pw, hash).unwrap());
+
+    let v = hash_password_at_a_terminal(pw, "something else");
+    let screen = v["screen"].as_str().unwrap();
+    assert_eq!(v["code"], 1, "{v}");
+    assert!(screen.contains("do not match"), "{screen:?}");
+    assert!(!screen.contains("$2b$"), "{screen:?}");
+    assert!(!screen.contains(pw) && !screen.contains("something else"));
+}

@@ -129,9 +129,11 @@ pub struct TokenEndpoint {
 
 /// Most replicas `[state] replicas_ack` may ask for.
 pub const MAX_REPLICAS_ACK: u32 = 16;
+/// `[state] key_prefix` when none is set.
+pub const DEFAULT_KEY_PREFIX: &str = "portcullis:";
 
 /// `[state]`, compiled.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct State {
     /// Redis URL; `None` = in memory.
     pub redis_url: Option<String>,
@@ -145,6 +147,20 @@ pub struct State {
     pub max_entries: crate::state::MaxEntries,
     /// Replicas that acknowledge each durable write (`WAIT`); 0: none.
     pub replicas_ack: u32,
+}
+
+/// No `[state]` table: in memory, with the default key prefix.
+impl Default for State {
+    fn default() -> Self {
+        State {
+            redis_url: None,
+            key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
+            fail_open: false,
+            ca: None,
+            max_entries: crate::state::MaxEntries::default(),
+            replicas_ack: 0,
+        }
+    }
 }
 
 /// The whole compiled configuration.
@@ -717,7 +733,7 @@ impl Compiler<'_> {
             replicas_ack,
             key_prefix: s
                 .key_prefix
-                .map_or_else(|| "portcullis:".to_owned(), |p| p.0),
+                .map_or_else(|| DEFAULT_KEY_PREFIX.to_owned(), |p| p.0),
             fail_open: s.fail_open.unwrap_or(false),
         }
     }

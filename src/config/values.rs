@@ -70,6 +70,26 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
+/// A duration in the config's own notation, with the largest unit that states it
+/// exactly: `"30m"`, `"7d"`, `"250ms"` ([`parse_duration`] reads it back unchanged).
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms == 0 {
+        return "0s".into();
+    }
+    for (unit, per) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+    ] {
+        if ms.is_multiple_of(per) {
+            return format!("{}{unit}", ms / per);
+        }
+    }
+    format!("{ms}ms")
+}
+
 /// A string with `${ENV}` references expanded.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct EnvStr(pub String);
@@ -125,7 +145,11 @@ mod tests {
         ];
         for (s, d) in ok {
             assert_eq!(parse_duration(s), Ok(d), "{s}");
+            assert_eq!(format_duration(d), s, "{d:?}");
         }
+        assert_eq!(format_duration(Duration::from_secs(1800)), "30m");
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(format_duration(Duration::from_secs(90)), "90s");
         for bad in [
             "",
             "10",

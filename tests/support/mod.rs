@@ -416,6 +416,17 @@ impl ProxyBuilder {
     /// grabbed the free port in between (the proxy exits reporting it in use), retries
     /// on a new port.
     pub async fn start(self, body: &str) -> Proxy {
+        let (server_extra, body) = (self.server_extra.clone(), body.to_owned());
+        self.start_with(move |addr| {
+            format!("[server]\nlisten = \"{addr}\"\n{server_extra}\n{body}\n")
+        })
+        .await
+    }
+
+    /// Like [`ProxyBuilder::start`] for a whole config file (one with its own
+    /// `[server]` table, such as a README example): `text(listen address)` gives the
+    /// file's text for the free port chosen (again on a retry).
+    pub async fn start_with(self, text: impl Fn(SocketAddr) -> String) -> Proxy {
         let mut proxy = Proxy {
             child: None,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -427,7 +438,7 @@ impl ProxyBuilder {
         };
         for attempt in 1..=3 {
             proxy.addr.set_port(free_port());
-            let text = proxy.config_text(body);
+            let text = text(proxy.addr);
             proxy.config_path = proxy.dir.path().join("proxy.toml");
             std::fs::write(&proxy.config_path, &text).unwrap();
             proxy.spawn();
