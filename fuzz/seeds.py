@@ -132,6 +132,32 @@ hosts = [
 for i, h in enumerate(hosts):
     write("host_parse", f"s{i:02}", h)
 
+# guard_multi: [flags, cut seed (4 bytes), payload]. Odd flags: payload picks templates;
+# even flags: payload is a raw connection.
+import struct
+os.makedirs("corpus/guard_multi", exist_ok=True)
+conns = [
+    b"GET /a HTTP/1.1\r\nHost: a\r\n\r\nGET /b HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"\r\n\r\nGET /a HTTP/1.1\r\n\r\n\nGET /b HTTP/1.1\nX: y\n\n",
+    b"POST /a HTTP/1.1\r\nContent-Length: 0005\r\n\r\nhelloPOST /b HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    b"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n00000000000000005;a=\"b c\"\r\nhello\r\n0\r\nX-T: 1\r\n\r\nGET /b HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx",
+    b"GET /a HTTP/1.1\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\nPOST /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n",
+    b"GET /a HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81\x05hello",
+    b"CONNECT a:443 HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n",
+    b"GET /a HTTP/1.1\r\nX-A : b\r\n\r\n",
+    b"GET /a HTTP/1.1\r\nX-A: b\r\n c\r\n\r\n",
+    b"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\nGET /b HTTP/1.1\r\n\r\n",
+    b"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1;" + b"e" * 300 + b"\r\nx\r\n0\r\n\r\n",
+    b"GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\nOPTIONS * HTTP/1.1\r\n\r\nGET http://h/x HTTP/1.1\r\n\r\n",
+    b"PUT /a HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nokGET /b HTTP/1.1\r\n\r\n",
+]
+for i, c in enumerate(conns):
+    write("guard_multi", f"raw{i:02}", bytes([2 * (i % 4)]) + struct.pack("<I", 0x9E3779B9 * (i + 1) & 0xFFFFFFFF) + c)
+for i in range(12):
+    # n requests, then template bytes
+    payload = bytes([i % 9] + [(i * 7 + k * 13) % 256 for k in range(120)])
+    write("guard_multi", f"t{i:02}", bytes([2 * i + 1]) + struct.pack("<I", 0x85EBCA6B * (i + 3) & 0xFFFFFFFF) + payload)
+
 # config_parse
 configs = sorted(glob.glob("../proxy.toml") + glob.glob("../deploy/**/*.toml", recursive=True))
 for i, path in enumerate(configs):

@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 
 secs="${1:-30}"
 sanitizer="${FUZZ_SANITIZER:-none}"
-targets=(path_normalize token_verify config_parse header_strip host_parse)
+targets=(path_normalize token_verify config_parse header_strip host_parse guard_multi)
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "== installing cargo-fuzz" >&2

@@ -142,6 +142,8 @@ pub struct ConnInfo {
     pub peer_ip: http::HeaderValue,
     /// Whether the connection is TLS.
     pub tls: bool,
-    /// The smuggling guard saw an ambiguously framed request on this connection.
+    /// This request stands in for (or follows) a head the smuggling guard refused;
+    /// serve_conn answers such a request itself, so the handler refusing it too is
+    /// defence in depth.
     pub ambiguous: bool,
 }

@@ -22,6 +22,10 @@ pub enum Denial {
     NoRoute,
     /// Malformed path or request.
     BadRequest,
+    /// A request head over `max_header_bytes` or with too many fields.
+    HeaderTooLarge,
+    /// A request target longer than the HTTP library accepts.
+    UriTooLong,
     /// Upstream refused or reset.
     BadGateway,
     /// Upstream too slow.
@@ -38,6 +42,8 @@ impl Denial {
             Denial::Insufficient(_) | Denial::DenyRoute => StatusCode::FORBIDDEN,
             Denial::NoRoute => StatusCode::NOT_FOUND,
             Denial::BadRequest => StatusCode::BAD_REQUEST,
+            Denial::HeaderTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Denial::UriTooLong => StatusCode::URI_TOO_LONG,
             Denial::BadGateway => StatusCode::BAD_GATEWAY,
             Denial::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             Denial::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -55,6 +61,8 @@ impl Denial {
             Denial::DenyRoute => "Forbidden",
             Denial::NoRoute => "Not Found",
             Denial::BadRequest => "Bad Request",
+            Denial::HeaderTooLarge => "Request Header Fields Too Large",
+            Denial::UriTooLong => "URI Too Long",
             Denial::BadGateway => "Bad Gateway",
             Denial::GatewayTimeout => "Gateway Timeout",
             Denial::Unavailable => "Service Unavailable",
@@ -71,7 +79,7 @@ impl Denial {
             Denial::Insufficient(_) => "denied_insufficient_scope",
             Denial::DenyRoute => "denied_route",
             Denial::NoRoute => "no_route",
-            Denial::BadRequest => "bad_request",
+            Denial::BadRequest | Denial::HeaderTooLarge | Denial::UriTooLong => "bad_request",
             Denial::BadGateway => "upstream_error",
             Denial::GatewayTimeout => "upstream_timeout",
             Denial::Unavailable => "unavailable",
@@ -107,7 +115,10 @@ impl Denial {
         if let Some(c) = self.challenge() {
             r.headers_mut().insert(WWW_AUTHENTICATE, c);
         }
-        if *self == Denial::BadRequest {
+        if matches!(
+            self,
+            Denial::BadRequest | Denial::HeaderTooLarge | Denial::UriTooLong
+        ) {
             // A malformed request may have left the connection's framing in doubt.
             r.headers_mut()
                 .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
@@ -146,6 +157,8 @@ mod tests {
             (Denial::DenyRoute, 403, "Forbidden", None),
             (Denial::NoRoute, 404, "Not Found", None),
             (Denial::BadRequest, 400, "Bad Request", None),
+            (Denial::HeaderTooLarge, 431, "Request Header Fields Too Large", None),
+            (Denial::UriTooLong, 414, "URI Too Long", None),
             (Denial::BadGateway, 502, "Bad Gateway", None),
             (Denial::GatewayTimeout, 504, "Gateway Timeout", None),
         ];

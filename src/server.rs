@@ -184,8 +184,6 @@ async fn serve_conn<IO>(
     };
     let _open = OpenConnection::new();
     let accepted = tokio::time::Instant::now();
-    let (io, verdict) = crate::smuggle::Guard::new(io, max_head);
-    let watch = verdict.clone();
     // The first bytes are due within header_timeout like the rest of the head.
     let sniffed = tokio::select! {
         r = tokio::time::timeout(header_timeout, crate::sniff::version(io)) => r,
@@ -202,22 +200,43 @@ async fn serve_conn<IO>(
             return;
         }
     };
+    // HTTP/1.1 requests are framed by the smuggling guard before hyper reads them.
+    let (io, verdict) = crate::smuggle::Guard::new(io, max_head, version == Version::H1);
+    let watch = verdict.clone();
     let peer_ip = crate::proxy::headers::peer_value(peer.ip());
     let served = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let seen = served.clone();
-    let svc = service_fn(move |req| {
+    let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         seen.store(true, Ordering::Relaxed);
         let rt = app.runtime.load_full();
+        let n = verdict.next_request();
+        let refused = verdict.refusal(n);
         let conn = ConnInfo {
             peer,
             peer_ip: peer_ip.clone(),
             tls,
-            ambiguous: verdict.ambiguous(),
+            ambiguous: refused.is_some(),
         };
+        // The guard holds what follows a request hyper may switch protocols on
+        // until it knows whether it did.
+        let upgrade = crate::smuggle::wants_upgrade(&req)
+            .then(|| (verdict.clone(), req.method() == hyper::Method::CONNECT));
         // Boxed per request: hyper keeps the slot for this future allocated for the
         // whole connection, so an idle keep-alive connection holds a pointer instead of
         // the handler's whole state machine (about 2.6 KiB).
-        Box::pin(crate::proxy::handler::handle(rt, conn, req))
+        Box::pin(async move {
+            if let Some(why) = refused {
+                return Ok(refusal(&rt, why));
+            }
+            let resp = crate::proxy::handler::handle(rt, conn, req).await?;
+            if let Some((verdict, connect)) = upgrade {
+                let s = resp.status();
+                let switched =
+                    s == hyper::StatusCode::SWITCHING_PROTOCOLS || (connect && s.is_success());
+                verdict.answer_upgrade(n, switched);
+            }
+            Ok::<_, std::convert::Infallible>(resp)
+        })
     });
     let io = TokioIo::new(io);
     match version {
@@ -244,6 +263,41 @@ async fn serve_conn<IO>(
             .await;
         }
     }
+}
+
+/// The answer to a head the smuggling guard refused (hyper was handed a stand-in
+/// request instead): SPEC §4 JSON body, a fresh `X-Request-Id`, `Connection: close`.
+fn refusal(
+    rt: &crate::app::Runtime,
+    why: crate::smuggle::Refusal,
+) -> hyper::Response<crate::body::ProxyBody> {
+    use crate::deny::Denial;
+    let d = match why {
+        crate::smuggle::Refusal::BadRequest => Denial::BadRequest,
+        crate::smuggle::Refusal::TooLarge => Denial::HeaderTooLarge,
+        crate::smuggle::Refusal::UriTooLong => Denial::UriTooLong,
+    };
+    let mut resp = d.response();
+    let rid = crate::proxy::headers::new_request_id();
+    rt.counters
+        .record(None, resp.status().as_u16(), d.decision());
+    if tracing::enabled!(target: "access", tracing::Level::INFO) {
+        tracing::info!(
+            target: "access",
+            request_id = rid.to_str().unwrap_or(""),
+            method = "",
+            path = "",
+            route = "",
+            status = resp.status().as_u16(),
+            decision = d.decision(),
+            user = "",
+            upstream = "",
+            duration_ms = 0.0,
+        );
+    }
+    resp.headers_mut()
+        .insert(crate::proxy::headers::X_REQUEST_ID.clone(), rid);
+    resp
 }
 
 /// Runs a connection to its end, closing it once it has moved no byte either way for

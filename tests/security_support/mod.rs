@@ -222,18 +222,79 @@ fn parse_responses(mut buf: &[u8]) -> Vec<RawResponse> {
 /// `quiet` passes without a byte after at least one complete response (bounded
 /// overall by 15 s). A bounded wait, not a timing assertion.
 pub fn exchange(addr: SocketAddr, bytes: &[u8], quiet: Duration) -> Exchange {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
+    let mut s = connect(addr);
     // The proxy may answer and close before reading everything: ignore write errors.
     let _ = s.write_all(bytes);
-    let deadline = Instant::now() + Duration::from_secs(15);
     let mut out = Vec::new();
+    let closed = read_answers(&mut s, &mut out, quiet, usize::MAX);
+    finish(out, closed)
+}
+
+/// Request-response turns on one connection: writes each of `turns`, then waits for
+/// one more complete response (or the close) before writing the next; after the last
+/// it reads as [`exchange`] does. Stops writing once the proxy closed the connection.
+pub fn exchange_turns(addr: SocketAddr, turns: &[Vec<u8>], quiet: Duration) -> Exchange {
+    let mut s = connect(addr);
+    let mut out = Vec::new();
+    let mut closed = false;
+    for (i, t) in turns.iter().enumerate() {
+        if s.write_all(t).is_err() {
+            break;
+        }
+        let want = if i + 1 == turns.len() {
+            usize::MAX
+        } else {
+            parse_responses(&out).len() + 1
+        };
+        closed = read_answers(&mut s, &mut out, quiet, want);
+        if closed {
+            break;
+        }
+    }
+    finish(out, closed)
+}
+
+/// Sends `bytes` `piece` bytes at a time with a short pause between writes (so the
+/// proxy sees the head over many reads, slowloris-style), then reads as [`exchange`].
+pub fn exchange_trickle(addr: SocketAddr, bytes: &[u8], piece: usize) -> Exchange {
+    let mut s = connect(addr);
+    for p in bytes.chunks(piece.max(1)) {
+        if s.write_all(p).is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let mut out = Vec::new();
+    let closed = read_answers(&mut s, &mut out, Duration::from_millis(400), usize::MAX);
+    finish(out, closed)
+}
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_nodelay(true).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    s
+}
+
+fn finish(out: Vec<u8>, closed: bool) -> Exchange {
+    Exchange {
+        responses: parse_responses(&out),
+        closed,
+        raw: String::from_utf8_lossy(&out).into_owned(),
+    }
+}
+
+/// Reads into `out` until the peer closes (returns `true`), `want` complete
+/// responses are in `out`, or `quiet` passes without a byte after at least one
+/// complete response (5 s without one; 15 s overall).
+fn read_answers(s: &mut TcpStream, out: &mut Vec<u8>, quiet: Duration, want: usize) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(15);
     let mut buf = [0u8; 8192];
     let mut last = Instant::now();
-    let closed = loop {
+    loop {
         match s.read(&mut buf) {
-            Ok(0) => break true,
+            Ok(0) => return true,
             Ok(n) => {
                 out.extend_from_slice(&buf[..n]);
                 last = Instant::now();
@@ -243,20 +304,17 @@ pub fn exchange(addr: SocketAddr, bytes: &[u8], quiet: Duration) -> Exchange {
                     e.kind(),
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                 ) => {}
-            Err(_) => break true,
+            Err(_) => return true,
         }
         let now = Instant::now();
-        if now > deadline
-            || (now - last > quiet && !parse_responses(&out).is_empty())
+        let have = parse_responses(out).len();
+        if have >= want
+            || now > deadline
+            || (now - last > quiet && have > 0)
             || now - last > Duration::from_secs(5)
         {
-            break false;
+            return false;
         }
-    };
-    Exchange {
-        responses: parse_responses(&out),
-        closed,
-        raw: String::from_utf8_lossy(&out).into_owned(),
     }
 }
 
