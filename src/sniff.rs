@@ -30,6 +30,10 @@ pub async fn version<IO: AsyncRead + Unpin>(mut io: IO) -> io::Result<(Version, 
     let mut version = Version::H2;
     while filled < buf.len() {
         let n = io.read(&mut buf[filled..]).await?;
+        if n == 0 && filled == 0 {
+            // Closed before a byte: no request to serve (logged by the caller).
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
         let seen = &buf[filled..filled + n];
         if n == 0 || seen != &H2_PREFACE[filled..filled + n] {
             version = Version::H1;
@@ -186,9 +190,9 @@ mod tests {
         let (v, all, _) = sniff(&[b"PR"]).await;
         assert_eq!(v, Version::H1);
         assert_eq!(all, b"PR");
-        let (v, all, _) = sniff(&[]).await;
-        assert_eq!(v, Version::H1);
-        assert!(all.is_empty());
+        // Closed before a byte: nothing to serve, an error the caller logs at debug.
+        let err = version(tokio_test_builder().build()).await.err();
+        assert_eq!(err.map(|e| e.kind()), Some(io::ErrorKind::UnexpectedEof));
     }
 
     #[tokio::test]
