@@ -648,11 +648,13 @@ async fn logins_do_not_block_other_requests() {
         assert_eq!(p.get("/items/1", &at).await.0, 200);
         base.push(t.elapsed());
     }
-    // 50 logins at once (bcrypt cost 12 each), and protected requests meanwhile;
-    // from 13 client addresses, so none is over its in-flight limit (4).
+    // 24 logins at once (bcrypt cost 12 each), and protected requests meanwhile;
+    // from 13 client addresses, so none is over its in-flight limit (4). 24, not 50:
+    // the checks run one after another on a 2-core machine, and 50 of them on a loaded
+    // host (~0.9 s each) outlast HASH_QUEUE_WAIT (30 s), which is a 503 by design.
     let started = Instant::now();
     let clients: Vec<reqwest::Client> = (2..15).map(|i| client_from([127, 0, 0, i])).collect();
-    let logins: Vec<_> = (0..50)
+    let logins: Vec<_> = (0..24)
         .map(|i| {
             let http = clients[i % clients.len()].clone();
             let url = p.url("/token");
@@ -687,7 +689,7 @@ async fn logins_do_not_block_other_requests() {
         v[((v.len() as f64 - 1.0) * q) as usize]
     };
     println!(
-        "protected route: idle p50 {:?} p99 {:?}; during 50 logins ({} ok in {:?}): {} requests, p50 {:?} p99 {:?} max {:?}",
+        "protected route: idle p50 {:?} p99 {:?}; during 24 logins ({} ok in {:?}): {} requests, p50 {:?} p99 {:?} max {:?}",
         pct(&mut base, 0.5),
         pct(&mut base, 0.99),
         ok,
@@ -697,7 +699,7 @@ async fn logins_do_not_block_other_requests() {
         pct(&mut during, 0.99),
         during.last().copied().unwrap_or_default(),
     );
-    assert_eq!(ok, 50, "{}", p.log());
+    assert_eq!(ok, 24, "{}", p.log());
     assert!(
         during.len() >= 5,
         "too few requests went through during the logins"
