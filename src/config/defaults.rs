@@ -129,16 +129,28 @@ mod tests {
             ("### `[server]`", "listen", q(&LISTEN.to_string())),
             ("### `[server]`", "header_timeout", text(HEADER_TIMEOUT)),
             ("### `[server]`", "idle_timeout", text(IDLE_TIMEOUT)),
-            ("### `[server]`", "max_header_bytes", MAX_HEADER_BYTES.to_string()),
+            (
+                "### `[server]`",
+                "max_header_bytes",
+                MAX_HEADER_BYTES.to_string(),
+            ),
             ("### `[server]`", "shutdown_grace", text(SHUTDOWN_GRACE)),
             ("### `[server]`", "watch", WATCH.to_string()),
-            ("### `[server]`", "max_connections", MAX_CONNECTIONS.to_string()),
+            (
+                "### `[server]`",
+                "max_connections",
+                MAX_CONNECTIONS.to_string(),
+            ),
             (
                 "### `[server]`",
                 "h2_max_concurrent_streams",
                 H2_MAX_CONCURRENT_STREAMS.to_string(),
             ),
-            ("### `[upstreams.NAME]`", "connect_timeout", text(CONNECT_TIMEOUT)),
+            (
+                "### `[upstreams.NAME]`",
+                "connect_timeout",
+                text(CONNECT_TIMEOUT),
+            ),
             ("### `[upstreams.NAME]`", "timeout", text(UPSTREAM_TIMEOUT)),
             ("### `[identity]`", "header", q("X-User")),
             ("### `[identity]`", "claim", q(IDENTITY_CLAIM)),
@@ -148,9 +160,17 @@ mod tests {
                 FORWARD_AUTHORIZATION.to_string(),
             ),
             ("### `[[issuers]]`", "leeway", text(LEEWAY)),
-            ("### `[[issuers]]`", "refresh_interval", text(REFRESH_INTERVAL)),
+            (
+                "### `[[issuers]]`",
+                "refresh_interval",
+                text(REFRESH_INTERVAL),
+            ),
             ("### `[[issuers]]`", "discovery", DISCOVERY.to_string()),
-            ("### `[[issuers]]`", "generate_key", GENERATE_KEY.to_string()),
+            (
+                "### `[[issuers]]`",
+                "generate_key",
+                GENERATE_KEY.to_string(),
+            ),
             ("### `[token_endpoint]`", "path", q(TOKEN_PATH)),
             ("### `[token_endpoint]`", "access_ttl", text(ACCESS_TTL)),
             ("### `[token_endpoint]`", "refresh_ttl", text(REFRESH_TTL)),
@@ -158,10 +178,18 @@ mod tests {
             ("### `[state]`", "backend", q(STATE_BACKEND)),
             ("### `[state]`", "key_prefix", q(KEY_PREFIX)),
             ("### `[state]`", "fail_open", FAIL_OPEN.to_string()),
-            ("### `[state]`", "max_entries", STATE_MAX_ENTRIES.to_string()),
+            (
+                "### `[state]`",
+                "max_entries",
+                STATE_MAX_ENTRIES.to_string(),
+            ),
             ("### `[[routes]]`", "name", route_name(0).replace('0', "N")),
             ("### `[[routes]]`", "access", q(ACCESS.as_str())),
-            ("### `[[routes]]`", "token_from", format!("[{}]", q("header"))),
+            (
+                "### `[[routes]]`",
+                "token_from",
+                format!("[{}]", q("header")),
+            ),
         ];
         assert_eq!(crate::routes::TokenSource::parse("header"), Ok(TOKEN_FROM));
         assert_eq!(IDENTITY_HEADER, "X-User".to_ascii_lowercase());

@@ -218,3 +218,6 @@ pub fn load_str(path: &Path, src: &str) -> Result<Config, ConfigErrors> {
 
 /// Keeps `Config` shareable across reloads.
 pub type Shared = Arc<Config>;
+
+#[cfg(test)]
+mod tests;

@@ -12,7 +12,9 @@ impl RawIdentity {
     pub(super) fn compile(self, cx: &mut Cx<'_>) -> Identity {
         let default = || HeaderName::from_static(defaults::IDENTITY_HEADER);
         let header = match &self.header {
-            Some(h) => cx.header_name(h.get_ref(), h.span()).unwrap_or_else(default),
+            Some(h) => cx
+                .header_name(h.get_ref(), h.span())
+                .unwrap_or_else(default),
             None => default(),
         };
         let mut claims_to_headers = Vec::new();

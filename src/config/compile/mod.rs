@@ -123,7 +123,12 @@ fn dur(d: Option<Dur>, default: Duration) -> Duration {
 
 /// Compiles every section; `None` only when a required part could not be built
 /// (the errors say why).
-pub(super) fn compile(cx: &mut Cx<'_>, raw: RawConfig, damage: &Damage, path: &Path) -> Option<Config> {
+pub(super) fn compile(
+    cx: &mut Cx<'_>,
+    raw: RawConfig,
+    damage: &Damage,
+    path: &Path,
+) -> Option<Config> {
     let server = raw.server.compile(cx);
     let admin = raw.admin.and_then(|a| cx.addr(&a.listen));
     let upstreams = upstreams::compile(cx, raw.upstreams, &damage.upstreams);
@@ -133,7 +138,10 @@ pub(super) fn compile(cx: &mut Cx<'_>, raw: RawConfig, damage: &Damage, path: &P
         .token_endpoint
         .and_then(|t| t.into_inner().compile(cx, &issuers));
     let cache_tokens = raw.cache.compile(cx);
-    let state = raw.state.map(|s| s.into_inner().compile(cx)).unwrap_or_default();
+    let state = raw
+        .state
+        .map(|s| s.into_inner().compile(cx))
+        .unwrap_or_default();
     let routes = routes::compile(cx, raw.routes, &damage.route_numbers, &upstreams);
     Some(Config {
         path: path.to_path_buf(),
