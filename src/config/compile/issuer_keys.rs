@@ -12,9 +12,11 @@ use crate::auth::verify::KeySource;
 use crate::config::defaults;
 use crate::config::file::RawIssuer;
 use crate::config::secret::Secret;
+use crate::config::values::EnvStr;
 use crate::config::KeyToGenerate;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use std::ops::Range;
+use toml::Spanned;
 
 /// What an issuer's key source gave.
 pub(super) struct Material {
@@ -117,30 +119,42 @@ pub(super) fn material(cx: &mut Cx<'_>, i: &RawIssuer, span: Range<usize>) -> Op
             Err(e) => cx.rep.at(pk.span(), format!("public key: {e}")),
         }
     } else if let Some(pk) = &i.private_key {
-        let generate = i.generate_key.unwrap_or(defaults::GENERATE_KEY);
-        let path = cx.resolve(pk.get_ref());
-        if generate && !path.exists() {
-            let note = format!(
-                "`{}` does not exist yet: `generate_key` creates it when portcullis starts (or at `portcullis token`)",
-                path.display()
-            );
-            let at = cx.rep.error(pk.span(), note);
-            cx.keys_to_generate.push(KeyToGenerate { path, at });
-            m.pending = true;
-            return Some(m);
-        }
-        let pem = cx.read_file(pk, "private key")?;
-        match keys::private_key_from_pem(&pem) {
-            Ok(k) => {
-                m.static_key = Some((k.family, k.public));
-                m.signing = Some((k.family, k.signing, Some(k.jwk)));
-            }
-            Err(e) => cx.rep.at(pk.span(), format!("private key: {e}")),
-        }
+        private_key(cx, i, pk, &mut m)?;
     } else if let Some(url) = &i.jwks_url {
         m.source = KeySource::Jwks(Secret::new(url.get_ref().0.clone()));
     } else {
         m.source = KeySource::Discovery;
     }
     Some(m)
+}
+
+/// `private_key`: read and parsed, or (`generate_key`, not there yet) recorded to be
+/// created.
+fn private_key(
+    cx: &mut Cx<'_>,
+    i: &RawIssuer,
+    pk: &Spanned<EnvStr>,
+    m: &mut Material,
+) -> Option<()> {
+    let generate = i.generate_key.unwrap_or(defaults::GENERATE_KEY);
+    let path = cx.resolve(pk.get_ref());
+    if generate && !path.exists() {
+        let note = format!(
+            "`{}` does not exist yet: `generate_key` creates it when portcullis starts (or at `portcullis token`)",
+            path.display()
+        );
+        let at = cx.rep.error(pk.span(), note);
+        cx.keys_to_generate.push(KeyToGenerate { path, at });
+        m.pending = true;
+        return Some(());
+    }
+    let pem = cx.read_file(pk, "private key")?;
+    match keys::private_key_from_pem(&pem) {
+        Ok(k) => {
+            m.static_key = Some((k.family, k.public));
+            m.signing = Some((k.family, k.signing, Some(k.jwk)));
+        }
+        Err(e) => cx.rep.at(pk.span(), format!("private key: {e}")),
+    }
+    Some(())
 }
