@@ -501,6 +501,25 @@ async fn two_route_typos_are_two_errors() {
     assert_eq!(error_lines(&out.stderr, &path).len(), 2, "{}", out.stderr);
 }
 
+/// Issue 16: a mistyped required key is one error, not a second "needs ..." one.
+#[tokio::test]
+async fn a_mistyped_required_key_is_one_error() {
+    let text = valid()
+        .replace(
+            "path = \"/api/*/items\"\nmethods = [\"GET\"]\nupstream = \"app\"",
+            "path = \"/api/*/items\"\nmethods = [\"GET\"]\nupstrem = \"app\"",
+        )
+        .replace(
+            &format!("secret = \"{SECRET}\""),
+            &format!("secrt = \"{SECRET}\""),
+        );
+    let (_dir, path, out) = check(&text).await;
+    out.assert_code(1);
+    assert_error_at(&out.stderr, &path, &[line_of(&text, "upstrem")]);
+    assert_error_at(&out.stderr, &path, &[line_of(&text, "secrt")]);
+    assert_eq!(error_lines(&out.stderr, &path).len(), 2, "{}", out.stderr);
+}
+
 /// Issue 16: two unknown keys in one table are both named.
 #[tokio::test]
 async fn two_unknown_keys_in_one_table_are_two_errors() {

@@ -51,8 +51,9 @@ impl std::error::Error for ConfigErrors {}
 
 /// Collects errors (and warnings) against one source text, turning byte spans into
 /// line:col. Spans marked [`Reporter::poison`] hold a value already reported as
-/// broken (an unset `${ENV}`): errors found later inside them are follow-ons of that
-/// one cause and are dropped, so each root cause is reported once.
+/// broken (an unset `${ENV}`; an empty span: the start of a table that lost a
+/// mistyped key): errors found later inside them are follow-ons of that one cause
+/// and are dropped, so each root cause is reported once.
 pub struct Reporter<'a> {
     file: &'a Path,
     src: &'a str,

@@ -12,7 +12,9 @@
 //! 3. Each section, and each entry of the three lists, is deserialized on its own
 //!    (as a [`RawConfig`] holding just it, so the rules are exactly the derived
 //!    ones). An unknown key is reported, removed and the entry tried again, so every
-//!    unknown key is named; any other error drops the section or entry.
+//!    unknown key is named (and errors at the entry itself, such as a required key
+//!    missing, are taken for its follow-ons); any other error drops the section or
+//!    entry.
 //!
 //! What was dropped is listed in [`Damage`], so the compiler can keep quiet about
 //! its consequences (a route naming an upstream whose table did not parse).
@@ -76,7 +78,7 @@ pub fn parse(rep: &mut Reporter<'_>, src: &str) -> Option<(RawConfig, Damage)> {
                 Some(v)
             }
             (name, v) => {
-                let kept = section(rep, &key, Spanned::new(span, v));
+                let kept = section(rep, &key, Spanned::new(span.clone(), v), &span);
                 damage.token_endpoint |= name == "token_endpoint" && kept.is_none();
                 kept
             }
@@ -134,10 +136,11 @@ fn upstreams<'i>(
 ) -> Value<'i> {
     let mut good = DeTable::new();
     for (name, entry) in table {
+        let at = entry.span();
         let mut one = DeTable::new();
         one.insert(name.clone(), entry);
         let wrapped = Spanned::new(span.clone(), DeValue::Table(one));
-        match section(rep, key, wrapped).map(Spanned::into_inner) {
+        match section(rep, key, wrapped, &at).map(Spanned::into_inner) {
             Some(DeValue::Table(t)) => good.extend(t),
             _ => damage.upstreams.push(name.get_ref().to_string()),
         }
@@ -156,10 +159,11 @@ fn entries<'i>(
     let mut good = DeArray::new();
     let mut numbers = Vec::new();
     for (i, item) in items.into_iter().enumerate() {
+        let at = item.span();
         let mut one = DeArray::new();
         one.push(item);
         let wrapped = Spanned::new(span.clone(), DeValue::Array(one));
-        if let Some(DeValue::Array(a)) = section(rep, key, wrapped).map(Spanned::into_inner) {
+        if let Some(DeValue::Array(a)) = section(rep, key, wrapped, &at).map(Spanned::into_inner) {
             for item in a {
                 good.push(item);
                 numbers.push(i + 1);
@@ -172,7 +176,17 @@ fn entries<'i>(
 /// Deserializes `key = value` alone as a [`RawConfig`]. On an unknown key (at any
 /// depth) reports it, removes it and tries again; on another error reports it and
 /// gives up. Returns the value (unknown keys removed) when it deserialized.
-fn section<'i>(rep: &mut Reporter<'_>, key: &Key<'i>, mut value: Value<'i>) -> Option<Value<'i>> {
+///
+/// A removed key may have been meant as a required one: the start of `entry` (the
+/// section or list entry) is poisoned, so an error reported at the entry itself (a
+/// route that "needs `upstream`") is taken for a follow-on and the compiler treats
+/// the entry as broken.
+fn section<'i>(
+    rep: &mut Reporter<'_>,
+    key: &Key<'i>,
+    mut value: Value<'i>,
+    entry: &Range<usize>,
+) -> Option<Value<'i>> {
     loop {
         let mut one = DeTable::new();
         one.insert(key.clone(), value.clone());
@@ -186,6 +200,7 @@ fn section<'i>(rep: &mut Reporter<'_>, key: &Key<'i>, mut value: Value<'i>) -> O
         if !(unknown && at != key.span() && remove_key_at(&mut value, &at)) {
             return None;
         }
+        rep.poison(entry.start..entry.start);
     }
 }
 

@@ -58,7 +58,8 @@ pub(super) fn compile(
         let Some(route) = r.compile(cx, number, span.clone(), upstreams) else {
             continue;
         };
-        let broken = cx.problems() > before;
+        // A route that lost a mistyped key (parse poisoned its start) is broken too.
+        let broken = cx.problems() > before || cx.rep.is_poisoned(&span);
         checks.push(cx, route, span, name_span, broken);
     }
     checks.into_table()
