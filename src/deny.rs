@@ -3,6 +3,8 @@
 
 use crate::auth::error::TokenError;
 use crate::body::ProxyBody;
+use crate::host::HostError;
+use crate::path::PathError;
 use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
 
@@ -20,14 +22,63 @@ pub enum Denial {
     DenyRoute,
     /// No route matched.
     NoRoute,
-    /// Malformed path or request.
-    BadRequest,
+    /// Malformed path or request; the rule that fired names it in the access log.
+    BadRequest(BadRequest),
     /// Upstream refused or reset.
     BadGateway,
     /// Upstream too slow.
     GatewayTimeout,
     /// A dependency (state backend) is down and we fail closed.
     Unavailable,
+}
+
+/// Which rule refused a request with 400 (SPEC §2 path and host handling, §3, §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadRequest {
+    /// The path (SPEC §2 "Path handling").
+    Path(PathError),
+    /// The host (SPEC §2 "Host handling").
+    Host(HostError),
+    /// Several `Authorization` headers (SPEC §3).
+    DuplicateAuthorization,
+    /// `CONNECT` (SPEC §2: no forward proxy).
+    Connect,
+    /// An ambiguously framed request (SPEC §4 smuggling checks).
+    Smuggling,
+    /// The client's request body broke its own framing while forwarded.
+    ClientBody,
+    /// The rewritten request target could not be built.
+    Target,
+}
+
+impl BadRequest {
+    /// `bad_request:<rule>`, the access log's `decision`.
+    pub fn decision(self) -> &'static str {
+        match self {
+            BadRequest::Path(e) => match e {
+                PathError::NotAbsolute => "bad_request:path_not_origin_form",
+                PathError::EncodedSeparator => "bad_request:encoded_slash",
+                PathError::Backslash => "bad_request:backslash",
+                PathError::Nul => "bad_request:nul",
+                PathError::AboveRoot => "bad_request:dot_dot_above_root",
+                PathError::NotUtf8 => "bad_request:path_not_utf8",
+                PathError::BadEscape => "bad_request:bad_escape",
+                PathError::DotParams => "bad_request:dot_segment_params",
+                PathError::TooLong => "bad_request:path_too_long",
+            },
+            BadRequest::Host(e) => match e {
+                HostError::Missing => "bad_request:missing_host",
+                HostError::Several => "bad_request:several_hosts",
+                HostError::Disagree => "bad_request:host_disagrees",
+                _ => "bad_request:bad_host",
+            },
+            BadRequest::DuplicateAuthorization => "bad_request:duplicate_authorization",
+            BadRequest::Connect => "bad_request:connect",
+            BadRequest::Smuggling => "bad_request:smuggling",
+            BadRequest::ClientBody => "bad_request:client_body",
+            BadRequest::Target => "bad_request:target",
+        }
+    }
 }
 
 impl Denial {
@@ -37,7 +88,7 @@ impl Denial {
             Denial::NoToken | Denial::Invalid(_) => StatusCode::UNAUTHORIZED,
             Denial::Insufficient(_) | Denial::DenyRoute => StatusCode::FORBIDDEN,
             Denial::NoRoute => StatusCode::NOT_FOUND,
-            Denial::BadRequest => StatusCode::BAD_REQUEST,
+            Denial::BadRequest(_) => StatusCode::BAD_REQUEST,
             Denial::BadGateway => StatusCode::BAD_GATEWAY,
             Denial::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             Denial::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -54,14 +105,16 @@ impl Denial {
             Denial::Insufficient(_) => "Not enough permissions",
             Denial::DenyRoute => "Forbidden",
             Denial::NoRoute => "Not Found",
-            Denial::BadRequest => "Bad Request",
+            Denial::BadRequest(_) => "Bad Request",
             Denial::BadGateway => "Bad Gateway",
             Denial::GatewayTimeout => "Gateway Timeout",
             Denial::Unavailable => "Service Unavailable",
         }
     }
 
-    /// The decision label for logs and metrics.
+    /// The decision label for the access log. A 400 names its rule
+    /// (`bad_request:encoded_slash`); metrics keep the part before `:`
+    /// ([`crate::metrics::RouteCounters::record`]) to bound cardinality.
     pub fn decision(&self) -> &'static str {
         match self {
             Denial::NoToken => "denied_no_token",
@@ -71,7 +124,7 @@ impl Denial {
             Denial::Insufficient(_) => "denied_insufficient_scope",
             Denial::DenyRoute => "denied_route",
             Denial::NoRoute => "no_route",
-            Denial::BadRequest => "bad_request",
+            Denial::BadRequest(why) => why.decision(),
             Denial::BadGateway => "upstream_error",
             Denial::GatewayTimeout => "upstream_timeout",
             Denial::Unavailable => "unavailable",
@@ -107,7 +160,7 @@ impl Denial {
         if let Some(c) = self.challenge() {
             r.headers_mut().insert(WWW_AUTHENTICATE, c);
         }
-        if *self == Denial::BadRequest {
+        if matches!(self, Denial::BadRequest(_)) {
             // A malformed request may have left the connection's framing in doubt.
             r.headers_mut()
                 .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
@@ -145,7 +198,12 @@ mod tests {
             (Denial::Insufficient(String::new()), 403, "Not enough permissions", Some("Bearer error=\"insufficient_scope\"")),
             (Denial::DenyRoute, 403, "Forbidden", None),
             (Denial::NoRoute, 404, "Not Found", None),
-            (Denial::BadRequest, 400, "Bad Request", None),
+            (
+                Denial::BadRequest(BadRequest::Connect),
+                400,
+                "Bad Request",
+                None,
+            ),
             (Denial::BadGateway, 502, "Bad Gateway", None),
             (Denial::GatewayTimeout, 504, "Gateway Timeout", None),
         ];

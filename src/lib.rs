@@ -12,6 +12,7 @@ pub mod auth;
 pub mod body;
 pub mod cli;
 pub mod config;
+pub mod decide;
 pub mod deny;
 pub mod fdlimit;
 pub mod host;
