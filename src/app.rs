@@ -43,6 +43,11 @@ impl Runtime {
         Self::build(config, Some(previous))
     }
 
+    /// The state backend answers, or its outages are tolerated (`fail_open`).
+    pub fn state_ok(&self) -> bool {
+        self.config.state.fail_open || self.state.store.reachable()
+    }
+
     fn build(config: Config, previous: Option<&Runtime>) -> Result<Self, crate::tls::TlsError> {
         let mut verifier = Verifier::new(
             config.issuers.clone(),
@@ -143,6 +148,13 @@ impl App {
             started: Instant::now(),
             last_reload: Mutex::new(None),
         }))
+    }
+
+    /// Whether the proxy should receive traffic (`/readyz`): not draining, every
+    /// JWKS issuer has keys, and the state backend answers (unless `[state] fail_open`).
+    pub fn ready(&self) -> bool {
+        let rt = self.runtime.load();
+        !self.is_draining() && rt.verifier.jwks.ready() && rt.state_ok()
     }
 
     /// Whether the process is shutting down.

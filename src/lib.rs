@@ -30,6 +30,7 @@ pub mod state;
 pub mod status;
 pub mod telemetry;
 pub mod tls;
+pub mod tls_client;
 
 /// The listeners an [`App`](app::App) is served on, bound by the caller (the binary binds
 /// the configured addresses; tests bind port 0 and keep the addresses).

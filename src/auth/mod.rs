@@ -6,6 +6,7 @@ pub mod cache;
 pub mod claims;
 pub mod error;
 pub mod extract;
+pub mod issuer;
 pub mod jwks;
 pub mod keys;
 pub mod revocation;

@@ -5,8 +5,8 @@
 use crate::app::Runtime;
 use crate::auth::error::TokenError;
 use crate::auth::extract;
+use crate::auth::issuer::Verified;
 use crate::auth::revocation::{self, Refused};
-use crate::auth::verify::Verified;
 use crate::deny::Denial;
 use crate::routes::{Access, Route};
 use http::HeaderMap;

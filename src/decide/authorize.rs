@@ -2,7 +2,7 @@
 //! scope granted, every claim rule satisfied (the claim equals, or for an array
 //! contains, one of the rule's values).
 
-use crate::auth::verify::Verified;
+use crate::auth::issuer::Verified;
 use crate::deny::Denial;
 use crate::routes::Route;
 use serde_json::Value;

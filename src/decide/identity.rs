@@ -3,7 +3,7 @@
 //! are computed from the verified token when a front door sets them; an empty or
 //! unrepresentable claim yields no header (the client's copy is stripped anyway).
 
-use crate::auth::verify::Verified;
+use crate::auth::issuer::Verified;
 use crate::config::Identity;
 use http::{HeaderName, HeaderValue};
 use serde_json::Value;

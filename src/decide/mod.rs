@@ -24,7 +24,7 @@ pub mod identity;
 pub mod normalize;
 
 use crate::app::{Routed, Runtime};
-use crate::auth::verify::Verified;
+use crate::auth::issuer::Verified;
 use crate::config::Identity;
 use crate::deny::Denial;
 use crate::proxy::upstream::Target;

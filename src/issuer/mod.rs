@@ -20,7 +20,7 @@ pub mod password;
 pub mod reply;
 pub mod users;
 
-use crate::auth::verify::Issuer;
+use crate::auth::issuer::Issuer;
 use crate::config::Config;
 use crate::state::memory::MemoryStore;
 use crate::state::redis::RedisStore;

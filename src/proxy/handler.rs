@@ -9,7 +9,7 @@
 
 use crate::app::{ConnInfo, Runtime};
 use crate::auth::extract;
-use crate::auth::verify::Verified;
+use crate::auth::issuer::Verified;
 use crate::body::ProxyBody;
 use crate::decide::{self, Allow, HostSource, Normalized, RequestFacts};
 use crate::deny::{BadRequest, Denial};

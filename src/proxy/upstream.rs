@@ -4,7 +4,7 @@
 
 use crate::config::{Upstream, UpstreamKind};
 use crate::deny::{BadRequest, Denial};
-use crate::tls::TlsError;
+use crate::tls_client::TlsError;
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -85,7 +85,7 @@ fn client_for(u: &Upstream) -> Result<UpstreamClient, TlsError> {
     http.set_connect_timeout(Some(u.connect_timeout));
     http.set_nodelay(true);
     http.enforce_http(false);
-    let tls = crate::tls::client_config(u.ca.as_deref())?;
+    let tls = crate::tls_client::client_config(u.ca.as_deref())?;
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
