@@ -73,15 +73,22 @@ fn read_password() -> Result<Vec<u8>, String> {
     Ok(input)
 }
 
-fn load(cli: &Cli) -> Result<Config, ExitCode> {
-    config::load(&cli.config).map_err(|e| {
+/// Loads the config; with `create_keys` (run, token) first creating the missing
+/// `generate_key` keys it names. `check` creates nothing.
+fn load(cli: &Cli, create_keys: bool) -> Result<Config, ExitCode> {
+    let loaded = if create_keys {
+        config::provision::load_creating_keys(&cli.config)
+    } else {
+        config::load(&cli.config)
+    };
+    loaded.map_err(|e| {
         eprintln!("{e}");
         ExitCode::from(1)
     })
 }
 
 fn check(cli: &Cli) -> ExitCode {
-    let cfg = match load(cli) {
+    let cfg = match load(cli, false) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -93,6 +100,12 @@ fn check(cli: &Cli) -> ExitCode {
         }
     }
     // Warnings do not fail the check (exit 0).
+    for w in &cfg.warnings {
+        eprintln!("warning: {w}");
+    }
+    for k in &cfg.keys_to_generate {
+        eprintln!("note: {}", k.at);
+    }
     if let Some(te) = &cfg.token_endpoint {
         for w in te.accounts.warnings() {
             eprintln!("warning: {w}");
@@ -173,7 +186,7 @@ fn token(cli: &Cli, sub: &str, scope: Option<&str>, ttl: &str, issuer: Option<&s
             return ExitCode::from(2);
         }
     };
-    let cfg = match load(cli) {
+    let cfg = match load(cli, true) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -196,10 +209,13 @@ fn run(cli: &Cli) -> ExitCode {
     portcullis::metrics::install();
     // Before the config is compiled: the default max_connections follows the limit.
     portcullis::fdlimit::raise();
-    let cfg = match load(cli) {
+    let cfg = match load(cli, true) {
         Ok(c) => c,
         Err(code) => return code,
     };
+    for w in &cfg.warnings {
+        tracing::warn!(warning = %w, "config warning");
+    }
     portcullis::fdlimit::warn_if_short(cfg.server.max_connections);
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = cfg.server.worker_threads {

@@ -42,7 +42,7 @@ pub fn reload(app: &App) -> Result<(), String> {
 }
 
 fn try_reload(app: &App, path: &Path) -> Result<(), String> {
-    let cfg = crate::config::load(path).map_err(|e| e.to_string())?;
+    let cfg = crate::config::provision::load_creating_keys(path).map_err(|e| e.to_string())?;
     let old = app.runtime.load();
     if cfg.server.listen != old.config.server.listen {
         return Err(format!(

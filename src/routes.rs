@@ -283,17 +283,40 @@ impl Route {
 
 /// Whether `earlier` matches every request `later` matches (so `later` never applies).
 pub fn shadowed_by(later: &Route, earlier: &Route) -> bool {
-    let host = match (&earlier.host, &later.host) {
-        (None, _) => true,
-        (Some(_), None) => false,
-        (Some(a), Some(b)) => a.covers(b),
-    };
     let methods = match (&earlier.methods, &later.methods) {
         (None, _) => true,
         (Some(_), None) => false,
         (Some(a), Some(b)) => b.iter().all(|m| a.contains(m)),
     };
-    host && methods && earlier.path.covers(&later.path)
+    methods && covers_host_and_path(later, earlier)
+}
+
+/// The methods `earlier` takes from `later` when it matches every host and path
+/// `later` does but only some of its methods (`later` then applies to the others
+/// alone); `None` when it takes none of them, or all ([`shadowed_by`]).
+pub fn shadowed_methods(later: &Route, earlier: &Route) -> Option<Vec<Method>> {
+    let taken = earlier.methods.as_ref()?;
+    if !covers_host_and_path(later, earlier) {
+        return None;
+    }
+    let ms: Vec<Method> = match &later.methods {
+        None => taken.clone(),
+        Some(own) => own.iter().filter(|m| taken.contains(m)).cloned().collect(),
+    };
+    let all = later
+        .methods
+        .as_ref()
+        .is_some_and(|own| own.iter().all(|m| ms.contains(m)));
+    (!ms.is_empty() && !all).then_some(ms)
+}
+
+fn covers_host_and_path(later: &Route, earlier: &Route) -> bool {
+    let host = match (&earlier.host, &later.host) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(a), Some(b)) => a.covers(b),
+    };
+    host && earlier.path.covers(&later.path)
 }
 
 /// The routes in match order.

@@ -525,3 +525,146 @@ fn hash_password_prompts_without_echo_at_a_terminal() {
     assert!(!screen.contains("$2b$"), "{screen:?}");
     assert!(!screen.contains(pw) && !screen.contains("something else"));
 }
+
+/// The repository's own `proxy.toml` files (root and under `deploy/`).
+fn shipped_configs() -> Vec<std::path::PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.file_name().is_some_and(|f| f == "proxy.toml") {
+                out.push(p);
+            }
+        }
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut out = vec![root.join("proxy.toml")];
+    walk(&root.join("deploy"), &mut out);
+    out
+}
+
+/// Every file under `dir`: relative path, size, modification time, content hash.
+fn snapshot(dir: &Path) -> Vec<(std::path::PathBuf, u64, std::time::SystemTime, u64)> {
+    use std::hash::{Hash, Hasher};
+    fn walk(
+        base: &Path,
+        dir: &Path,
+        out: &mut Vec<(std::path::PathBuf, u64, std::time::SystemTime, u64)>,
+    ) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            if meta.is_file() {
+                std::fs::read(&p).unwrap().hash(&mut h);
+            }
+            let rel = p.strip_prefix(base).unwrap().to_path_buf();
+            out.push((rel, meta.len(), meta.modified().unwrap(), h.finish()));
+            if meta.is_dir() {
+                walk(base, &p, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let dest = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            std::fs::create_dir_all(&dest).unwrap();
+            copy_dir(&p, &dest);
+        } else {
+            std::fs::copy(&p, &dest).unwrap();
+        }
+    }
+}
+
+/// Issue 15: `check` writes nothing. Each shipped config is checked in a copy of its
+/// directory (the root one alone: its demo key does not exist there yet), and the
+/// tree is the same before and after, file by file (size, mtime, content).
+#[tokio::test]
+async fn check_changes_nothing_on_disk() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let configs = shipped_configs();
+    assert!(configs.len() >= 3, "{configs:?}");
+    for config in configs {
+        let dir = tmp();
+        let is_root = config.parent() == Some(root);
+        if is_root {
+            std::fs::copy(&config, dir.path().join("proxy.toml")).unwrap();
+        } else {
+            copy_dir(config.parent().unwrap(), dir.path());
+        }
+        let before = snapshot(dir.path());
+        let path = dir.path().join("proxy.toml");
+        let out = cli(
+            &["check", "--config", path.to_str().unwrap()],
+            dir.path(),
+            &[],
+        )
+        .await;
+        assert_eq!(
+            before,
+            snapshot(dir.path()),
+            "`check` on {} changed files:\n{out:?}",
+            config.display()
+        );
+        if is_root {
+            out.assert_code(0);
+            assert!(
+                out.stderr.contains("note: ") && out.stderr.contains("demo-signing.pem"),
+                "says the key is made at start: {}",
+                out.stderr
+            );
+        }
+    }
+}
+
+/// The README's first command on the root `proxy.toml`: the demo key is created
+/// when the proxy starts (mode 0600), and `token` mints with that same key.
+/// `token` run first creates it too.
+#[tokio::test]
+async fn demo_key_is_created_at_start_and_used_by_token() {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("proxy.toml")).unwrap();
+    // The harness writes its own `[server]` (on a free port): drop the demo's.
+    let mut body = String::new();
+    let mut in_server = false;
+    for line in text.lines() {
+        if line.starts_with('[') {
+            in_server = line == "[server]";
+        }
+        if !in_server {
+            body.push_str(line);
+            body.push('\n');
+        }
+    }
+    let p = Proxy::builder().start(&body).await;
+    let key = p.dir.path().join(".portcullis/demo-signing.pem");
+    let pem = std::fs::read(&key).expect("the demo key is created at start");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
+    let path = p.config_path.to_str().unwrap().to_string();
+    let tok = mint_cli(
+        p.dir.path(),
+        &["--sub", "alice", "--scope", "items:read", "--config", &path],
+    )
+    .await;
+    p.get("/api/items", Some(&tok)).await.assert_status(200);
+    assert_eq!(std::fs::read(&key).unwrap(), pem, "token kept the key");
+
+    let dir = tmp();
+    let path = write(dir.path(), "proxy.toml", &text);
+    mint_cli(dir.path(), &["--sub", "bob", "--config", &path]).await;
+    assert!(dir.path().join(".portcullis/demo-signing.pem").is_file());
+}

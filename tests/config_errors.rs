@@ -508,3 +508,258 @@ async fn state_topology_urls() {
     let err = assert_check_error(&text, &["ca = "]).await;
     assert!(err.contains("rediss+cluster://"), "{err}");
 }
+
+// ------------------------------------------------------- every error, in one run
+
+/// The `FILE:LINE:COL: ...` error lines for `file` in `stderr`.
+fn error_lines<'a>(stderr: &'a str, file: &str) -> Vec<&'a str> {
+    stderr
+        .lines()
+        .filter(|l| l.starts_with(&format!("{file}:")))
+        .collect()
+}
+
+/// Issue 16: two routes with a typo each: both are reported, at their lines.
+#[tokio::test]
+async fn two_route_typos_are_two_errors() {
+    let text = valid()
+        .replace(
+            "scopes = [\"admin\"]",
+            "scopes = [\"admin\"]\nacess = \"public\"",
+        )
+        .replace(
+            "methods = [\"GET\"]",
+            "methods = [\"GET\"]\nupstrem = \"app\"",
+        );
+    let (_dir, path, out) = check(&text).await;
+    out.assert_code(1);
+    let a = assert_error_at(&out.stderr, &path, &[line_of(&text, "acess")]);
+    let b = assert_error_at(&out.stderr, &path, &[line_of(&text, "upstrem")]);
+    assert!(a.contains("unknown field `acess`"), "{a}");
+    assert!(b.contains("unknown field `upstrem`"), "{b}");
+    assert_eq!(error_lines(&out.stderr, &path).len(), 2, "{}", out.stderr);
+}
+
+/// Issue 16: a mistyped required key is one error, not a second "needs ..." one.
+#[tokio::test]
+async fn a_mistyped_required_key_is_one_error() {
+    let text = valid()
+        .replace(
+            "path = \"/api/*/items\"\nmethods = [\"GET\"]\nupstream = \"app\"",
+            "path = \"/api/*/items\"\nmethods = [\"GET\"]\nupstrem = \"app\"",
+        )
+        .replace(
+            &format!("secret = \"{SECRET}\""),
+            &format!("secrt = \"{SECRET}\""),
+        );
+    let (_dir, path, out) = check(&text).await;
+    out.assert_code(1);
+    assert_error_at(&out.stderr, &path, &[line_of(&text, "upstrem")]);
+    assert_error_at(&out.stderr, &path, &[line_of(&text, "secrt")]);
+    assert_eq!(error_lines(&out.stderr, &path).len(), 2, "{}", out.stderr);
+}
+
+/// Issue 16: two unknown keys in one table are both named.
+#[tokio::test]
+async fn two_unknown_keys_in_one_table_are_two_errors() {
+    let text = valid().replace(
+        "header_timeout = \"10s\"",
+        "header_timeout = \"10s\"\nlisen = \"0.0.0.0:1\"\nidle_timout = \"5s\"",
+    );
+    let (_dir, path, out) = check(&text).await;
+    out.assert_code(1);
+    assert_error_at(&out.stderr, &path, &[line_of(&text, "lisen")]);
+    assert_error_at(&out.stderr, &path, &[line_of(&text, "idle_timout")]);
+    assert_eq!(error_lines(&out.stderr, &path).len(), 2, "{}", out.stderr);
+}
+
+/// Issue 16: an unset `${VAR}` hides no unknown key, in another section or in its own.
+#[tokio::test]
+async fn a_missing_variable_and_unknown_keys_are_all_reported() {
+    let text = valid()
+        .replace(SECRET, &format!("${{{UNSET}}}"))
+        .replace(
+            "issuer = \"local\"",
+            "issuer = \"local\"\naudience = [\"x\"]",
+        )
+        .replace(
+            "header_timeout = \"10s\"",
+            "header_timeout = \"10s\"\nlisen = \"0.0.0.0:8080\"",
+        );
+    let (_dir, path, out) = check(&text).await;
+    out.assert_code(1);
+    let env = assert_error_at(&out.stderr, &path, &[line_of(&text, UNSET)]);
+    assert!(env.contains(&format!("`{UNSET}` is not set")), "{env}");
+    let a = assert_error_at(&out.stderr, &path, &[line_of(&text, "audience =")]);
+    assert!(a.contains("unknown field `audience`"), "{a}");
+    let l = assert_error_at(&out.stderr, &path, &[line_of(&text, "lisen")]);
+    assert!(l.contains("unknown field `lisen`"), "{l}");
+    // No follow-on about the blank secret (too short, no key source).
+    assert_eq!(error_lines(&out.stderr, &path).len(), 3, "{}", out.stderr);
+}
+
+/// Issue 16: an unset `${VAR}` where a duration or URL goes is one error, not two.
+#[tokio::test]
+async fn a_missing_variable_has_no_follow_on_errors() {
+    let text = valid()
+        .replace(
+            "connect_timeout = \"2s\"",
+            &format!("connect_timeout = \"${{{UNSET}}}\""),
+        )
+        .replace(
+            "listen = \"127.0.0.1:18080\"",
+            &format!("listen = \"${{{UNSET}}}\""),
+        );
+    let (_dir, path, out) = check(&text).await;
+    out.assert_code(1);
+    let lines = error_lines(&out.stderr, &path);
+    assert_eq!(lines.len(), 2, "{}", out.stderr);
+    assert_error_at(&out.stderr, &path, &[line_of(&text, "connect_timeout")]);
+    assert_error_at(&out.stderr, &path, &[line_of(&text, "listen =")]);
+    assert!(lines.iter().all(|l| l.contains(UNSET)), "{}", out.stderr);
+}
+
+/// Issue 16: one bad upstream URL is one error line, not one more per route naming it.
+#[tokio::test]
+async fn a_bad_upstream_url_is_one_error() {
+    let text = valid().replace(
+        "url = \"http://127.0.0.1:9\"",
+        "url = \"ftp://127.0.0.1:9\"",
+    );
+    let (_dir, path, out) = check(&text).await;
+    out.assert_code(1);
+    let line = assert_error_at(&out.stderr, &path, &[line_of(&text, "ftp://")]);
+    assert!(line.contains("invalid upstream url"), "{line}");
+    assert_eq!(error_lines(&out.stderr, &path).len(), 1, "{}", out.stderr);
+    assert!(!out.stderr.contains("unknown upstream"), "{}", out.stderr);
+}
+
+/// Issue 16: a missing users file is reported at proxy.toml's `users` line, naming
+/// the path it resolved to.
+#[tokio::test]
+async fn a_missing_users_file_names_the_line_and_the_path() {
+    let text = format!(
+        "{}\n[token_endpoint]\nissuer = \"local\"\nusers = \"conf/nobody.toml\"\n",
+        valid()
+    );
+    let (dir, path, out) = check(&text).await;
+    out.assert_code(1);
+    let line = assert_error_at(&out.stderr, &path, &[line_of(&text, "nobody.toml")]);
+    let resolved = dir.path().join("conf/nobody.toml");
+    assert!(
+        line.contains(&format!("`{}`", resolved.display())),
+        "names the resolved path: {line}"
+    );
+    assert!(line.contains("users file"), "{line}");
+}
+
+/// A method that is not an HTTP token can never match: it stays an error.
+#[tokio::test]
+async fn a_method_that_is_not_a_token_is_an_error() {
+    let text = valid().replace("methods = [\"GET\"]", "methods = [\"GE T\"]");
+    let line = assert_error_at_check(&text, "GE T").await;
+    assert!(line.contains("invalid method `GE T`"), "{line}");
+}
+
+async fn assert_error_at_check(text: &str, needle: &str) -> String {
+    assert_check_error(text, &[needle]).await
+}
+
+// ------------------------------------------------------------------- warnings
+
+/// Runs `check` on `text`, which must pass (exit 0, `: ok`); returns the
+/// `warning: ` lines.
+async fn warnings(text: &str) -> (String, Vec<String>) {
+    let (_dir, path, out) = check(text).await;
+    out.assert_code(0);
+    assert!(out.stdout.contains(": ok"), "{}", out.stdout);
+    let w = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("warning: "))
+        .map(str::to_string)
+        .collect();
+    (path, w)
+}
+
+/// The one warning, at `needle`'s line (plus `up`: lines above it).
+async fn one_warning_at(text: &str, needle: &str, up: usize) -> String {
+    let (path, w) = warnings(text).await;
+    assert_eq!(w.len(), 1, "{w:#?}");
+    let line = line_of(text, needle) - up;
+    assert!(
+        w[0].starts_with(&format!("warning: {path}:{line}:")),
+        "at line {line}: {}",
+        w[0]
+    );
+    w[0].clone()
+}
+
+#[tokio::test]
+async fn warning_for_a_duplicate_route_name() {
+    let text = valid().replace("name = \"items\"", "name = \"admin\"");
+    let (path, w) = warnings(&text).await;
+    assert_eq!(w.len(), 1, "{w:#?}");
+    let second = line_of(&text, "/api/*/items") - 1;
+    assert!(
+        w[0].starts_with(&format!("warning: {path}:{second}:")),
+        "{}",
+        w[0]
+    );
+    assert!(w[0].contains("route name `admin`"), "{}", w[0]);
+    // The first one is named by its `[[routes]]` line.
+    let first = line_of(&text, "/admin/**") - 2;
+    assert!(w[0].contains(&format!("line {first}")), "{}", w[0]);
+}
+
+#[tokio::test]
+async fn warning_for_a_lower_case_method() {
+    let text = valid().replace("methods = [\"GET\"]", "methods = [\"get\"]");
+    let w = one_warning_at(&text, "\"get\"", 0).await;
+    assert!(w.contains("method `get` is not upper case"), "{w}");
+    assert!(w.contains("`GET`"), "{w}");
+}
+
+#[tokio::test]
+async fn warning_for_a_method_that_is_not_registered() {
+    let text = valid().replace("methods = [\"GET\"]", "methods = [\"GET\", \"GETT\"]");
+    let w = one_warning_at(&text, "\"GETT\"", 0).await;
+    assert!(
+        w.contains("method `GETT` is not a registered HTTP method"),
+        "{w}"
+    );
+}
+
+/// A GET-only `/**` before a public `/docs`: `/docs` is public for other methods only.
+#[tokio::test]
+async fn warning_for_a_route_shadowed_for_some_methods() {
+    let text = format!(
+        r#"[upstreams.app]
+url = "http://127.0.0.1:9"
+
+{}
+[[routes]]
+name = "reads"
+path = "/**"
+methods = ["GET", "HEAD"]
+upstream = "app"
+
+[[routes]]
+name = "docs"
+path = "/docs"
+access = "public"
+upstream = "app"
+"#,
+        base_issuer()
+    );
+    // At the route's `[[routes]]` line.
+    let w = one_warning_at(&text, "name = \"docs\"", 1).await;
+    assert!(
+        w.contains("route `docs` is shadowed for GET, HEAD by route `reads`"),
+        "{w}"
+    );
+    // Methods that do not overlap: no warning.
+    let (_, w) =
+        warnings(&text.replace("path = \"/docs\"", "path = \"/docs\"\nmethods = [\"POST\"]")).await;
+    assert!(w.is_empty(), "{w:#?}");
+}

@@ -404,7 +404,7 @@ impl JwksSource {
     /// Where the JWK set is, resolving discovery when configured.
     async fn jwks_url(&self) -> Result<String, JwksError> {
         match &self.issuer.source {
-            KeySource::Jwks(url) => Ok(url.clone()),
+            KeySource::Jwks(url) => Ok(url.expose().clone()),
             KeySource::Discovery => {
                 let url = discovery_url(&self.issuer.iss);
                 let doc = get(&self.client, &url).await?;

@@ -21,8 +21,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub enum KeySource {
     /// Static keys from the config.
     Static,
-    /// A JWKS URL.
-    Jwks(String),
+    /// A JWKS URL (it may carry credentials: redacted in `Debug`).
+    Jwks(crate::config::secret::Secret<String>),
     /// OIDC discovery from the issuer URL.
     Discovery,
 }

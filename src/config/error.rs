@@ -49,11 +49,20 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-/// Collects errors against one source text, turning byte spans into line:col.
+/// Collects errors (and warnings) against one source text, turning byte spans into
+/// line:col. Spans marked [`Reporter::poison`] hold a value already reported as
+/// broken (an unset `${ENV}`; an empty span: the start of a table that lost a
+/// mistyped key): errors found later inside them are follow-ons of that one cause
+/// and are dropped, so each root cause is reported once.
 pub struct Reporter<'a> {
     file: &'a Path,
     src: &'a str,
     pub errors: Vec<ConfigError>,
+    /// Problems that do not fail the config (`portcullis check` prints `warning: ...`).
+    pub warnings: Vec<ConfigError>,
+    /// Errors dropped as follow-ons of a poisoned value.
+    pub suppressed: usize,
+    poisoned: Vec<Range<usize>>,
 }
 
 impl<'a> Reporter<'a> {
@@ -62,18 +71,50 @@ impl<'a> Reporter<'a> {
             file,
             src,
             errors: Vec::new(),
+            warnings: Vec::new(),
+            suppressed: 0,
+            poisoned: Vec::new(),
         }
     }
 
-    /// Records an error at the start of `span` (byte offsets into the source).
+    /// Records an error at the start of `span` (byte offsets into the source),
+    /// unless it lies inside a poisoned span.
     pub fn at(&mut self, span: Range<usize>, message: impl Into<String>) {
+        if self.is_poisoned(&span) {
+            self.suppressed += 1;
+            return;
+        }
+        let e = self.error(span, message.into());
+        self.errors.push(e);
+    }
+
+    /// Records a warning at the start of `span`.
+    pub fn warn(&mut self, span: Range<usize>, message: impl Into<String>) {
+        let e = self.error(span, message.into());
+        self.warnings.push(e);
+    }
+
+    /// Marks `span` as holding a value already reported as broken.
+    pub fn poison(&mut self, span: Range<usize>) {
+        self.poisoned.push(span);
+    }
+
+    /// Whether `span` starts inside a poisoned span.
+    pub fn is_poisoned(&self, span: &Range<usize>) -> bool {
+        self.poisoned
+            .iter()
+            .any(|p| p.start <= span.start && span.start < p.end.max(p.start + 1))
+    }
+
+    /// An error (not recorded) at the start of `span`.
+    pub fn error(&self, span: Range<usize>, message: String) -> ConfigError {
         let (line, col) = line_col(self.src, span.start);
-        self.errors.push(ConfigError {
+        ConfigError {
             file: self.file.to_path_buf(),
             line,
             col,
-            message: message.into(),
-        });
+            message,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -83,6 +124,22 @@ impl<'a> Reporter<'a> {
     /// The source text.
     pub fn src(&self) -> &'a str {
         self.src
+    }
+
+    /// Errors in file order (line, then column; the order found within one place),
+    /// each once.
+    pub fn into_errors(mut self) -> ConfigErrors {
+        self.errors
+            .sort_by_key(|e| (e.file.as_path() != self.file, e.line, e.col));
+        self.errors.dedup();
+        ConfigErrors(self.errors)
+    }
+
+    /// Warnings in file order, each once.
+    pub fn into_warnings(mut self) -> Vec<ConfigError> {
+        self.warnings.sort_by_key(|e| (e.line, e.col));
+        self.warnings.dedup();
+        self.warnings
     }
 }
 

@@ -117,24 +117,10 @@ impl Users {
     }
 }
 
-/// Loads the users file named by `[token_endpoint] users` (none: no users). The
-/// config compiler calls it, so `check`, start-up and every reload read the file.
-pub fn load(path: Option<&Path>) -> Result<Users, ConfigErrors> {
-    let Some(path) = path else {
-        return Ok(Users::default());
-    };
-    let src = std::fs::read_to_string(path).map_err(|e| {
-        ConfigErrors(vec![ConfigError {
-            file: path.to_path_buf(),
-            line: 1,
-            col: 1,
-            message: format!("cannot read users file: {e}"),
-        }])
-    })?;
-    parse(path, &src)
-}
-
-/// Compiles users.toml text; `path` names it in errors.
+/// Compiles users.toml text; `path` names it in errors. The config compiler reads
+/// the file named by `[token_endpoint] users` (a read error is reported at that
+/// line of `proxy.toml`) and calls this, so `check`, start-up and every reload see
+/// the file as it is.
 pub fn parse(path: &Path, src: &str) -> Result<Users, ConfigErrors> {
     let mut rep = Reporter::new(path, src);
     let raw: RawUsers = match toml::from_str(src) {

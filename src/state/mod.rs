@@ -23,9 +23,9 @@ pub type Fut<'a, T> = Pin<Box<dyn Future<Output = Result<T, StateError>> + Send 
 /// SHA-256 of a refresh token: the token itself is never stored.
 pub type TokenHash = [u8; 32];
 
-/// Default of `[state] max_entries`: refresh-token entries the memory backend holds
-/// (about 200 bytes each, 20 MB at most).
-pub const DEFAULT_MAX_ENTRIES: usize = 100_000;
+/// Default of `[state] max_entries` (defined with every other default in
+/// [`crate::config::defaults`]).
+pub const DEFAULT_MAX_ENTRIES: usize = crate::config::defaults::STATE_MAX_ENTRIES;
 /// Smallest `[state] max_entries` accepted.
 pub const MIN_MAX_ENTRIES: usize = 100;
 

@@ -1,0 +1,200 @@
+//! `[[routes]]` -> the [`RouteTable`], in file order: path pattern, host rule,
+//! methods, access, upstream, token sources and claim rules, each compiled once
+//! here. A route with an error still has its other keys checked; table-wide checks
+//! (shadowing, duplicate names) are in [`super::route_checks`].
+//!
+//! Methods are HTTP tokens (RFC 9110 §5.6.2; anything else is an error). One written
+//! in lower case is matched upper case, and one outside the registered set is
+//! accepted (an extension method): both get a warning, since methods are
+//! case-sensitive (RFC 9110 §9.1) and a typo silently sends those requests on to
+//! later routes.
+
+use super::route_checks::Checks;
+use super::upstreams::Upstreams;
+use super::Cx;
+use crate::config::defaults;
+use crate::config::error::line_col;
+use crate::config::file::{OneOrMany, RawRoute};
+use crate::config::values::EnvStr;
+use crate::routes::{Access, ClaimRule, HostMatch, PathPattern, Route, RouteTable, TokenSource};
+use http::Method;
+use std::ops::Range;
+use toml::Spanned;
+
+/// Methods defined by RFC 9110 §9, PATCH (RFC 5789) and WebDAV's (RFC 4918 §9).
+const REGISTERED: &[&str] = &[
+    "GET",
+    "HEAD",
+    "POST",
+    "PUT",
+    "DELETE",
+    "CONNECT",
+    "OPTIONS",
+    "TRACE",
+    "PATCH",
+    "PROPFIND",
+    "PROPPATCH",
+    "MKCOL",
+    "COPY",
+    "MOVE",
+    "LOCK",
+    "UNLOCK",
+];
+
+/// Compiles the routes; `numbers` are their 1-based positions in the file.
+pub(super) fn compile(
+    cx: &mut Cx<'_>,
+    raw: Vec<Spanned<RawRoute>>,
+    numbers: &[usize],
+    upstreams: &Upstreams,
+) -> RouteTable {
+    let mut checks = Checks::default();
+    for (i, r) in raw.into_iter().enumerate() {
+        let span = r.span();
+        let number = numbers.get(i).copied().unwrap_or(i + 1);
+        let before = cx.problems();
+        let r = r.into_inner();
+        let name_span = r.name.as_ref().map_or_else(|| span.clone(), Spanned::span);
+        let Some(route) = r.compile(cx, number, span.clone(), upstreams) else {
+            continue;
+        };
+        // A route that lost a mistyped key (parse poisoned its start) is broken too.
+        let broken = cx.problems() > before || cx.rep.is_poisoned(&span);
+        checks.push(cx, route, span, name_span, broken);
+    }
+    checks.into_table()
+}
+
+impl RawRoute {
+    /// `None` when the path pattern is invalid (other keys are still checked).
+    fn compile(
+        self,
+        cx: &mut Cx<'_>,
+        number: usize,
+        span: Range<usize>,
+        upstreams: &Upstreams,
+    ) -> Option<Route> {
+        let (line, _) = line_col(cx.rep.src(), span.start);
+        let name = self
+            .name
+            .map_or_else(|| defaults::route_name(number), |s| s.into_inner().0);
+        let path = PathPattern::parse(self.path.get_ref())
+            .map_err(|e| cx.rep.at(self.path.span(), e))
+            .ok();
+        let host = self.host.as_ref().and_then(|h| {
+            HostMatch::parse(h.get_ref())
+                .map_err(|e| cx.rep.at(h.span(), e))
+                .ok()
+        });
+        let methods = self.methods.as_ref().map(|ms| methods(cx, ms));
+        let access = access(cx, self.access.as_ref());
+        let upstream = match &self.upstream {
+            Some(u) => match upstreams.find(u.get_ref()) {
+                Ok(i) => i,
+                Err(defined) => {
+                    let msg = format!("unknown upstream `{}` (defined: {defined})", &**u.get_ref());
+                    cx.rep.at(u.span(), msg);
+                    None
+                }
+            },
+            None if access == Access::Deny => None,
+            None => {
+                cx.rep.at(span, format!("route `{name}` needs `upstream`"));
+                None
+            }
+        };
+        let token_from = match &self.token_from {
+            None => vec![defaults::TOKEN_FROM],
+            Some(list) => list
+                .iter()
+                .filter_map(|s| {
+                    TokenSource::parse(s.get_ref())
+                        .map_err(|e| cx.rep.at(s.span(), e))
+                        .ok()
+                })
+                .collect(),
+        };
+        let scopes: Vec<String> = self.scopes.into_iter().map(|s| s.0).collect();
+        Some(Route {
+            name,
+            host,
+            path: path?,
+            methods,
+            access,
+            scope_param: scopes.join(" "),
+            scopes,
+            claims: claims(self.claims),
+            token_from,
+            upstream,
+            line,
+        })
+    }
+}
+
+/// `methods`: tokens, matched upper case (warnings for lower case and for methods
+/// outside [`REGISTERED`]).
+fn methods(cx: &mut Cx<'_>, raw: &[Spanned<EnvStr>]) -> Vec<Method> {
+    let mut out = Vec::new();
+    for m in raw {
+        let written: &str = m.get_ref();
+        let upper = written.to_ascii_uppercase();
+        let Ok(method) = Method::from_bytes(upper.as_bytes()) else {
+            cx.rep.at(
+                m.span(),
+                format!("invalid method `{written}` (a method is an HTTP token: letters, digits and !#$%&'*+-.^_`|~)"),
+            );
+            continue;
+        };
+        if written != upper {
+            cx.rep.warn(
+                m.span(),
+                format!("method `{written}` is not upper case: the route matches `{upper}` (methods are case-sensitive, RFC 9110 §9.1)"),
+            );
+        }
+        if !REGISTERED.contains(&upper.as_str()) {
+            cx.rep.warn(
+                m.span(),
+                format!("method `{upper}` is not a registered HTTP method (a typo?): other requests fall through to later routes"),
+            );
+        }
+        out.push(method);
+    }
+    out
+}
+
+fn access(cx: &mut Cx<'_>, raw: Option<&Spanned<EnvStr>>) -> Access {
+    let Some(a) = raw else {
+        return defaults::ACCESS;
+    };
+    match &**a.get_ref() {
+        "protected" => Access::Protected,
+        "optional" => Access::Optional,
+        "public" => Access::Public,
+        "deny" => Access::Deny,
+        other => {
+            cx.rep.at(
+                a.span(),
+                format!("unknown access `{other}` (protected, optional, public or deny)"),
+            );
+            defaults::ACCESS
+        }
+    }
+}
+
+fn claims(raw: std::collections::BTreeMap<String, Spanned<OneOrMany>>) -> Vec<ClaimRule> {
+    raw.into_iter()
+        .map(|(claim, v)| {
+            let vals = match v.into_inner() {
+                OneOrMany::One(x) => vec![x],
+                OneOrMany::Many(xs) => xs,
+            };
+            ClaimRule {
+                claim,
+                values: vals
+                    .into_iter()
+                    .filter_map(|x| serde_json::to_value(x).ok())
+                    .collect(),
+            }
+        })
+        .collect()
+}
