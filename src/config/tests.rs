@@ -57,3 +57,33 @@ upstream = "app"
         toml::from_str(&format!("url = \"redis://:{redis}@h/0\"")).expect("raw");
     assert!(!format!("{raw:?}").contains(redis));
 }
+
+/// `{:?}` of the compiled `[state]` shows no Redis password, whatever the topology
+/// (one server, Cluster, Sentinel, with or without TLS), and neither does `{:?}` of
+/// the whole config; the URL is still there, whole, for the connection code.
+#[test]
+fn debug_of_the_state_config_shows_no_redis_password() {
+    let pw = "redis-topology-password-that-must-not-leak";
+    let dir = tempfile::tempdir().expect("tempdir");
+    for url in [
+        format!("redis://default:{pw}@127.0.0.1:6379/0"),
+        format!("rediss://:{pw}@redis.internal:6380"),
+        format!("redis+cluster://user:{pw}@10.0.0.1:7000,10.0.0.2:7000"),
+        format!("rediss+cluster://user:{pw}@10.0.0.1:7000"),
+        format!("redis+sentinel://:{pw}@s1:26379,s2:26379/mymaster"),
+        format!("rediss+sentinel://user:{pw}@s1:26379/mymaster/2"),
+    ] {
+        let text = format!(
+            "[upstreams.app]\nurl = \"echo:\"\n\n[state]\nbackend = \"redis\"\n\
+             url = \"{url}\"\nreplicas_ack = 1\n\n[[routes]]\npath = \"/**\"\n\
+             access = \"public\"\nupstream = \"app\"\n"
+        );
+        let cfg = load_str(&dir.path().join("proxy.toml"), &text).expect("config");
+        let state = format!("{:?}", cfg.state);
+        assert!(!state.contains(pw), "{url}: {state}");
+        assert!(state.contains("[redacted]"), "{url}: {state}");
+        assert!(state.contains("replicas_ack: 1"), "{url}: {state}");
+        assert!(!format!("{cfg:?}").contains(pw), "{url}");
+        assert_eq!(cfg.state.redis_url.as_deref(), Some(url.as_str()));
+    }
+}
