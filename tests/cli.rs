@@ -526,72 +526,13 @@ fn hash_password_prompts_without_echo_at_a_terminal() {
     assert!(!screen.contains(pw) && !screen.contains("something else"));
 }
 
-/// The repository's own `proxy.toml` files (root and under `deploy/`).
-fn shipped_configs() -> Vec<std::path::PathBuf> {
-    fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(&p, out);
-            } else if p.file_name().is_some_and(|f| f == "proxy.toml") {
-                out.push(p);
-            }
-        }
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut out = vec![root.join("proxy.toml")];
-    walk(&root.join("deploy"), &mut out);
-    out
-}
-
-/// Every file under `dir`: relative path, size, modification time, content hash.
-fn snapshot(dir: &Path) -> Vec<(std::path::PathBuf, u64, std::time::SystemTime, u64)> {
-    use std::hash::{Hash, Hasher};
-    fn walk(
-        base: &Path,
-        dir: &Path,
-        out: &mut Vec<(std::path::PathBuf, u64, std::time::SystemTime, u64)>,
-    ) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            let meta = std::fs::symlink_metadata(&p).unwrap();
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            if meta.is_file() {
-                std::fs::read(&p).unwrap().hash(&mut h);
-            }
-            let rel = p.strip_prefix(base).unwrap().to_path_buf();
-            out.push((rel, meta.len(), meta.modified().unwrap(), h.finish()));
-            if meta.is_dir() {
-                walk(base, &p, out);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(dir, dir, &mut out);
-    out.sort();
-    out
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let dest = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            std::fs::create_dir_all(&dest).unwrap();
-            copy_dir(&p, &dest);
-        } else {
-            std::fs::copy(&p, &dest).unwrap();
-        }
-    }
-}
-
 /// Issue 15: `check` writes nothing. Each shipped config is checked in a copy of its
 /// directory (the root one alone: its demo key does not exist there yet), and the
 /// tree is the same before and after, file by file (size, mtime, content).
 #[tokio::test]
 async fn check_changes_nothing_on_disk() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let configs = shipped_configs();
+    let configs = disk::shipped_configs();
     assert!(configs.len() >= 3, "{configs:?}");
     for config in configs {
         let dir = tmp();
@@ -599,9 +540,9 @@ async fn check_changes_nothing_on_disk() {
         if is_root {
             std::fs::copy(&config, dir.path().join("proxy.toml")).unwrap();
         } else {
-            copy_dir(config.parent().unwrap(), dir.path());
+            disk::copy_dir(config.parent().unwrap(), dir.path());
         }
-        let before = snapshot(dir.path());
+        let before = disk::snapshot(dir.path());
         let path = dir.path().join("proxy.toml");
         let out = cli(
             &["check", "--config", path.to_str().unwrap()],
@@ -611,7 +552,7 @@ async fn check_changes_nothing_on_disk() {
         .await;
         assert_eq!(
             before,
-            snapshot(dir.path()),
+            disk::snapshot(dir.path()),
             "`check` on {} changed files:\n{out:?}",
             config.display()
         );
@@ -624,6 +565,43 @@ async fn check_changes_nothing_on_disk() {
             );
         }
     }
+}
+
+/// Issue 15: a `generate_key` key that does not exist (in a directory that does not
+/// either) is not written by `check`: not when the config is valid (exit 0, a `note:`
+/// naming the resolved path), not when it has an error elsewhere (exit 1), not when
+/// the config is found from the working directory. `token` then creates it.
+#[tokio::test]
+async fn check_writes_no_generate_key_key() {
+    let dir = tmp();
+    let issuer = "[[issuers]]\nname = \"local\"\nissuer = \"local\"\n\
+                  private_key = \"keys/new/signing.pem\"\ngenerate_key = true\n";
+    let good = config(issuer, "");
+    let bad = config(issuer, "[cache]\ntokens = -1\n");
+    let key = dir.path().join("keys/new/signing.pem");
+    for (text, code) in [(&good, 0), (&bad, 1)] {
+        let path = write(dir.path(), "proxy.toml", text);
+        let before = disk::snapshot(dir.path());
+        for args in [&["check", "--config", &path][..], &["check"][..]] {
+            let out = cli(args, dir.path(), &[]).await;
+            out.assert_code(code);
+            assert_eq!(before, disk::snapshot(dir.path()), "{args:?}: {out:?}");
+            if code == 0 {
+                // The resolved path (relative when the config was found as `proxy.toml`).
+                let named = if args.len() > 1 {
+                    key.display().to_string()
+                } else {
+                    "keys/new/signing.pem".into()
+                };
+                let note = out.stderr.lines().find(|l| l.starts_with("note: "));
+                assert!(note.is_some_and(|n| n.contains(&named)), "{}", out.stderr);
+            }
+        }
+    }
+    assert!(!key.exists() && !dir.path().join("keys").exists());
+    let path = write(dir.path(), "proxy.toml", &good);
+    mint_cli(dir.path(), &["--sub", "carol", "--config", &path]).await;
+    assert!(key.is_file(), "`token` creates the key");
 }
 
 /// The README's first command on the root `proxy.toml`: the demo key is created

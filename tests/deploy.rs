@@ -14,11 +14,14 @@
 //!   present next to it in the repository are copied, key material that only exists in
 //!   a cluster Secret is generated (of the kind the key names), `${VAR}`s get stand-in
 //!   values. This is how the files are laid out in the Pod (/etc/portcullis/...).
+//!   `check` changes nothing in that directory.
 //! - The sidecar end-to-end test runs the sidecar's own proxy.toml and its demo app
 //!   (`echo_app.py`) as two local processes; only the three addresses are rewritten.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "support/disk.rs"]
+mod disk;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -554,27 +557,10 @@ fn config_files(cfg: &toml::Table) -> Vec<(&'static str, String)> {
     out
 }
 
-/// Every `proxy.toml` in the repository root and under `deploy/`.
-fn shipped_configs() -> Vec<PathBuf> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(&p, out);
-            } else if p.file_name().is_some_and(|f| f == "proxy.toml") {
-                out.push(p);
-            }
-        }
-    }
-    let mut out = vec![root().join("proxy.toml")];
-    walk(&root().join("deploy"), &mut out);
-    out
-}
-
 #[test]
 fn every_shipped_proxy_toml_passes_check() {
     let keys = Keys::new();
-    let configs = shipped_configs();
+    let configs = disk::shipped_configs();
     assert!(configs.len() >= 3, "root, sidecar and gateway: {configs:?}");
     for path in configs {
         let text = std::fs::read_to_string(&path).unwrap();
@@ -618,9 +604,17 @@ fn every_shipped_proxy_toml_passes_check() {
         for var in text.split("${").skip(1).filter_map(|s| s.split_once('}')) {
             cmd.env(var.0, "stand-in-value-0123456789abcdef0123456789abcdef");
         }
+        let before = disk::snapshot(tmp.path());
         let out = run_ok(&mut cmd, &format!("portcullis check {}", path.display()));
         let table = String::from_utf8_lossy(&out.stdout);
         assert!(table.contains(": ok"), "{}: {table}", path.display());
+        // Issue 15: `check` writes nothing (not the root config's `generate_key` key).
+        assert_eq!(
+            before,
+            disk::snapshot(tmp.path()),
+            "`check` wrote next to {}",
+            path.display()
+        );
     }
 }
 

@@ -9,7 +9,8 @@
 //!   the test's. Comment lines starting with `#   ` right under a command are what it
 //!   prints: each must appear in its output, in order, `...` matching anything;
 //! - `tour`: the 5-minute tour against the root `proxy.toml` (admin listener included);
-//! - the config blocks pass `portcullis check`; the WebSocket route covers `/ws/`;
+//! - the config blocks pass `portcullis check`, which changes nothing on disk; the
+//!   WebSocket route covers `/ws/`;
 //! - FastAPI: the README's `main.py` under uvicorn (FastAPI and uvicorn from PyPI,
 //!   pinned, in the venv of `PORTCULLIS_FASTAPI_PYTHON` that scripts/test-all.sh makes),
 //!   its `users.toml` and `proxy.toml` under the real binary, its curl session, the rows
@@ -384,8 +385,11 @@ fn write(dir: &Path, name: &str, text: &str) {
     std::fs::write(p, text).unwrap();
 }
 
+/// `portcullis check` in `dir` passes, and changes nothing there (issue 15).
 async fn check_ok(dir: &Path, env: &[(&str, &str)]) -> String {
+    let before = disk::snapshot(dir);
     let out = cli(&["check"], dir, env).await;
+    assert_eq!(before, disk::snapshot(dir), "`check` wrote in {dir:?}");
     assert_eq!(
         out.code,
         Some(0),

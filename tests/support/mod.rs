@@ -15,8 +15,11 @@
 //! - [`cli`]: runs a subcommand with a bounded timeout.
 //! - [`redis`]: real Redis topologies (standalone, Cluster, Sentinel) on loopback.
 //! - [`nginx::Nginx`]: a real nginx on a free loopback port (virtual hosts, ingress).
+//! - [`disk`]: the repository's configs, and snapshots of a directory tree (a command
+//!   that must write nothing).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod disk;
 pub mod nginx;
 pub mod redis;
 
