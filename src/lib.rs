@@ -1,6 +1,7 @@
 //! portcullis: an edge authentication reverse proxy.
 //!
-//! [`config::load`] compiles `proxy.toml`; [`app::App`] holds the running state;
+//! [`config::load`] compiles `proxy.toml` and writes nothing ([`config::provision`] creates
+//! the `generate_key` keys of `run` and `token`); [`app::App`] holds the running state;
 //! [`server::serve`] accepts connections and runs [`proxy::handler`] per request.
 #![warn(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]

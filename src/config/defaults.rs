@@ -203,6 +203,8 @@ mod tests {
         let readme = include_str!("../../README.md");
         // Written differently there.
         assert_eq!(crate::routes::TokenSource::parse("header"), Ok(TOKEN_FROM));
+        let bound = format!("0–{MAX_REPLICAS_ACK} (`MAX_REPLICAS_ACK`)");
+        assert!(readme.contains(&bound), "README: `replicas_ack` {bound}");
         assert_eq!(IDENTITY_HEADER, "X-User".to_ascii_lowercase());
         for (heading, key, value) in readme_rows() {
             let at = readme
