@@ -17,6 +17,7 @@
 //! - [`nginx::Nginx`]: a real nginx on a free loopback port (virtual hosts, ingress).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod browser;
 pub mod nginx;
 pub mod redis;
 
