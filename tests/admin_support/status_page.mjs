@@ -7,25 +7,11 @@
 //
 // Environment: NODE_MODULES (with playwright-core), CHROMIUM (the browser binary),
 // STATUS_URL.
-import { createRequire } from 'node:module';
-
-const require = createRequire(`${process.env.NODE_MODULES}/`);
-const { chromium } = require('playwright-core');
+import { openPage } from '../support/browser.mjs';
 
 const out = {};
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM,
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--no-first-run'],
-});
+const { browser, page } = await openPage();
 try {
-  const page = await browser.newPage();
-  page.setDefaultTimeout(20000);
-  await page.route('**/*', (route) => {
-    const url = new URL(route.request().url());
-    return url.hostname === '127.0.0.1' ? route.continue() : route.abort();
-  });
   const response = await page.goto(process.env.STATUS_URL);
   out.status = response.status();
   out.visible = {};

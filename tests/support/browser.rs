@@ -1,8 +1,9 @@
 //! Headless Chromium for the tests that look at a page as a person does: Debian's
 //! `chromium` driven by `playwright-core` (a CDP driver; it downloads no browser),
 //! which scripts/test-all.sh installs from npm, pinned, into `target/swagger`.
-//! Used by tests/readme.rs (Swagger UI) and tests/admin.rs (the status page; it
-//! includes this file by path, beside its own harness).
+//! The page scripts launch it through tests/support/browser.mjs. Used by
+//! tests/readme.rs (Swagger UI) and tests/admin.rs (the status page; it includes this
+//! file by path, beside its own harness).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::Value;
