@@ -97,7 +97,8 @@ fi
 export PORTCULLIS_FASTAPI_PYTHON
 # Swagger UI in a real browser: swagger-ui-dist (FastAPI's /docs loads it from a CDN,
 # which the tests cannot reach, so the test serves this copy) and playwright-core (a
-# CDP driver for Debian's chromium; it downloads no browser), from npm, pinned, into
+# CDP driver for Debian's chromium; it downloads no browser; tests/admin.rs drives the
+# status page with it too: tests/support/browser.rs), from npm, pinned, into
 # target/swagger. --ignore-scripts: nothing needs building, and no install-time hooks.
 SWAGGER_DIR=target/swagger
 SWAGGER_PINS="swagger-ui-dist@5.35.0 playwright-core@1.65.1"

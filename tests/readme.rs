@@ -16,7 +16,8 @@
 //!   its `users.toml` and `proxy.toml` under the real binary, its curl session, the rows
 //!   of "What changes for your clients", and Swagger UI's Authorize → Try it out →
 //!   Execute in headless Chromium (playwright-core and swagger-ui-dist from npm in
-//!   `target/swagger`, Debian's chromium; tests/readme_support/);
+//!   `target/swagger`, Debian's chromium: tests/support/browser.rs; the page script in
+//!   tests/readme_support/);
 //! - the README's list of denial `detail`s is exactly what the binary answers.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -581,30 +582,7 @@ fn fastapi_python() -> String {
 
 /// npm packages of the Swagger UI test (scripts/test-all.sh installs them there).
 fn node_modules() -> PathBuf {
-    let dir = root().join("target/swagger/node_modules");
-    for pkg in ["swagger-ui-dist", "playwright-core"] {
-        assert!(
-            dir.join(pkg).join("package.json").is_file(),
-            "{pkg} is not installed in {}: run ./scripts/test-all.sh",
-            dir.display()
-        );
-    }
-    dir
-}
-
-/// Debian's chromium: `PORTCULLIS_CHROMIUM`, else `chromium` from `PATH`.
-fn chromium() -> PathBuf {
-    let name = std::env::var("PORTCULLIS_CHROMIUM").unwrap_or_else(|_| "chromium".into());
-    let found = if name.contains('/') {
-        Some(PathBuf::from(&name))
-    } else {
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-            .map(|d| d.join(&name))
-            .find(|p| p.is_file())
-    };
-    found.filter(|p| p.is_file()).unwrap_or_else(|| {
-        panic!("`{name}` not found: run ./scripts/test-all.sh (it installs Debian's chromium)")
-    })
+    support::browser::node_modules(&["swagger-ui-dist"])
 }
 
 /// The README's app, users and proxy config, running: uvicorn on the app, portcullis
@@ -789,35 +767,18 @@ async fn fastapi_example_and_what_changes_for_clients() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swagger_ui_authorize_then_execute() {
     let modules = node_modules();
-    let browser = chromium();
     let s = start_fastapi().await;
-    let script = root().join("tests/readme_support/swagger.mjs");
-    let mut cmd = tokio::process::Command::new("node");
-    cmd.arg(&script)
-        .env("NODE_MODULES", &modules)
-        .env("CHROMIUM", &browser)
-        .env("DOCS_URL", s.proxy.url("/docs"))
-        .env("USERNAME", "johndoe")
-        .env("PASSWORD", "secret")
-        .env("OP_PATH", "/users/me/")
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    let out = tokio::time::timeout(Duration::from_secs(120), cmd.output())
-        .await
-        .expect("the browser run finishes within 120 s")
-        .expect("node must be on PATH");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let v: Value = stdout
-        .lines()
-        .last()
-        .and_then(|l| serde_json::from_str(l).ok())
-        .unwrap_or_else(|| {
-            panic!(
-                "no result from {}:\n{stdout}\n{}",
-                script.display(),
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
+    let v = support::browser::run_script(
+        "readme_support/swagger.mjs",
+        &modules,
+        &[
+            ("DOCS_URL", s.proxy.url("/docs")),
+            ("USERNAME", "johndoe".into()),
+            ("PASSWORD", "secret".into()),
+            ("OP_PATH", "/users/me/".into()),
+        ],
+    )
+    .await;
     assert!(v["error"].is_null(), "{v}");
     assert_eq!(v["authorized"], true, "Authorize failed: {v}");
     assert!(

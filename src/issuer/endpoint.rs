@@ -18,6 +18,7 @@ use crate::app::{ConnInfo, Runtime};
 use crate::auth::cache::TokenCache;
 use crate::auth::claims::MAX_TOKEN_LEN;
 use crate::body::ProxyBody;
+use crate::metrics::Login;
 use crate::state::memory::unix_now;
 use crate::state::{RefreshGrant, Rotation, StateError, TokenHash};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -138,7 +139,11 @@ async fn grant(
     form: &Form,
 ) -> Result<(TokenBody, String), GrantError> {
     match form.get("grant_type") {
-        None | Some("password") => password_grant(ep, peer, form).await,
+        None | Some("password") => {
+            let r = password_grant(ep, peer, form).await;
+            crate::metrics::login(r.as_ref().map_or_else(GrantError::login, |_| Login::Ok));
+            r
+        }
         Some("refresh_token") => refresh_grant(ep, form).await,
         Some(_) => Err(GrantError::UnsupportedGrant),
     }

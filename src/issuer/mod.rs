@@ -91,7 +91,7 @@ pub enum Builtin {
 }
 
 impl Builtin {
-    /// Route name in the access log.
+    /// The `route` of its requests in the access log and in `/metrics`.
     pub fn name(self) -> &'static str {
         match self {
             Builtin::Token => "builtin:token",
@@ -140,6 +140,7 @@ impl Endpoint {
             );
         }
         shared.store.set_issuer(&issuer.iss);
+        crate::metrics::login_series();
         let jwks = issuer
             .signing
             .as_ref()

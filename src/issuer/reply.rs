@@ -102,6 +102,21 @@ impl GrantError {
         }
     }
 
+    /// The `portcullis_logins_total` result of a password grant refused so.
+    pub fn login(&self) -> crate::metrics::Login {
+        use crate::metrics::Login;
+        match self {
+            GrantError::BadCredentials => Login::Failed,
+            GrantError::InactiveUser => Login::Inactive,
+            GrantError::RateLimited(_) => Login::RateLimited,
+            GrantError::Busy => Login::Busy,
+            GrantError::Unavailable => Login::Unavailable,
+            GrantError::InvalidRequest(_)
+            | GrantError::InvalidRefresh
+            | GrantError::UnsupportedGrant => Login::BadRequest,
+        }
+    }
+
     /// The response. `close`: the request body may be left unread.
     pub fn response(&self, close: bool) -> Response<ProxyBody> {
         let (status, detail, error) = self.parts();

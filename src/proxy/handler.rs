@@ -33,6 +33,8 @@ struct Outcome {
     /// Whether an access line will be written (the strings below are filled only then).
     log: bool,
     route_idx: Option<usize>,
+    /// The built-in endpoint answered (its `route` label), if one was.
+    builtin: Option<&'static str>,
     path: Option<String>,
     route: Option<String>,
     user: Option<String>,
@@ -62,8 +64,14 @@ pub async fn handle(
     };
     resp.headers_mut()
         .insert(headers::X_REQUEST_ID.clone(), rid.clone());
-    rt.counters
-        .record(out.route_idx, resp.status().as_u16(), out.decision);
+    match out.builtin {
+        Some(label) => rt
+            .counters
+            .record_builtin(label, resp.status().as_u16(), out.decision),
+        None => rt
+            .counters
+            .record(out.route_idx, resp.status().as_u16(), out.decision),
+    }
     if out.log {
         tracing::info!(
             target: "access",
@@ -113,9 +121,12 @@ async fn forward(
         .and_then(|ep| ep.builtin(&path).map(|w| (ep, w)))
     {
         out.route = Some(which.name().to_owned());
+        out.builtin = Some(which.name());
         let (resp, served) =
             crate::issuer::endpoint::serve(rt, ep, which, conn, host_full, parts, body).await;
-        // One metrics label for the built-ins; the finer outcome goes to the debug log.
+        // One decision label for the built-ins (the route label says which one; logins
+        // are counted by result in portcullis_logins_total); the finer outcome goes to
+        // the debug log.
         out.decision = "token_endpoint";
         tracing::debug!(target: "issuer", outcome = served.decision, "built-in endpoint");
         out.user = served.user;

@@ -8,25 +8,11 @@
 //
 // Environment: NODE_MODULES (with playwright-core), CHROMIUM (the browser binary),
 // DOCS_URL, USERNAME, PASSWORD, OP_PATH (the operation's path, e.g. /users/me/).
-import { createRequire } from 'node:module';
-
-const require = createRequire(`${process.env.NODE_MODULES}/`);
-const { chromium } = require('playwright-core');
+import { openPage } from '../support/browser.mjs';
 
 const out = { authorized: false, authError: null, validationErrors: null, status: null, body: null, requests: [] };
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM,
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--no-first-run'],
-});
+const { browser, page } = await openPage();
 try {
-  const page = await browser.newPage();
-  page.setDefaultTimeout(20000);
-  await page.route('**/*', (route) => {
-    const url = new URL(route.request().url());
-    return url.hostname === '127.0.0.1' ? route.continue() : route.abort();
-  });
   page.on('request', (r) => {
     const url = new URL(r.url());
     if (url.hostname === '127.0.0.1') {

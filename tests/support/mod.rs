@@ -19,6 +19,7 @@
 //!   that must write nothing).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod browser;
 pub mod disk;
 pub mod nginx;
 pub mod redis;

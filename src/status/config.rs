@@ -1,0 +1,136 @@
+//! `GET /config`: the running config as JSON, defaults filled in, durations in the
+//! config's notation, every secret redacted (HMAC secrets, signing keys, Redis
+//! passwords).
+
+use super::{host_text, redact_url, source_text, token_source, REDACTED};
+use crate::config::{Config, UpstreamKind};
+use serde_json::{json, Value};
+
+fn upstream_url(k: &UpstreamKind) -> String {
+    match k {
+        UpstreamKind::Echo => "echo:".into(),
+        UpstreamKind::Http {
+            scheme,
+            authority,
+            prefix,
+        } => format!("{scheme}://{authority}{prefix}"),
+    }
+}
+
+/// The running config as JSON, secrets redacted (HMAC secrets, Redis passwords).
+pub fn config_json(cfg: &Config) -> Value {
+    let d = crate::config::values::format_duration;
+    json!({
+        "path": cfg.path.display().to_string(),
+        "server": {
+            "listen": cfg.server.listen.to_string(),
+            "header_timeout": d(cfg.server.header_timeout),
+            "idle_timeout": d(cfg.server.idle_timeout),
+            "max_header_bytes": cfg.server.max_header_bytes,
+            "shutdown_grace": d(cfg.server.shutdown_grace),
+            "watch": cfg.server.watch,
+            "max_connections": cfg.server.max_connections,
+            "h2_max_concurrent_streams": cfg.server.h2_max_concurrent_streams,
+            "worker_threads": cfg.server.worker_threads,
+            "tls": cfg.server.tls.as_ref().map(|t| json!({
+                "cert": t.cert.display().to_string(),
+                "key": t.key.display().to_string(),
+                "sni": t.sni.iter().map(|(h, c, k)| json!({
+                    "hosts": h, "cert": c.display().to_string(), "key": k.display().to_string()
+                })).collect::<Vec<_>>(),
+            })),
+        },
+        "admin": cfg.admin.map(|a| json!({"listen": a.to_string()})),
+        "upstreams": cfg.upstreams.iter().map(|u| json!({
+            "name": u.name,
+            "url": upstream_url(&u.kind),
+            "connect_timeout": d(u.connect_timeout),
+            "timeout": d(u.timeout),
+            "ca": u.ca.as_ref().map(|c| c.display().to_string()),
+        })).collect::<Vec<_>>(),
+        "identity": {
+            "header": cfg.identity.header.as_str(),
+            "claim": cfg.identity.claim,
+            "forward_authorization": cfg.identity.forward_authorization,
+            "claims_to_headers": cfg.identity.claims_to_headers.iter()
+                .map(|(h, c)| (h.as_str().to_owned(), Value::String(c.clone())))
+                .collect::<serde_json::Map<_, _>>(),
+        },
+        "issuers": cfg.issuers.iter().map(|i| json!({
+            "name": i.name,
+            "issuer": i.iss,
+            "audiences": i.audiences,
+            "algorithms": i.algorithms.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>(),
+            "leeway": d(i.leeway),
+            "keys": source_text(&i.source),
+            "refresh_interval": d(i.refresh_interval),
+            "signing": i.signing.as_ref().map(|s| json!({
+                "alg": format!("{:?}", s.alg),
+                "kid": s.kid,
+                "key": REDACTED,
+            })),
+        })).collect::<Vec<_>>(),
+        "token_endpoint": cfg.token_endpoint.as_ref().map(|t| json!({
+            "path": t.path,
+            "issuer": cfg.issuers.get(t.issuer).map(|i| i.name.clone()),
+            "users": t.users.as_ref().map(|u| u.display().to_string()),
+            "access_ttl": d(t.access_ttl),
+            "refresh_ttl": d(t.refresh_ttl),
+        })),
+        "cache": {"tokens": cfg.cache_tokens},
+        "state": {
+            "backend": if cfg.state.redis_url.is_some() { "redis" } else { "memory" },
+            "url": cfg.state.redis_url.as_deref().map(redact_url),
+            "topology": cfg.state.redis_url.as_deref().map(crate::state::topology::name),
+            "replicas_ack": cfg.state.replicas_ack,
+            "key_prefix": cfg.state.key_prefix,
+            "fail_open": cfg.state.fail_open,
+        },
+        "routes": cfg.routes.routes.iter().map(|r| json!({
+            "name": r.name,
+            "host": host_text(r.host.as_ref()),
+            "path": r.path.source,
+            "methods": r.methods.as_ref().map(|m| m.iter().map(|x| x.as_str().to_owned()).collect::<Vec<_>>()),
+            "access": r.access.as_str(),
+            "scopes": r.scopes,
+            "token_from": r.token_from.iter().map(token_source).collect::<Vec<_>>(),
+            "upstream": r.upstream.and_then(|u| cfg.upstreams.get(u)).map(|u| u.name.clone()),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_json_has_no_secret() {
+        let secret = "s3cret-s3cret-s3cret-s3cret-s3cret-42";
+        let toml = format!(
+            "[upstreams.e]\nurl = \"echo:\"\n[[issuers]]\nname = \"l\"\nissuer = \"x\"\nsecret = \"{secret}\"\n\
+             [state]\nbackend = \"redis\"\nurl = \"redis://user:hunter2@redis:6379/0\"\n\
+             [[routes]]\npath = \"/**\"\nupstream = \"e\"\n"
+        );
+        let cfg = crate::config::load_str(std::path::Path::new("t.toml"), &toml).expect("config");
+        let text = config_json(&cfg).to_string();
+        assert!(!text.contains(secret), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains(REDACTED));
+    }
+
+    #[test]
+    fn config_json_in_config_notation() {
+        let toml = "[upstreams.e]\nurl = \"echo:\"\n[[issuers]]\nname = \"l\"\nissuer = \"x\"\n\
+                    secret = \"0123456789abcdef0123456789abcdef\"\n[token_endpoint]\nissuer = \"l\"\n\
+                    refresh_ttl = \"36h\"\n[[routes]]\npath = \"/**\"\nupstream = \"e\"\n";
+        let cfg = crate::config::load_str(std::path::Path::new("t.toml"), toml).expect("config");
+        let v = config_json(&cfg);
+        assert_eq!(v["server"]["header_timeout"], "10s");
+        assert_eq!(v["issuers"][0]["leeway"], "30s");
+        assert_eq!(v["token_endpoint"]["access_ttl"], "30m");
+        assert_eq!(v["token_endpoint"]["refresh_ttl"], "36h");
+        assert_eq!(v["upstreams"][0]["connect_timeout"], "2s");
+        assert_eq!(v["state"]["key_prefix"], "portcullis:");
+        assert_eq!(v["routes"][0]["token_from"], serde_json::json!(["header"]));
+    }
+}
