@@ -386,9 +386,9 @@ impl Compiler<'_> {
                 None
             }
         };
-        // The default also fits the open-files limit (see crate::fdlimit).
+        // The default also fits the open-files limit (see crate::server::limits).
         let max_connections = count(&s.max_connections, "max_connections", 1, 10_000_000)
-            .map_or_else(|| crate::fdlimit::fit(25_000), |n| n as usize);
+            .map_or_else(|| crate::server::limits::fit(25_000), |n| n as usize);
         let h2_max_concurrent_streams = count(
             &s.h2_max_concurrent_streams,
             "h2_max_concurrent_streams",

@@ -1,13 +1,18 @@
 //! The accept loop: one task per connection, HTTP/1.1 and HTTP/2 on the same
-//! listener (the version is sniffed from the first bytes, see [`crate::sniff`]: the
+//! listener (the version is sniffed from the first bytes, see [`crate::server::sniff`]: the
 //! preface ALPN `h2` clients send, or prior knowledge in plain HTTP), TLS termination, the request-head deadline (`header_timeout`, slowloris
 //! guard; it also bounds the wait for the next request on a keep-alive connection)
 //! and the head size limit (`max_header_bytes`, 431).
 
+pub mod accept;
+pub mod limits;
+pub mod smuggle;
+pub mod sniff;
+
 use crate::app::{App, ConnInfo};
 use crate::config::Server;
 use crate::proxy::handler::UPGRADED;
-use crate::sniff::Version;
+use crate::server::sniff::Version;
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -62,7 +67,7 @@ pub async fn serve(
     let slots = Arc::new(tokio::sync::Semaphore::new(cfg.max_connections));
     let (drain_tx, drain) = watch::channel(false);
     tokio::pin!(shutdown);
-    let mut backoff = crate::accept::Backoff::new("main");
+    let mut backoff = crate::server::accept::Backoff::new("main");
     loop {
         // At max_connections, stop accepting until a connection ends: new clients wait
         // in the kernel's backlog instead of taking memory here.
@@ -186,7 +191,7 @@ async fn serve_conn<IO>(
     let accepted = tokio::time::Instant::now();
     // The first bytes are due within header_timeout like the rest of the head.
     let sniffed = tokio::select! {
-        r = tokio::time::timeout(header_timeout, crate::sniff::version(io)) => r,
+        r = tokio::time::timeout(header_timeout, crate::server::sniff::version(io)) => r,
         _ = drain.wait_for(|d| *d) => return,
     };
     let (version, io) = match sniffed {
@@ -201,7 +206,7 @@ async fn serve_conn<IO>(
         }
     };
     // HTTP/1.1 requests are framed by the smuggling guard before hyper reads them.
-    let (io, verdict) = crate::smuggle::Guard::new(io, max_head, version == Version::H1);
+    let (io, verdict) = crate::server::smuggle::Guard::new(io, max_head, version == Version::H1);
     let watch = verdict.clone();
     let peer_ip = crate::proxy::headers::peer_value(peer.ip());
     let served = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -219,7 +224,7 @@ async fn serve_conn<IO>(
         };
         // The guard holds what follows a request hyper may switch protocols on
         // until it knows whether it did.
-        let upgrade = crate::smuggle::wants_upgrade(&req)
+        let upgrade = crate::server::smuggle::wants_upgrade(&req)
             .then(|| (verdict.clone(), req.method() == hyper::Method::CONNECT));
         // Boxed per request: hyper keeps the slot for this future allocated for the
         // whole connection, so an idle keep-alive connection holds a pointer instead of
@@ -269,13 +274,13 @@ async fn serve_conn<IO>(
 /// request instead): SPEC §4 JSON body, a fresh `X-Request-Id`, `Connection: close`.
 fn refusal(
     rt: &crate::app::Runtime,
-    why: crate::smuggle::Refusal,
+    why: crate::server::smuggle::Refusal,
 ) -> hyper::Response<crate::body::ProxyBody> {
     use crate::deny::Denial;
     let d = match why {
-        crate::smuggle::Refusal::BadRequest => Denial::BadRequest,
-        crate::smuggle::Refusal::TooLarge => Denial::HeaderTooLarge,
-        crate::smuggle::Refusal::UriTooLong => Denial::UriTooLong,
+        crate::server::smuggle::Refusal::BadRequest => Denial::BadRequest,
+        crate::server::smuggle::Refusal::TooLarge => Denial::HeaderTooLarge,
+        crate::server::smuggle::Refusal::UriTooLong => Denial::UriTooLong,
     };
     let mut resp = d.response();
     let rid = crate::proxy::headers::new_request_id();
@@ -310,7 +315,7 @@ async fn drive<C, E>(
     conn: C,
     shutdown: impl Fn(Pin<&mut C>),
     mut drain: watch::Receiver<bool>,
-    watch: &crate::smuggle::Verdict,
+    watch: &crate::server::smuggle::Verdict,
     idle: std::time::Duration,
     mut first: Option<(tokio::time::Instant, &std::sync::atomic::AtomicBool)>,
 ) where
