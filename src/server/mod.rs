@@ -5,6 +5,7 @@
 //! and the head size limit (`max_header_bytes`, 431).
 
 pub mod accept;
+mod idle;
 pub mod limits;
 pub mod smuggle;
 pub mod sniff;
@@ -205,14 +206,13 @@ async fn serve_conn<IO>(
             return;
         }
     };
+    let (io, activity) = idle::Watched::new(io);
     // HTTP/1.1 requests are framed by the smuggling guard before hyper reads them.
     let (io, verdict) = crate::server::smuggle::Guard::new(io, max_head, version == Version::H1);
-    let watch = verdict.clone();
     let peer_ip = crate::proxy::headers::peer_value(peer.ip());
-    let served = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let seen = served.clone();
+    let seen = activity.clone();
     let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-        seen.store(true, Ordering::Relaxed);
+        seen.request_seen();
         let rt = app.runtime.load_full();
         let n = verdict.next_request();
         let refused = verdict.refusal(n);
@@ -250,8 +250,8 @@ async fn serve_conn<IO>(
             // hyper's header_read_timeout starts once the sniff is done; the first head
             // is also due within header_timeout of the accept, so a client that sends
             // its first byte late does not get the allowance twice.
-            let first = Some((accepted + header_timeout, &*served));
-            drive(conn, |c| c.graceful_shutdown(), drain, &watch, idle, first).await;
+            let first = Some(accepted + header_timeout);
+            drive(conn, |c| c.graceful_shutdown(), drain, &activity, idle, first).await;
         }
         Version::H2 => {
             // Boxed: the task is sized for HTTP/1.1, the common case, and an HTTP/2
@@ -261,7 +261,7 @@ async fn serve_conn<IO>(
                 conn,
                 |c| c.graceful_shutdown(),
                 drain,
-                &watch,
+                &activity,
                 idle,
                 None,
             ))
@@ -309,15 +309,15 @@ fn refusal(
 /// `idle` (HTTP/1.1 keep-alive is also bounded by header_timeout, see module doc).
 /// When `drain` turns true, `shutdown` asks the connection to finish what is in
 /// flight and close (HTTP/2 GOAWAY, HTTP/1.1 close after the current response).
-/// `first`: a deadline by which the flag must show a request was received, else the
+/// `first`: a deadline by which `activity` must show a request was received, else the
 /// connection is closed.
 async fn drive<C, E>(
     conn: C,
     shutdown: impl Fn(Pin<&mut C>),
     mut drain: watch::Receiver<bool>,
-    watch: &crate::server::smuggle::Verdict,
+    activity: &idle::Activity,
     idle: std::time::Duration,
-    mut first: Option<(tokio::time::Instant, &std::sync::atomic::AtomicBool)>,
+    mut first: Option<tokio::time::Instant>,
 ) where
     C: Future<Output = Result<(), E>>,
     E: std::fmt::Display,
@@ -325,9 +325,9 @@ async fn drive<C, E>(
     tokio::pin!(conn);
     let mut draining = false;
     loop {
-        let mut deadline = tokio::time::Instant::from_std(watch.last_io()) + idle;
-        if let Some((by, served)) = first {
-            if served.load(Ordering::Relaxed) {
+        let mut deadline = tokio::time::Instant::from_std(activity.last_io()) + idle;
+        if let Some(by) = first {
+            if activity.has_request() {
                 first = None;
             } else {
                 deadline = deadline.min(by);
@@ -345,13 +345,13 @@ async fn drive<C, E>(
                 return;
             }
             () = tokio::time::sleep_until(deadline) => {
-                if let Some((by, served)) = first {
-                    if !served.load(Ordering::Relaxed) && by <= tokio::time::Instant::now() {
+                if let Some(by) = first {
+                    if !activity.has_request() && by <= tokio::time::Instant::now() {
                         tracing::debug!("first request head not complete within header_timeout");
                         return;
                     }
                 }
-                if watch.last_io() + idle <= std::time::Instant::now() {
+                if activity.last_io() + idle <= std::time::Instant::now() {
                     tracing::debug!("closing idle connection");
                     return;
                 }

@@ -1,5 +1,4 @@
-//! Request-smuggling guard for HTTP/1.1 connections (RFC 9112 §6.3, §11.2), which
-//! also records when the connection last moved a byte (for `idle_timeout`).
+//! Request-smuggling guard for HTTP/1.1 connections (RFC 9112 §6.3, §11.2).
 //!
 //! hyper resolves `Content-Length` + `Transfer-Encoding` by the RFC's rules (chunked
 //! wins) and folds equal duplicate `Content-Length`s, which hides from the handler
@@ -142,21 +141,16 @@ impl<IO> Guard<IO> {
 }
 
 impl<IO: AsyncRead + Unpin> Guard<IO> {
-    /// Reads from the socket into `buf`, noting the time; `Ok(0)` at its end.
+    /// Reads from the socket into `buf`; `Ok(0)` at its end.
     fn read_inner(
         &mut self,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<usize>> {
         let before = buf.filled().len();
-        match Pin::new(&mut self.inner).poll_read(cx, buf) {
-            Poll::Ready(Ok(())) => {
-                self.verdict.touch();
-                Poll::Ready(Ok(buf.filled().len() - before))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => Poll::Pending,
-        }
+        Pin::new(&mut self.inner)
+            .poll_read(cx, buf)
+            .map_ok(|()| buf.filled().len() - before)
     }
 }
 
@@ -275,11 +269,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Guard<IO> {
         cx: &mut Context<'_>,
         b: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write(cx, b);
-        if let Poll::Ready(Ok(_)) = r {
-            self.verdict.touch();
-        }
-        r
+        Pin::new(&mut self.inner).poll_write(cx, b)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_flush(cx)
@@ -292,11 +282,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Guard<IO> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Ok(_)) = r {
-            self.verdict.touch();
-        }
-        r
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
