@@ -76,6 +76,7 @@ pub async fn serve(
         let builders = builders.clone();
         let acceptor = acceptor.clone();
         let signal = drain.signal();
+        let upgrades = drain.upgrades().clone();
         let handshake_timeout = cfg.header_timeout;
         // Plain and TLS connections are separate tasks: a task is allocated at the size
         // of its future, and a plain one need not carry rustls' state.
@@ -83,7 +84,7 @@ pub async fn serve(
             None => {
                 tokio::spawn(async move {
                     let _permit = permit;
-                    serve_conn(stream, peer, false, app, &builders, signal).await;
+                    serve_conn(stream, peer, false, app, &builders, signal, upgrades).await;
                 });
             }
             Some(acc) => {
@@ -91,7 +92,7 @@ pub async fn serve(
                     let _permit = permit;
                     match tokio::time::timeout(handshake_timeout, acc.accept(stream)).await {
                         Ok(Ok(tls)) => {
-                            serve_conn(tls, peer, true, app, &builders, signal).await;
+                            serve_conn(tls, peer, true, app, &builders, signal, upgrades).await;
                         }
                         Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!("TLS handshake timed out"),
@@ -101,9 +102,8 @@ pub async fn serve(
         }
     }
     drop(listener);
-    drain
-        .finish(app.runtime.load().config.server.shutdown_grace)
-        .await
+    let grace = app.runtime.load().config.server.shutdown_grace;
+    drain.finish(grace).await
 }
 
 /// Accept-error state of one listener.

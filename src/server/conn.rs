@@ -21,6 +21,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
 
 /// The HTTP/1.1 and HTTP/2 connection settings, built once per listener.
 pub(super) struct Builders {
@@ -70,6 +71,7 @@ pub(super) async fn serve_conn<IO>(
     app: Arc<App>,
     builders: &Builders,
     mut drain: watch::Receiver<bool>,
+    upgrades: TaskTracker,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -91,11 +93,12 @@ pub(super) async fn serve_conn<IO>(
         peer_ip: crate::proxy::headers::peer_value(peer.ip()),
         tls,
         ambiguous: false,
+        upgrades: None,
     };
     let seen = activity.clone();
     let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         seen.request_seen();
-        respond(&app, &verdict, &base, req)
+        respond(&app, &verdict, &base, &upgrades, req)
     });
     let io = TokioIo::new(io);
     match version {
@@ -105,7 +108,15 @@ pub(super) async fn serve_conn<IO>(
             // is also due within header_timeout of the accept, so a client that sends
             // its first byte late does not get the allowance twice.
             let first = Some(accepted + header_timeout);
-            drive(conn, |c| c.graceful_shutdown(), drain, &activity, idle, first).await;
+            drive(
+                conn,
+                |c| c.graceful_shutdown(),
+                drain,
+                &activity,
+                idle,
+                first,
+            )
+            .await;
         }
         Version::H2 => {
             // Boxed: the task is sized for HTTP/1.1, the common case, and an HTTP/2
@@ -149,24 +160,27 @@ async fn sniff<IO: AsyncRead + Unpin>(
 }
 
 /// Serves one request of a connection: the stand-in for a head the guard refused gets
-/// the refusal, every other request the handler.
+/// the refusal, every other request the handler (with `upgrades` when it may switch
+/// protocols).
 fn respond(
     app: &App,
     verdict: &Arc<smuggle::Verdict>,
     base: &ConnInfo,
+    upgrades: &TaskTracker,
     req: hyper::Request<hyper::body::Incoming>,
 ) -> Pin<Box<impl Future<Output = Result<hyper::Response<ProxyBody>, Infallible>> + Send>> {
     let rt = app.runtime.load_full();
     let n = verdict.next_request();
     let refused = verdict.refusal(n);
+    let may_switch = smuggle::wants_upgrade(&req);
     let conn = ConnInfo {
         ambiguous: refused.is_some(),
+        upgrades: may_switch.then(|| upgrades.clone()),
         ..base.clone()
     };
     // The guard holds what follows a request hyper may switch protocols on
     // until it knows whether it did.
-    let upgrade = smuggle::wants_upgrade(&req)
-        .then(|| (verdict.clone(), req.method() == hyper::Method::CONNECT));
+    let upgrade = may_switch.then(|| (verdict.clone(), req.method() == hyper::Method::CONNECT));
     // Boxed per request: hyper keeps the slot for this future allocated for the
     // whole connection, so an idle keep-alive connection holds a pointer instead of
     // the handler's whole state machine (about 2.6 KiB).
@@ -187,10 +201,7 @@ fn respond(
 
 /// The answer to a head the smuggling guard refused (hyper was handed a stand-in
 /// request instead): SPEC §4 JSON body, a fresh `X-Request-Id`, `Connection: close`.
-fn refusal(
-    rt: &crate::app::Runtime,
-    why: smuggle::Refusal,
-) -> hyper::Response<ProxyBody> {
+fn refusal(rt: &crate::app::Runtime, why: smuggle::Refusal) -> hyper::Response<ProxyBody> {
     use crate::deny::Denial;
     let d = match why {
         smuggle::Refusal::BadRequest => Denial::BadRequest,

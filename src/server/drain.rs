@@ -2,19 +2,21 @@
 //! the `max_connections` semaphore ([`Drain::slot`]) and watches the drain signal
 //! ([`Drain::signal`]); on shutdown the signal turns, each connection finishes what is
 //! in flight and closes, and [`Drain::finish`] waits, until `[server] shutdown_grace`,
-//! for all permits to come back and for the upgraded (WebSocket) connections.
+//! for all permits to come back and for the upgraded (WebSocket) connections, which
+//! are tasks of [`Drain::upgrades`] (a connection's permit goes back when hyper hands
+//! it over; the splicing task then carries it on).
 
-use crate::proxy::handler::UPGRADED;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio_util::task::TaskTracker;
 
 /// The open connections of one listener, and the signal that drains them.
 pub(super) struct Drain {
     slots: Arc<Semaphore>,
     max: usize,
     signal: watch::Sender<bool>,
+    upgrades: TaskTracker,
 }
 
 impl Drain {
@@ -24,6 +26,7 @@ impl Drain {
             slots: Arc::new(Semaphore::new(max_connections)),
             max: max_connections,
             signal: watch::Sender::new(false),
+            upgrades: TaskTracker::new(),
         }
     }
 
@@ -36,6 +39,12 @@ impl Drain {
     /// What a connection watches: `true` once it is to finish up and close.
     pub(super) fn signal(&self) -> watch::Receiver<bool> {
         self.signal.subscribe()
+    }
+
+    /// Where upgraded connections are spliced (handed to the handler in
+    /// [`ConnInfo::upgrades`](crate::app::ConnInfo::upgrades)).
+    pub(super) fn upgrades(&self) -> &TaskTracker {
+        &self.upgrades
     }
 
     /// Tells every connection to finish up, and waits for them until `grace` is over:
@@ -53,19 +62,18 @@ impl Drain {
         let conns_done = tokio::time::timeout_at(deadline, self.slots.acquire_many(all))
             .await
             .is_ok();
-        let upgrades_done = tokio::time::timeout_at(deadline, async {
-            while UPGRADED.load(Ordering::SeqCst) > 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-        })
-        .await
-        .is_ok();
+        // Upgrades spawned from here on (a connection still switching) are waited for
+        // too: a closed tracker still tracks, `wait` ends once it is closed and empty.
+        self.upgrades.close();
+        let upgrades_done = tokio::time::timeout_at(deadline, self.upgrades.wait())
+            .await
+            .is_ok();
         if conns_done && upgrades_done {
             tracing::info!("drained");
             true
         } else {
             tracing::warn!(
-                upgraded_open = UPGRADED.load(Ordering::SeqCst),
+                upgraded_open = self.upgrades.len(),
                 "shutdown grace period over: cutting off requests still in flight"
             );
             false

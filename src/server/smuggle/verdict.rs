@@ -85,7 +85,6 @@ impl Verdict {
             }
         }
     }
-
 }
 
 /// Whether hyper prepares a protocol switch for `req` (its `wants_upgrade`): the
