@@ -22,6 +22,7 @@
 //! bytes are copied aside only when a head is split over reads or while waiting to
 //! learn whether a protocol switch happened.
 
+mod chunked;
 mod framer;
 mod head;
 mod verdict;
