@@ -1,7 +1,7 @@
 //! The accept loop ([`serve`]): one task per connection (TLS handshake within
-//! `header_timeout`, then [`super::conn`]), at most `max_connections` open at once
+//! `header_timeout`, then `conn.rs`), at most `max_connections` open at once
 //! (beyond that, new clients wait in the kernel's backlog), and at shutdown the
-//! listener closed and the connections drained ([`super::drain`]).
+//! listener closed and the connections drained (`drain.rs`).
 //!
 //! What an accept loop does when `accept()` fails (here and on the admin listener).
 //! An error about one connection (reset
