@@ -139,8 +139,7 @@ fn req(
     for v in hosts {
         h.append(HOST, HeaderValue::from_bytes(v).expect("value"));
     }
-    of_request(version, &uri, &h)
-        .map(|o| o.map(|r| (r.as_str().to_owned(), r.name().to_owned())))
+    of_request(version, &uri, &h).map(|o| o.map(|r| (r.as_str().to_owned(), r.name().to_owned())))
 }
 
 #[test]
