@@ -4,7 +4,7 @@
 //! wins) and folds equal duplicate `Content-Length`s, which hides from the handler
 //! that the client sent an ambiguous message; and it answers heads it cannot parse
 //! itself, without our JSON body or `X-Request-Id`. [`Guard`] sits between the socket
-//! and hyper and frames every request of the connection itself ([`framer`]): hyper
+//! and hyper and frames every request of the connection itself ([`Framer`]): hyper
 //! is handed a head only once the whole head is in and accepted, and body bytes as
 //! they are framed. A head that is ambiguous, or one hyper would refuse, never
 //! reaches hyper: in its place hyper gets a fixed `GET / HTTP/1.1` with `Connection:
