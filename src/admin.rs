@@ -98,7 +98,7 @@ pub fn admin_router(app: &App, method: &Method, path: &str) -> Response<Full<Byt
 
 /// Serves the admin listener until the process ends.
 pub async fn serve(listener: TcpListener, app: Arc<App>) {
-    let mut backoff = crate::accept::Backoff::new("admin");
+    let mut backoff = crate::server::accept::Backoff::new("admin");
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(x) => {

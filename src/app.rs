@@ -146,4 +146,8 @@ pub struct ConnInfo {
     /// serve_conn answers such a request itself, so the handler refusing it too is
     /// defence in depth.
     pub ambiguous: bool,
+    /// Where the handler spawns the task that splices a protocol switch (WebSocket), so
+    /// that the server's drain waits for it. Set for the requests hyper may switch
+    /// protocols on (`server::smuggle::wants_upgrade`), `None` for the others.
+    pub upgrades: Option<tokio_util::task::TaskTracker>,
 }

@@ -6,7 +6,6 @@
 #![warn(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
-pub mod accept;
 pub mod admin;
 pub mod app;
 pub mod auth;
@@ -14,7 +13,6 @@ pub mod body;
 pub mod cli;
 pub mod config;
 pub mod deny;
-pub mod fdlimit;
 pub mod host;
 pub mod issuer;
 pub mod metrics;
@@ -24,8 +22,6 @@ pub mod proxy;
 pub mod reload;
 pub mod routes;
 pub mod server;
-pub mod smuggle;
-pub mod sniff;
 pub mod state;
 pub mod status;
 pub mod telemetry;

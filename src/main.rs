@@ -208,7 +208,7 @@ fn run(cli: &Cli) -> ExitCode {
     portcullis::telemetry::init();
     portcullis::metrics::install();
     // Before the config is compiled: the default max_connections follows the limit.
-    portcullis::fdlimit::raise();
+    portcullis::server::limits::raise();
     let cfg = match load(cli, true) {
         Ok(c) => c,
         Err(code) => return code,
@@ -216,7 +216,7 @@ fn run(cli: &Cli) -> ExitCode {
     for w in &cfg.warnings {
         tracing::warn!(warning = %w, "config warning");
     }
-    portcullis::fdlimit::warn_if_short(cfg.server.max_connections);
+    portcullis::server::limits::warn_if_short(cfg.server.max_connections);
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = cfg.server.worker_threads {
         builder.worker_threads(n);

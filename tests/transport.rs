@@ -225,6 +225,83 @@ async fn websocket_is_authorized_then_spliced() {
     );
 }
 
+/// A spliced WebSocket through the proxy started with `server_extra`, one message
+/// echoed.
+async fn open_websocket(
+    server_extra: &str,
+) -> (
+    Proxy,
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+) {
+    let up = spawn_ws_echo().await;
+    let p = Proxy::start_logging(
+        server_extra,
+        &routes(up, ""),
+        tempfile::tempdir().unwrap(),
+        "info",
+    );
+    let url = format!("ws://{}/ws?access_token={}", p.addr, token("alice"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
+    echo(&mut ws, "before").await;
+    (p, ws)
+}
+
+async fn echo(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    msg: &str,
+) {
+    use tokio_tungstenite::tungstenite::Message;
+    ws.send(Message::text(msg)).await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.into_text().unwrap().as_str(), msg);
+}
+
+/// SPEC §6: the drain waits for spliced WebSockets as for requests in flight. After
+/// SIGTERM the listener closes, the open WebSocket keeps working, and once the
+/// client closes it the process exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drain_waits_for_an_open_websocket() {
+    let (mut p, mut ws) = open_websocket("shutdown_grace = \"30s\"").await;
+    p.signal("TERM");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(p.addr).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "listener still accepting after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    echo(&mut ws, "while draining").await;
+    ws.close(None).await.unwrap();
+    drop(ws);
+    let st = tokio::task::spawn_blocking(move || (p.wait_exit(Duration::from_secs(20)), p.log()))
+        .await
+        .unwrap();
+    assert_eq!(st.0.and_then(|s| s.code()), Some(0), "{}", st.1);
+    assert!(st.1.contains("drained"), "{}", st.1);
+}
+
+/// SPEC §6: a WebSocket still open when `shutdown_grace` is over is cut off, and the
+/// exit code says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_cuts_off_a_websocket_open_past_the_grace_period() {
+    let (mut p, _ws) = open_websocket("shutdown_grace = \"300ms\"").await;
+    p.signal("TERM");
+    let st = tokio::task::spawn_blocking(move || (p.wait_exit(Duration::from_secs(20)), p.log()))
+        .await
+        .unwrap();
+    assert_eq!(st.0.and_then(|s| s.code()), Some(1), "{}", st.1);
+    assert!(st.1.contains("\"upgraded_open\":1"), "{}", st.1);
+}
+
 // ---------------------------------------------------------------- streaming
 
 fn sha256_hex(ctx: aws_lc_rs::digest::Context) -> String {

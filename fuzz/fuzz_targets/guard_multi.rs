@@ -18,7 +18,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use portcullis::smuggle::{Event, Framer, Guard, Refusal, STAND_IN};
+use portcullis::server::smuggle::{Event, Framer, Guard, Refusal, STAND_IN};
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};

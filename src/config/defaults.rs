@@ -25,7 +25,7 @@ pub const MAX_HEADER_BYTES_MAX: i64 = 16 * 1024 * 1024;
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// `[server] watch`.
 pub const WATCH: bool = false;
-/// `[server] max_connections`, before [`crate::fdlimit::fit`] lowers it to what the
+/// `[server] max_connections`, before [`crate::server::limits::fit`] lowers it to what the
 /// open-files limit holds.
 pub const MAX_CONNECTIONS: usize = 25_000;
 /// Largest `[server] max_connections` accepted.

@@ -244,7 +244,11 @@ async fn forward(
                     return Ok(upgrade::refused());
                 }
                 if let Some(client_side) = client_upgrade {
-                    splice(client_side, hyper::upgrade::on(&mut resp));
+                    splice(
+                        client_side,
+                        hyper::upgrade::on(&mut resp),
+                        conn.upgrades.as_ref(),
+                    );
                 }
             }
             let (mut rparts, rbody) = resp.into_parts();
@@ -278,30 +282,21 @@ fn reject_ambiguous_framing(h: &http::HeaderMap) -> Result<(), Denial> {
     Ok(())
 }
 
-/// Upgraded (WebSocket) connections currently spliced; shutdown waits for them.
-pub static UPGRADED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-struct UpgradedGuard;
-
-impl UpgradedGuard {
-    fn new() -> Self {
-        UPGRADED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        UpgradedGuard
-    }
-}
-
-impl Drop for UpgradedGuard {
-    fn drop(&mut self) {
-        UPGRADED.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
 /// Once both sides have switched protocols, copies bytes both ways until either
-/// side closes.
-fn splice(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
-    let guard = UpgradedGuard::new();
-    tokio::spawn(async move {
-        let _guard = guard;
+/// side closes, as a task of `tasks`, which the server's drain waits for.
+fn splice(
+    client: hyper::upgrade::OnUpgrade,
+    upstream: hyper::upgrade::OnUpgrade,
+    tasks: Option<&tokio_util::task::TaskTracker>,
+) {
+    let Some(tasks) = tasks else {
+        // The server passes `tasks` with every request hyper may switch protocols on.
+        tracing::warn!(
+            "protocol switch on a request the server did not expect to upgrade: not spliced"
+        );
+        return;
+    };
+    tasks.spawn(async move {
         let (c, u) = match tokio::try_join!(client, upstream) {
             Ok(x) => x,
             Err(e) => {

@@ -25,7 +25,7 @@ impl RawServer {
         )
         .map_or(defaults::MAX_HEADER_BYTES, |n| n as usize);
         let tls = self.tls.map(|t| t.into_inner().compile(cx));
-        // The default also fits the open-files limit (see crate::fdlimit).
+        // The default also fits the open-files limit (see crate::server::limits).
         let max_connections = bounded(
             cx,
             self.max_connections.as_ref(),
@@ -34,7 +34,7 @@ impl RawServer {
             defaults::MAX_CONNECTIONS_MAX,
         )
         .map_or_else(
-            || crate::fdlimit::fit(defaults::MAX_CONNECTIONS),
+            || crate::server::limits::fit(defaults::MAX_CONNECTIONS),
             |n| n as usize,
         );
         let h2_max_concurrent_streams = bounded(

@@ -1,6 +1,6 @@
 //! The open-files limit (`RLIMIT_NOFILE`). Every client connection is a file
 //! descriptor, and so is the upstream connection it may hold; at the limit `accept()`
-//! fails with EMFILE (see [`crate::accept`]). [`raise`] lifts the soft limit to the
+//! fails with EMFILE (see [`crate::server::accept`]). [`raise`] lifts the soft limit to the
 //! hard one at start (the soft default, often 1024, is far below what a proxy needs,
 //! and the hard limit is what the operator or systemd's `LimitNOFILE` allows), and
 //! [`fit`] bounds the default `max_connections` by what the soft limit can hold, so a

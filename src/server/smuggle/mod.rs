@@ -1,11 +1,10 @@
-//! Request-smuggling guard for HTTP/1.1 connections (RFC 9112 §6.3, §11.2), which
-//! also records when the connection last moved a byte (for `idle_timeout`).
+//! Request-smuggling guard for HTTP/1.1 connections (RFC 9112 §6.3, §11.2).
 //!
 //! hyper resolves `Content-Length` + `Transfer-Encoding` by the RFC's rules (chunked
 //! wins) and folds equal duplicate `Content-Length`s, which hides from the handler
 //! that the client sent an ambiguous message; and it answers heads it cannot parse
 //! itself, without our JSON body or `X-Request-Id`. [`Guard`] sits between the socket
-//! and hyper and frames every request of the connection itself ([`framer`]): hyper
+//! and hyper and frames every request of the connection itself ([`Framer`]): hyper
 //! is handed a head only once the whole head is in and accepted, and body bytes as
 //! they are framed. A head that is ambiguous, or one hyper would refuse, never
 //! reaches hyper: in its place hyper gets a fixed `GET / HTTP/1.1` with `Connection:
@@ -23,6 +22,7 @@
 //! bytes are copied aside only when a head is split over reads or while waiting to
 //! learn whether a protocol switch happened.
 
+mod chunked;
 mod framer;
 mod head;
 mod verdict;
@@ -142,21 +142,115 @@ impl<IO> Guard<IO> {
 }
 
 impl<IO: AsyncRead + Unpin> Guard<IO> {
-    /// Reads from the socket into `buf`, noting the time; `Ok(0)` at its end.
+    /// Reads from the socket into `buf`; `Ok(0)` at its end.
     fn read_inner(
         &mut self,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<usize>> {
         let before = buf.filled().len();
-        match Pin::new(&mut self.inner).poll_read(cx, buf) {
-            Poll::Ready(Ok(())) => {
-                self.verdict.touch();
-                Poll::Ready(Ok(buf.filled().len() - before))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => Poll::Pending,
+        Pin::new(&mut self.inner)
+            .poll_read(cx, buf)
+            .map_ok(|()| buf.filled().len() - before)
+    }
+
+    /// Hands hyper cleared bytes that were set aside.
+    fn give_cleared(&mut self, buf: &mut ReadBuf<'_>) {
+        let k = self.ok.min(buf.remaining());
+        buf.put_slice(
+            self.held
+                .get(self.start..self.start + k)
+                .unwrap_or_default(),
+        );
+        self.start += k;
+        self.ok -= k;
+        if self.start >= self.held.len() {
+            // Give the memory back: an idle connection holds no buffer here.
+            self.held = Vec::new();
+            self.start = 0;
         }
+    }
+
+    /// What a read returns when the guard is not framing; `None` while it is.
+    fn not_framing(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Option<Poll<io::Result<()>>> {
+        Some(match self.mode {
+            Mode::Watch => return None,
+            Mode::Off => self.read_inner(cx, buf).map_ok(|_| ()),
+            Mode::StandIn(done) => {
+                let rest = STAND_IN.get(done..).unwrap_or_default();
+                let k = rest.len().min(buf.remaining());
+                buf.put_slice(&rest[..k]);
+                self.mode = if done + k == STAND_IN.len() {
+                    Mode::Refused
+                } else {
+                    Mode::StandIn(done + k)
+                };
+                Poll::Ready(Ok(()))
+            }
+            // hyper closes the connection once it has answered the stand-in.
+            Mode::Refused => Poll::Pending,
+            Mode::Eof => Poll::Ready(Ok(())),
+        })
+    }
+
+    /// Frames the pending input again when it changed, else reads more behind it (a
+    /// partial head; hyper's buffer as scratch). `Ready(Ok)`: look again.
+    fn frame_pending(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.fresh {
+            self.fresh = false;
+            let pending = self.held.get(self.start..).unwrap_or_default();
+            let step = self.framer.step(pending);
+            self.apply_held(step);
+            return Poll::Ready(Ok(()));
+        }
+        let before = buf.filled().len();
+        if std::task::ready!(self.read_inner(cx, buf))? == 0 {
+            self.held = Vec::new();
+            self.start = 0;
+            self.mode = Mode::Eof;
+            return Poll::Ready(Ok(()));
+        }
+        self.held
+            .extend_from_slice(buf.filled().get(before..).unwrap_or_default());
+        buf.set_filled(before);
+        self.fresh = true;
+        Poll::Ready(Ok(()))
+    }
+
+    /// With nothing pending: reads into hyper's buffer and frames in place, keeping
+    /// what is not cleared aside. `Ready(Ok(true))`: `buf` is ready for hyper.
+    fn read_in_place(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<bool>> {
+        let before = buf.filled().len();
+        if std::task::ready!(self.read_inner(cx, buf))? == 0 {
+            return Poll::Ready(Ok(true));
+        }
+        let new = buf.filled().get(before..).unwrap_or_default();
+        let step = self.framer.step(new);
+        let keep = before + step.cleared;
+        match step.event {
+            Event::More => return Poll::Ready(Ok(true)),
+            Event::Partial | Event::Hold => {
+                self.held = new.get(step.cleared..).unwrap_or_default().to_vec();
+                self.start = 0;
+                self.fresh = step.event == Event::Hold;
+            }
+            Event::Refuse(why) => self.refuse(why),
+            Event::Broken => self.broken(),
+        }
+        buf.set_filled(keep);
+        Poll::Ready(Ok(step.cleared > 0))
     }
 }
 
@@ -173,38 +267,11 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Guard<IO> {
         loop {
             // Cleared bytes set aside come first.
             if this.ok > 0 {
-                let k = this.ok.min(buf.remaining());
-                buf.put_slice(
-                    this.held
-                        .get(this.start..this.start + k)
-                        .unwrap_or_default(),
-                );
-                this.start += k;
-                this.ok -= k;
-                if this.start >= this.held.len() {
-                    // Give the memory back: an idle connection holds no buffer here.
-                    this.held = Vec::new();
-                    this.start = 0;
-                }
+                this.give_cleared(buf);
                 return Poll::Ready(Ok(()));
             }
-            match this.mode {
-                Mode::Watch => {}
-                Mode::Off => return this.read_inner(cx, buf).map_ok(|_| ()),
-                Mode::StandIn(done) => {
-                    let rest = STAND_IN.get(done..).unwrap_or_default();
-                    let k = rest.len().min(buf.remaining());
-                    buf.put_slice(&rest[..k]);
-                    this.mode = if done + k == STAND_IN.len() {
-                        Mode::Refused
-                    } else {
-                        Mode::StandIn(done + k)
-                    };
-                    return Poll::Ready(Ok(()));
-                }
-                // hyper closes the connection once it has answered the stand-in.
-                Mode::Refused => return Poll::Pending,
-                Mode::Eof => return Poll::Ready(Ok(())),
+            if let Some(r) = this.not_framing(cx, buf) {
+                return r;
             }
             if let Some(n) = this.framer.held() {
                 match this.verdict.upgrade_answer(n, cx) {
@@ -221,48 +288,10 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Guard<IO> {
                 }
             }
             if !this.pending().is_empty() {
-                if this.fresh {
-                    this.fresh = false;
-                    let pending = this.held.get(this.start..).unwrap_or_default();
-                    let step = this.framer.step(pending);
-                    this.apply_held(step);
-                    continue;
-                }
-                // A partial head: read more behind it (hyper's buffer as scratch).
-                let before = buf.filled().len();
-                let n = std::task::ready!(this.read_inner(cx, buf))?;
-                if n == 0 {
-                    this.held = Vec::new();
-                    this.start = 0;
-                    this.mode = Mode::Eof;
-                    continue;
-                }
-                this.held
-                    .extend_from_slice(buf.filled().get(before..).unwrap_or_default());
-                buf.set_filled(before);
-                this.fresh = true;
+                std::task::ready!(this.frame_pending(cx, buf))?;
                 continue;
             }
-            // Nothing pending: read into hyper's buffer and frame in place.
-            let before = buf.filled().len();
-            if std::task::ready!(this.read_inner(cx, buf))? == 0 {
-                return Poll::Ready(Ok(()));
-            }
-            let new = buf.filled().get(before..).unwrap_or_default();
-            let step = this.framer.step(new);
-            let keep = before + step.cleared;
-            match step.event {
-                Event::More => return Poll::Ready(Ok(())),
-                Event::Partial | Event::Hold => {
-                    this.held = new.get(step.cleared..).unwrap_or_default().to_vec();
-                    this.start = 0;
-                    this.fresh = step.event == Event::Hold;
-                }
-                Event::Refuse(why) => this.refuse(why),
-                Event::Broken => this.broken(),
-            }
-            buf.set_filled(keep);
-            if step.cleared > 0 {
+            if std::task::ready!(this.read_in_place(cx, buf))? {
                 return Poll::Ready(Ok(()));
             }
         }
@@ -275,11 +304,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Guard<IO> {
         cx: &mut Context<'_>,
         b: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write(cx, b);
-        if let Poll::Ready(Ok(_)) = r {
-            self.verdict.touch();
-        }
-        r
+        Pin::new(&mut self.inner).poll_write(cx, b)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_flush(cx)
@@ -292,11 +317,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Guard<IO> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Ok(_)) = r {
-            self.verdict.touch();
-        }
-        r
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()

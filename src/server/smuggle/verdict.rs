@@ -1,13 +1,11 @@
 //! What the smuggling guard shares with the connection task and the service: which
 //! request (by index on the connection) is the stand-in for a refused head, the
-//! answer to a request that may switch protocols, and when the connection last moved
-//! a byte (for `idle_timeout`).
+//! answer to a request that may switch protocols.
 
 use super::Refusal;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::task::{Context, Waker};
-use std::time::{Duration, Instant};
 
 /// Shared between the guard, the connection task and the service.
 #[derive(Debug)]
@@ -19,9 +17,6 @@ pub struct Verdict {
     /// Requests the service has been called for.
     calls: AtomicU32,
     pub(super) upgrade: Mutex<UpgradeSlot>,
-    /// Milliseconds since `epoch` of the last byte read or written.
-    last_io_ms: AtomicU64,
-    epoch: Instant,
 }
 
 #[derive(Debug, Default)]
@@ -90,16 +85,6 @@ impl Verdict {
             }
         }
     }
-
-    pub(super) fn touch(&self) {
-        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_io_ms.store(ms, Ordering::Relaxed);
-    }
-
-    /// When the connection last moved a byte either way.
-    pub fn last_io(&self) -> Instant {
-        self.epoch + Duration::from_millis(self.last_io_ms.load(Ordering::Relaxed))
-    }
 }
 
 /// Whether hyper prepares a protocol switch for `req` (its `wants_upgrade`): the
@@ -119,8 +104,6 @@ impl Verdict {
             refused_why: AtomicU8::new(0),
             calls: AtomicU32::new(0),
             upgrade: Mutex::new(UpgradeSlot::default()),
-            last_io_ms: AtomicU64::new(0),
-            epoch: Instant::now(),
         }
     }
 }

@@ -1,4 +1,10 @@
-//! What an accept loop does when `accept()` fails. An error about one connection (reset
+//! The accept loop ([`serve`]): one task per connection (TLS handshake within
+//! `header_timeout`, then `conn.rs`), at most `max_connections` open at once
+//! (beyond that, new clients wait in the kernel's backlog), and at shutdown the
+//! listener closed and the connections drained (`drain.rs`).
+//!
+//! What an accept loop does when `accept()` fails (here and on the admin listener).
+//! An error about one connection (reset
 //! or aborted before we took it) is skipped at once. Anything else, in practice running
 //! out of file descriptors (EMFILE, ENFILE) or kernel memory (ENOBUFS, ENOMEM), does not
 //! clear by retrying at once: the pending connection stays in the backlog, the listener
@@ -7,13 +13,98 @@
 //! log line a second through, carrying how many errors it did not log. Every error is
 //! counted in `portcullis_accept_errors_total{listener}`.
 
+use super::conn::{self, serve_conn};
+use super::drain::Drain;
+use crate::app::App;
+use std::future::Future;
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::net::TcpListener;
 use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
 
 const FIRST: Duration = Duration::from_millis(10);
 const MAX: Duration = Duration::from_secs(1);
 const LOG_EVERY: Duration = Duration::from_secs(1);
+
+/// Serves `listener` until `shutdown` resolves, then stops accepting (the listener is
+/// closed, new connections are refused) and gives open connections, upgraded ones
+/// included, until `[server] shutdown_grace` to finish. Returns `true` when everything
+/// finished in time, `false` when the grace period cut connections off.
+pub async fn serve(
+    listener: TcpListener,
+    app: Arc<App>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: impl Future<Output = ()>,
+) -> bool {
+    let cfg = app.runtime.load().config.server.clone();
+    let builders = Arc::new(conn::builders(&cfg));
+    let acceptor = tls.map(TlsAcceptor::from);
+    let drain = Drain::new(cfg.max_connections);
+    tokio::pin!(shutdown);
+    let mut backoff = Backoff::new("main");
+    loop {
+        // At max_connections, stop accepting until a connection ends: new clients wait
+        // in the kernel's backlog instead of taking memory here.
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            p = drain.slot() => match p {
+                Some(p) => p,
+                None => break,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            r = listener.accept() => match r {
+                Ok(x) => {
+                    backoff.succeeded();
+                    x
+                }
+                Err(e) => {
+                    // Out of fds (EMFILE) the backlog stays readable: back off, log sparingly.
+                    let wait = backoff.failed(&e);
+                    tokio::select! {
+                        () = &mut shutdown => break,
+                        () = tokio::time::sleep(wait) => continue,
+                    }
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let builders = builders.clone();
+        let acceptor = acceptor.clone();
+        let signal = drain.signal();
+        let upgrades = drain.upgrades().clone();
+        let handshake_timeout = cfg.header_timeout;
+        // Plain and TLS connections are separate tasks: a task is allocated at the size
+        // of its future, and a plain one need not carry rustls' state.
+        match acceptor {
+            None => {
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    serve_conn(stream, peer, false, app, &builders, signal, upgrades).await;
+                });
+            }
+            Some(acc) => {
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    match tokio::time::timeout(handshake_timeout, acc.accept(stream)).await {
+                        Ok(Ok(tls)) => {
+                            serve_conn(tls, peer, true, app, &builders, signal, upgrades).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
+                });
+            }
+        }
+    }
+    drop(listener);
+    let grace = app.runtime.load().config.server.shutdown_grace;
+    drain.finish(grace).await
+}
 
 /// Accept-error state of one listener.
 pub struct Backoff {
