@@ -79,6 +79,12 @@ impl ProxyBuilder {
         }
     }
 
+    /// Uses `dir` (files already written into it) as the config directory.
+    pub fn in_dir(mut self, dir: tempfile::TempDir) -> Self {
+        self.dir = dir;
+        self
+    }
+
     /// The directory the config is written to (relative paths resolve here).
     pub fn dir(&self) -> &Path {
         self.dir.path()
