@@ -3,20 +3,21 @@
 //! status page rendered by a real headless browser (Debian's chromium).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+mod support;
 
-use common::*;
 use std::process::Command;
 use std::time::Duration;
+use support::*;
 
-fn admin_config(up: std::net::SocketAddr, admin_port: u16) -> String {
+fn admin_config(up: std::net::SocketAddr) -> String {
     format!(
-        "[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n\
+        "{ADMIN}\
          [upstreams.app]\nurl = \"http://{up}\"\n\
          [[routes]]\nname = \"status-health\"\npath = \"/health\"\naccess = \"public\"\nupstream = \"app\"\n\
          [[routes]]\nname = \"orders-api\"\npath = \"/orders/**\"\nscopes = [\"orders\"]\nupstream = \"app\"\n\
          [[routes]]\nname = \"blocked\"\npath = \"/internal/**\"\naccess = \"deny\"\n\
-         [[routes]]\nname = \"slowpoke\"\npath = \"/wait/**\"\naccess = \"public\"\nupstream = \"app\"\n"
+         [[routes]]\nname = \"slowpoke\"\npath = \"/wait/**\"\naccess = \"public\"\nupstream = \"app\"\n{}",
+        hs_issuer()
     )
 }
 
@@ -34,10 +35,11 @@ fn metric(text: &str, prefix: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_endpoints_and_metrics_move() {
-    let (up, _) = spawn_upstream().await;
-    let admin = free_port();
-    let mut p = Proxy::start("", &admin_config(up, admin), tempfile::tempdir().unwrap());
-    let a = format!("http://127.0.0.1:{admin}");
+    let up = spawn_streaming_upstream().await.addr;
+    // The binary: the test counts requests in the process-wide metrics, reloads on
+    // SIGHUP and drains on SIGTERM.
+    let mut p = Proxy::builder().binary().start(&admin_config(up)).await;
+    let a = p.admin_url("");
     // The admin listener comes up with the proxy; give it a moment.
     let mut ok = false;
     for _ in 0..100 {
@@ -47,7 +49,7 @@ async fn admin_endpoints_and_metrics_move() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(ok, "admin listener not up: {}", p.log());
+    assert!(ok, "admin listener not up: {}", p.logs());
     assert_eq!(get(&format!("{a}/healthz")).await.0, 200);
     assert_eq!(get(&format!("{a}/readyz")).await.0, 200);
 
@@ -71,7 +73,7 @@ async fn admin_endpoints_and_metrics_move() {
             .status(),
         401
     );
-    let auth = format!("Bearer {}", token("alice"));
+    let auth = format!("Bearer {}", token("alice", serde_json::json!({})));
     let r = c
         .get(format!("{base}/orders/1"))
         .header("authorization", &auth)
@@ -117,7 +119,7 @@ async fn admin_endpoints_and_metrics_move() {
     );
 
     // An invalid reload is counted and the old config keeps serving.
-    p.rewrite("lisen = 1", &admin_config(up, admin));
+    p.rewrite_server("lisen = 1", &admin_config(up));
     p.signal("HUP");
     let mut failed = 0.0;
     for _ in 0..100 {
@@ -170,9 +172,7 @@ async fn admin_endpoints_and_metrics_move() {
         200,
         "in-flight request cut off by the drain"
     );
-    let st = tokio::task::spawn_blocking(move || p.wait_exit(Duration::from_secs(15)))
-        .await
-        .unwrap();
+    let st = p.wait_exit(Duration::from_secs(15)).await;
     assert_eq!(st.and_then(|s| s.code()), Some(0));
 }
 
@@ -193,10 +193,9 @@ fn chromium() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_page_renders_in_a_real_browser_without_secrets() {
     let bin = chromium();
-    let (up, _) = spawn_upstream().await;
-    let admin = free_port();
-    let p = Proxy::start("", &admin_config(up, admin), tempfile::tempdir().unwrap());
-    let a = format!("http://127.0.0.1:{admin}/");
+    let up = spawn_streaming_upstream().await.addr;
+    let p = Proxy::start(&admin_config(up)).await;
+    let a = p.admin_url("/");
     for _ in 0..100 {
         if reqwest::get(&a).await.is_ok() {
             break;
@@ -211,7 +210,10 @@ async fn status_page_renders_in_a_real_browser_without_secrets() {
         .unwrap();
     let _ = c
         .get(format!("http://{}/orders/1", p.addr))
-        .header("authorization", format!("Bearer {}", token("alice")))
+        .header(
+            "authorization",
+            format!("Bearer {}", token("alice", serde_json::json!({}))),
+        )
         .send()
         .await
         .unwrap();

@@ -226,6 +226,14 @@ impl Proxy {
         self.rewrite_text(&self.config_text(body));
     }
 
+    /// Like [`Proxy::rewrite`] with other `[server]` lines (`server_extra`) than the
+    /// proxy started with.
+    pub fn rewrite_server(&self, server_extra: &str, body: &str) {
+        self.rewrite_text(&format!(
+            "[server]\nlisten = \"{LISTEN}\"\n{server_extra}\n{body}\n"
+        ));
+    }
+
     /// Replaces the whole config file atomically with `text`.
     pub fn rewrite_text(&self, text: &str) {
         let tmp = self.dir.path().join("proxy.toml.new");
