@@ -177,20 +177,13 @@ async fn presented_cn(addr: std::net::SocketAddr, ca_pem: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_swaps_the_certificate_for_the_next_handshake() {
     let up = spawn_streaming_upstream().await.addr;
-    let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new();
-    let (c, k) = pki.leaf(dir.path(), "tls", &["localhost"]);
-    let tls = format!(
-        "[server.tls]\ncert = \"{}\"\nkey = \"{}\"\n",
-        c.display(),
-        k.display()
-    );
     let p = Proxy::builder()
         .binary()
-        .server(&tls)
-        .in_dir(dir)
+        .tls(&pki, &["localhost"])
         .start(&only_api(up))
         .await;
+    let (c, k) = (p.dir.path().join("tls.crt"), p.dir.path().join("tls.key"));
     let before = presented_cn(p.addr, &pki.ca_pem).await;
 
     let stop = Arc::new(AtomicBool::new(false));

@@ -523,21 +523,12 @@ async fn host_spellings_never_reach_a_denied_vhost() {
 
     let plain = Proxy::start(&cfg).await;
     let pki = Pki::new();
-    let b = Proxy::builder();
     let names = [
         "secure.example.com",
         "*.internal.example.com",
         "public.example.com",
     ];
-    let (crt, key) = pki.leaf(b.dir(), "tls", &names);
-    let tls = b
-        .server(&format!(
-            "[server.tls]\ncert = \"{}\"\nkey = \"{}\"",
-            crt.display(),
-            key.display()
-        ))
-        .start(&cfg)
-        .await;
+    let tls = Proxy::builder().tls(&pki, &names).start(&cfg).await;
     let targets = [
         (
             Transport::H1,

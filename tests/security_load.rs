@@ -136,18 +136,11 @@ async fn idle_connection_flood() {
 async fn half_open_tls_handshakes() {
     let rec = spawn_upstream().await;
     let up = rec.addr;
-    let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new();
-    let (c, k) = pki.leaf(dir.path(), "tls", &["localhost"]);
-    let tls = format!(
-        "max_connections = 512\nheader_timeout = \"1s\"\n[server.tls]\ncert = \"{}\"\nkey = \"{}\"\n",
-        c.display(),
-        k.display()
-    );
     let p = Proxy::builder()
         .binary()
-        .server(&tls)
-        .in_dir(dir)
+        .server("max_connections = 512\nheader_timeout = \"1s\"")
+        .tls(&pki, &["localhost"])
         .start(&body(up))
         .await;
     let url = format!("https://localhost:{}/good", p.addr.port());

@@ -59,6 +59,7 @@ pub struct ProxyBuilder {
     nofile: Option<(u64, u64)>,
     binary: bool,
     free_port: bool,
+    tls: String,
 }
 
 impl Default for ProxyBuilder {
@@ -76,6 +77,7 @@ impl ProxyBuilder {
             nofile: None,
             binary: false,
             free_port: false,
+            tls: String::new(),
         }
     }
 
@@ -104,6 +106,19 @@ impl ProxyBuilder {
     pub fn server(mut self, lines: &str) -> Self {
         self.server_extra.push_str(lines);
         self.server_extra.push('\n');
+        self
+    }
+
+    /// Serves TLS: a leaf for `names` from `pki`, written as `tls.crt` / `tls.key` into
+    /// the config directory, and a `[server.tls]` table naming them (after the other
+    /// `[server]` lines, whenever this is called).
+    pub fn tls(mut self, pki: &super::Pki, names: &[&str]) -> Self {
+        let (crt, key) = pki.leaf(self.dir.path(), "tls", names);
+        self.tls = format!(
+            "[server.tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+            crt.display(),
+            key.display()
+        );
         self
     }
 
@@ -138,7 +153,8 @@ impl ProxyBuilder {
 
     /// Writes `proxy.toml` = `[server] listen = "127.0.0.1:0"` + server lines + `body`
     /// and starts the proxy; returns once it accepts connections.
-    pub async fn start(self, body: &str) -> Proxy {
+    pub async fn start(mut self, body: &str) -> Proxy {
+        self.server_extra.push_str(&std::mem::take(&mut self.tls));
         let (server_extra, body) = (self.server_extra.clone(), body.to_owned());
         self.start_with(move |addr| {
             format!("[server]\nlisten = \"{addr}\"\n{server_extra}\n{body}\n")

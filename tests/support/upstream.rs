@@ -47,11 +47,7 @@ impl Recorded {
     }
 
     pub fn header_all(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
+        super::client::header_values(&self.headers, name)
     }
 
     pub fn has_header(&self, name: &str) -> bool {
