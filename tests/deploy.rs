@@ -24,7 +24,7 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
-use support::{mint, Pki, Proxy, Signer, TestKey};
+use support::{cli, mint, Pki, Proxy, Signer, TestKey};
 
 const PATTERNS: [&str; 2] = ["sidecar", "gateway"];
 
@@ -564,8 +564,8 @@ fn shipped_configs() -> Vec<PathBuf> {
     out
 }
 
-#[test]
-fn every_shipped_proxy_toml_passes_check() {
+#[tokio::test]
+async fn every_shipped_proxy_toml_passes_check() {
     let keys = Keys::new();
     let configs = shipped_configs();
     assert!(configs.len() >= 3, "root, sidecar and gateway: {configs:?}");
@@ -603,17 +603,27 @@ fn every_shipped_proxy_toml_passes_check() {
                 ),
             }
         }
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
-        cmd.arg("check")
-            .arg("--config")
-            .arg(tmp.path().join("proxy.toml"));
         // Stand-ins for `${VAR}`s (a Secret-fed environment variable in a cluster).
-        for var in text.split("${").skip(1).filter_map(|s| s.split_once('}')) {
-            cmd.env(var.0, "stand-in-value-0123456789abcdef0123456789abcdef");
-        }
-        let out = run_ok(&mut cmd, &format!("portcullis check {}", path.display()));
-        let table = String::from_utf8_lossy(&out.stdout);
-        assert!(table.contains(": ok"), "{}: {table}", path.display());
+        let env: Vec<(&str, &str)> = text
+            .split("${")
+            .skip(1)
+            .filter_map(|s| s.split_once('}'))
+            .map(|var| (var.0, "stand-in-value-0123456789abcdef0123456789abcdef"))
+            .collect();
+        let config = tmp.path().join("proxy.toml");
+        let out = cli(
+            &["check", "--config", config.to_str().unwrap()],
+            tmp.path(),
+            &env,
+        )
+        .await;
+        out.assert_code(0);
+        assert!(
+            out.stdout.contains(": ok"),
+            "{}: {}",
+            path.display(),
+            out.stdout
+        );
     }
 }
 

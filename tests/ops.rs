@@ -8,7 +8,7 @@ mod support;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::*;
 
 fn only_api(up: std::net::SocketAddr) -> String {
@@ -21,17 +21,6 @@ fn only_api(up: std::net::SocketAddr) -> String {
 
 fn alice() -> String {
     token("alice", serde_json::json!({}))
-}
-
-async fn until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
 }
 
 /// Requests `/api/x` with a token in a loop until `stop`; counts failures.
@@ -93,9 +82,9 @@ async fn sighup_reload_adds_a_route_and_a_bad_config_keeps_serving() {
     p.rewrite_server("lisen = \"typo\"", &body);
     p.signal("HUP");
     assert!(
-        until(Duration::from_secs(10), || p
-            .logs()
-            .contains("reload failed"))
+        eventually(Duration::from_secs(10), || async {
+            p.logs().contains("reload failed")
+        })
         .await,
         "no reload failure logged: {}",
         p.logs()
@@ -253,7 +242,7 @@ async fn sigterm_drains_in_flight_requests_then_exits_zero() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     p.signal("TERM");
     // New connections are refused once the listener is closed.
-    let refused = until(Duration::from_secs(5), || {
+    let refused = eventually(Duration::from_secs(5), || async {
         std::net::TcpStream::connect(addr).is_err()
     })
     .await;

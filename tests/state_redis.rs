@@ -19,7 +19,7 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::redis::Redis;
-use support::{login, post_form, refresh, Proxy, ProxyBuilder, ADMIN};
+use support::{eventually, login, post_form, refresh, Proxy, ProxyBuilder, ADMIN};
 
 /// The FastAPI tutorial's bcrypt hash of "secret" (cost 12).
 const HASH: &str = "$2b$12$EixZaYVK1fsbw1ZfbX3OXePaWxn96p36WQoeG6Lruj3vjPGga31lW";
@@ -32,24 +32,6 @@ fn grant(family: &str, expires_at: u64) -> RefreshGrant {
         sub: "alice".into(),
         scope: "a b".into(),
         expires_at,
-    }
-}
-
-/// Polls `f` until it holds or `within` passes.
-async fn eventually<F, Fu>(within: Duration, mut f: F) -> bool
-where
-    F: FnMut() -> Fu,
-    Fu: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        if f().await {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -71,6 +71,24 @@ pub fn closed_port() -> ClosedPort {
     }
 }
 
+/// Polls `f` every 50 ms until it holds (`true`) or `within` passes (`false`).
+pub async fn eventually<F, Fu>(within: Duration, mut f: F) -> bool
+where
+    F: FnMut() -> Fu,
+    Fu: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if f().await {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// 1-based number of the first line of `text` containing `needle`.
 pub fn line_of(text: &str, needle: &str) -> usize {
     text.lines()
