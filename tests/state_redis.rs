@@ -3,8 +3,8 @@
 //! Two levels: the [`Store`] contract run against both backends (one suite, so the
 //! memory backend keeps the semantics Redis has), and two portcullis replicas
 //! (in-process; real processes where a test reads their logs) sharing one real
-//! `redis-server` (started on a free loopback port, killed on drop): revocation through A seen by B at once, one refresh token redeemed on A
-//! and B at the same time, login limits counted across both, Redis killed (503,
+//! `redis-server` (started on a free loopback port, killed on drop): revocation
+//! through A seen by B at once, one refresh token redeemed on A and B at the same time, login limits counted across both, Redis killed (503,
 //! `/readyz` 503) and restarted (service resumes, no portcullis restart).
 //! `scripts/test-all.sh` installs `redis-server` when missing; the server is
 //! `support::redis::Redis` (the Cluster and Sentinel suites are `state_topologies`).
