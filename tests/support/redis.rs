@@ -55,6 +55,16 @@ pub fn wait_until(within: Duration, what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// `redis[s]+{kind}://127.0.0.1:P1,127.0.0.1:P2,...{path}` for `nodes`.
+fn multi_url(tls: bool, kind: &str, nodes: &[Node], path: &str) -> String {
+    let scheme = if tls { "rediss" } else { "redis" };
+    let hosts: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.port))
+        .collect();
+    format!("{scheme}+{kind}://{}{path}", hosts.join(","))
+}
+
 // ---- TLS material ---------------------------------------------------------------
 
 /// A fresh CA, and a certificate for 127.0.0.1 signed by it (server and client).
@@ -410,17 +420,7 @@ impl Cluster {
 
     /// `redis[s]+cluster://` with every node as a seed.
     pub fn url(&self) -> String {
-        let scheme = if self.tls.is_some() {
-            "rediss"
-        } else {
-            "redis"
-        };
-        let hosts: Vec<String> = self
-            .nodes
-            .iter()
-            .map(|n| format!("127.0.0.1:{}", n.port))
-            .collect();
-        format!("{scheme}+cluster://{}", hosts.join(","))
+        multi_url(self.tls.is_some(), "cluster", &self.nodes, "")
     }
 
     pub fn query<T: redis::FromRedisValue>(&self, port: u16, cmd: &redis::Cmd) -> Option<T> {
@@ -630,17 +630,12 @@ impl Sentinels {
 
     /// `redis[s]+sentinel://s1,s2,s3/NAME`.
     pub fn url(&self) -> String {
-        let scheme = if self.tls.is_some() {
-            "rediss"
-        } else {
-            "redis"
-        };
-        let hosts: Vec<String> = self
-            .sentinels
-            .iter()
-            .map(|n| format!("127.0.0.1:{}", n.port))
-            .collect();
-        format!("{scheme}+sentinel://{}/{MASTER_NAME}", hosts.join(","))
+        multi_url(
+            self.tls.is_some(),
+            "sentinel",
+            &self.sentinels,
+            &format!("/{MASTER_NAME}"),
+        )
     }
 
     /// The primary's port as the first Sentinel that answers names it.
