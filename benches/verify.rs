@@ -6,8 +6,9 @@
 use arc_swap::ArcSwap;
 use criterion::{criterion_group, criterion_main, Criterion};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
+use portcullis::auth::issuer::{Issuer, KeySource};
 use portcullis::auth::keys::{KeyFamily, KeySet, VerifyKey};
-use portcullis::auth::verify::{now_secs, Issuer, KeySource, Verifier};
+use portcullis::auth::verify::{now_secs, Verifier};
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;

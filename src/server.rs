@@ -271,9 +271,9 @@ fn refusal(
     rt: &crate::app::Runtime,
     why: crate::smuggle::Refusal,
 ) -> hyper::Response<crate::body::ProxyBody> {
-    use crate::deny::Denial;
+    use crate::deny::{BadRequest, Denial};
     let d = match why {
-        crate::smuggle::Refusal::BadRequest => Denial::BadRequest,
+        crate::smuggle::Refusal::BadRequest => Denial::BadRequest(BadRequest::Framing),
         crate::smuggle::Refusal::TooLarge => Denial::HeaderTooLarge,
         crate::smuggle::Refusal::UriTooLong => Denial::UriTooLong,
     };

@@ -4,7 +4,7 @@
 //! page is built from names, paths, counters and key ids only.
 
 use crate::app::App;
-use crate::auth::verify::KeySource;
+use crate::auth::issuer::KeySource;
 use crate::config::{Config, UpstreamKind};
 use crate::routes::HostMatch;
 use serde_json::{json, Value};
@@ -158,7 +158,7 @@ pub fn page(app: &App) -> String {
     let cfg = &rt.config;
     let mut h = String::with_capacity(8192);
     let up = app.started.elapsed().as_secs();
-    let ready = crate::admin::ready(app);
+    let ready = app.ready();
     let _ = write!(
         h,
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\

@@ -16,9 +16,9 @@
 //! - nothing about a token or key material is logged (key ids and URLs are).
 
 use super::cache::TokenCache;
+use super::issuer::{Issuer, KeySource};
 use super::keys::{KeyFamily, KeySet, VerifyKey};
-use super::verify::{Issuer, KeySource};
-use crate::tls::TlsError;
+use crate::tls_client::TlsError;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper_rustls::HttpsConnector;
@@ -79,7 +79,7 @@ pub fn client(ca: Option<&std::path::Path>) -> Result<FetchClient, TlsError> {
     let mut http = HttpConnector::new();
     http.set_connect_timeout(Some(CONNECT_TIMEOUT));
     http.enforce_http(false);
-    let tls = crate::tls::client_config(ca)?;
+    let tls = crate::tls_client::client_config(ca)?;
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()

@@ -6,76 +6,15 @@
 use super::cache::TokenCache;
 use super::claims::{self, numeric_date};
 use super::error::TokenError;
+use super::issuer::{Issuer, Verified};
 use super::jwks::JwksSet;
-use super::keys::{KeySet, Lookup, SigningKey, VerifyKey};
-use arc_swap::ArcSwap;
+use super::keys::{Lookup, VerifyKey};
 use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-/// Where an issuer's keys come from.
-#[derive(Debug, Clone)]
-pub enum KeySource {
-    /// Static keys from the config.
-    Static,
-    /// A JWKS URL.
-    Jwks(String),
-    /// OIDC discovery from the issuer URL.
-    Discovery,
-}
-
-/// A trusted issuer, compiled.
-#[derive(Debug)]
-pub struct Issuer {
-    /// Config name.
-    pub name: String,
-    /// Exact `iss`.
-    pub iss: String,
-    /// Accepted audiences; empty = no check.
-    pub audiences: Vec<String>,
-    /// Allow-list; empty = whatever the key family allows.
-    pub algorithms: Vec<Algorithm>,
-    /// Clock skew tolerance.
-    pub leeway: Duration,
-    /// Current keys (swapped by JWKS refresh).
-    pub keys: ArcSwap<KeySet>,
-    /// Where keys come from.
-    pub source: KeySource,
-    /// JWKS refresh period.
-    pub refresh_interval: Duration,
-    /// Extra CA for the JWKS fetch.
-    pub ca: Option<std::path::PathBuf>,
-    /// Signing key, when the config has a `secret` or `private_key`.
-    pub signing: Option<SigningKey>,
-}
-
-impl Issuer {
-    fn allows(&self, alg: Algorithm) -> bool {
-        self.algorithms.is_empty() || self.algorithms.contains(&alg)
-    }
-}
-
-/// A verified token: what the proxy needs from it, computed once and cached.
-#[derive(Debug, Clone)]
-pub struct Verified {
-    /// Index of the issuer.
-    pub issuer: usize,
-    /// The key that verified it (to evict when the key leaves the set).
-    pub key: Arc<VerifyKey>,
-    /// `exp`, in whole seconds since the epoch (fractions rounded down).
-    pub exp: i64,
-    /// The identity claim's value.
-    pub identity: String,
-    /// Granted scopes.
-    pub scopes: Vec<String>,
-    /// All claims.
-    pub claims: Map<String, Value>,
-    /// `jti`, when present.
-    pub jti: Option<String>,
-}
 
 /// Verifies tokens against the configured issuers, with the verified-token cache.
 pub struct Verifier {
@@ -104,7 +43,7 @@ impl Verifier {
         issuers: Vec<Arc<Issuer>>,
         identity_claim: String,
         cache_entries: u64,
-    ) -> Result<Self, crate::tls::TlsError> {
+    ) -> Result<Self, crate::tls_client::TlsError> {
         let by_iss = issuers
             .iter()
             .enumerate()

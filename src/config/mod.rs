@@ -7,8 +7,8 @@ pub mod error;
 pub mod file;
 pub mod values;
 
+use crate::auth::issuer::{Issuer, KeySource};
 use crate::auth::keys::{self, KeyFamily, KeySet, SigningKey, VerifyKey};
-use crate::auth::verify::{Issuer, KeySource};
 use crate::routes::{
     self, Access, ClaimRule, HostMatch, PathPattern, Route, RouteTable, TokenSource,
 };

@@ -20,11 +20,8 @@ pub mod password;
 pub mod reply;
 pub mod users;
 
-use crate::app::Runtime;
-use crate::auth::error::TokenError;
-use crate::auth::verify::{Issuer, Verified};
+use crate::auth::issuer::Issuer;
 use crate::config::Config;
-use crate::deny::Denial;
 use crate::state::memory::MemoryStore;
 use crate::state::redis::RedisStore;
 use crate::state::Store;
@@ -168,45 +165,6 @@ impl Endpoint {
             Some(Builtin::Discovery)
         } else {
             None
-        }
-    }
-}
-
-/// The key an access token is revoked under: issuer and `jti` (two issuers may
-/// reuse a `jti`).
-pub fn revocation_key(iss: &str, jti: &str) -> String {
-    let mut k = String::with_capacity(iss.len() + jti.len() + 1);
-    k.push_str(iss);
-    k.push(' ');
-    k.push_str(jti);
-    k
-}
-
-/// After verification (cache hit or not): a revoked token gets 401 "Token has been
-/// revoked". One lookup, only for tokens with a `jti`. When the state backend is
-/// down, 503 unless `[state] fail_open`.
-pub async fn check_revoked(rt: &Runtime, v: &Verified) -> Result<(), Denial> {
-    let Some(jti) = &v.jti else {
-        return Ok(());
-    };
-    let Some(iss) = rt.verifier.issuers.get(v.issuer) else {
-        return Ok(());
-    };
-    match rt
-        .state
-        .store
-        .is_revoked(&revocation_key(&iss.iss, jti))
-        .await
-    {
-        Ok(false) => Ok(()),
-        Ok(true) => Err(Denial::Invalid(TokenError::Revoked)),
-        Err(e) if rt.config.state.fail_open => {
-            tracing::warn!(error = %e, "revocation check skipped ([state] fail_open)");
-            Ok(())
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "revocation check failed; refusing (fail closed)");
-            Err(Denial::Unavailable)
         }
     }
 }

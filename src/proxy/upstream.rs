@@ -3,8 +3,8 @@
 //! resets, 504 when it does not answer within `timeout` (SPEC §4).
 
 use crate::config::{Upstream, UpstreamKind};
-use crate::deny::Denial;
-use crate::tls::TlsError;
+use crate::deny::{BadRequest, Denial};
+use crate::tls_client::TlsError;
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -15,31 +15,88 @@ use std::time::Duration;
 /// The client type used for upstreams (http and https).
 pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, Incoming>;
 
-/// Builds the pooled client for one upstream (`None` for the built-in echo).
+/// An upstream as the request path uses it: where to send, how long to wait, and
+/// (for HTTP) its pooled client. Built once per config; a route's decision holds one.
+pub struct Target {
+    /// Config name (access log).
+    pub name: String,
+    /// Response deadline.
+    pub timeout: Duration,
+    /// Where requests go.
+    pub kind: TargetKind,
+}
+
+/// The built-in echo, or an HTTP(S) upstream with its client.
+// One per upstream, built at load time behind an `Arc`: the size does not matter.
+#[allow(clippy::large_enum_variant)]
+pub enum TargetKind {
+    /// The built-in echo upstream.
+    Echo,
+    /// HTTP or HTTPS.
+    Http {
+        /// The pooled client.
+        client: UpstreamClient,
+        /// `http` or `https`.
+        scheme: http::uri::Scheme,
+        /// `host:port`.
+        authority: http::uri::Authority,
+        /// Path prefix prepended to forwarded paths (`""` for none).
+        prefix: String,
+    },
+}
+
+impl Target {
+    /// The target of one compiled upstream (fails on an unusable `ca`).
+    pub fn new(u: &Upstream) -> Result<Self, TlsError> {
+        let kind = match &u.kind {
+            UpstreamKind::Echo => TargetKind::Echo,
+            UpstreamKind::Http {
+                scheme,
+                authority,
+                prefix,
+            } => TargetKind::Http {
+                client: client_for(u)?,
+                scheme: scheme.clone(),
+                authority: authority.clone(),
+                prefix: prefix.clone(),
+            },
+        };
+        Ok(Target {
+            name: u.name.clone(),
+            timeout: u.timeout,
+            kind,
+        })
+    }
+
+    /// The path prefix prepended to forwarded paths.
+    pub fn prefix(&self) -> &str {
+        match &self.kind {
+            TargetKind::Http { prefix, .. } => prefix,
+            TargetKind::Echo => "",
+        }
+    }
+}
+
+/// Builds the pooled client for one HTTP upstream.
 /// `https://` upstreams are verified against the webpki roots plus the upstream's
 /// `ca`, and may negotiate HTTP/2 by ALPN (gRPC passes through then).
-pub fn client_for(u: &Upstream) -> Result<Option<UpstreamClient>, TlsError> {
-    if u.kind == UpstreamKind::Echo {
-        return Ok(None);
-    }
+fn client_for(u: &Upstream) -> Result<UpstreamClient, TlsError> {
     let mut http = HttpConnector::new();
     http.set_connect_timeout(Some(u.connect_timeout));
     http.set_nodelay(true);
     http.enforce_http(false);
-    let tls = crate::tls::client_config(u.ca.as_deref())?;
+    let tls = crate::tls_client::client_config(u.ca.as_deref())?;
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
         .enable_all_versions()
         .wrap_connector(http);
-    Ok(Some(
-        Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(256)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(https),
-    ))
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(256)
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .build(https))
 }
 
 /// Sends a request and waits for the response head within `timeout`.
@@ -55,7 +112,7 @@ pub async fn send(
             // a missing CRLF): the upstream got a reset, never a complete request,
             // and the fault is the client's: 400, not 502 (issue #9).
             tracing::debug!(error = %e, "client request body failed while forwarding");
-            Err(Denial::BadRequest)
+            Err(Denial::BadRequest(BadRequest::ClientBody))
         }
         Ok(Err(e)) => {
             tracing::debug!(error = %e, connect = e.is_connect(), "upstream request failed");
