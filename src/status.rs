@@ -252,8 +252,9 @@ pub fn page(app: &App) -> String {
         "<section><h2>Issuers</h2><table><thead><tr><th>name</th><th>iss</th><th>key source</th>\
          <th>key ids</th><th>algorithms</th><th>last fetch</th><th>fetches ok / failed</th></tr></thead><tbody>",
     );
-    for (i, iss) in cfg.issuers.iter().enumerate() {
-        let keys = iss.keys.load();
+    for trusted in &rt.verifier.issuers {
+        let iss = &trusted.config;
+        let keys = trusted.keys();
         let kids: Vec<String> = keys
             .keys
             .iter()
@@ -274,7 +275,7 @@ pub fn page(app: &App) -> String {
                 .collect::<Vec<_>>()
                 .join(" ")
         };
-        let (fetch, counts) = match rt.verifier.jwks.source(i) {
+        let (fetch, counts) = match rt.verifier.jwks.source_for(trusted) {
             None => ("-".to_string(), "-".to_string()),
             Some(src) => {
                 let st = src.stats();

@@ -12,7 +12,6 @@ use crate::auth::keys::{self, KeyFamily, KeySet, SigningKey, VerifyKey};
 use crate::routes::{
     self, Access, ClaimRule, HostMatch, PathPattern, Route, RouteTable, TokenSource,
 };
-use arc_swap::ArcSwap;
 use error::Reporter;
 pub use error::{ConfigError, ConfigErrors};
 use file::{OneOrMany, RawConfig};
@@ -629,7 +628,7 @@ impl Compiler<'_> {
                 .collect(),
             algorithms,
             leeway: dur(i.leeway, Duration::from_secs(30)),
-            keys: ArcSwap::from_pointee(keys),
+            static_keys: Arc::new(keys),
             source,
             refresh_interval: dur(i.refresh_interval, Duration::from_secs(600)),
             ca,

@@ -47,11 +47,11 @@ async fn verify(rt: &Runtime, token: &str) -> Result<Arc<Verified>, Denial> {
 
 /// A revoked token is refused after verification, cache hit or not (SPEC §3).
 async fn check_revoked(rt: &Runtime, v: &Verified) -> Result<(), Denial> {
-    let (Some(jti), Some(iss)) = (&v.jti, rt.verifier.issuers.get(v.issuer)) else {
+    let Some(jti) = &v.jti else {
         return Ok(());
     };
     let store = rt.state.store.as_ref();
-    revocation::check(store, rt.config.state.fail_open, &iss.iss, jti)
+    revocation::check(store, rt.config.state.fail_open, &v.issuer.config.iss, jti)
         .await
         .map_err(|r| match r {
             Refused::Revoked => Denial::Invalid(TokenError::Revoked),

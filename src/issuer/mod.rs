@@ -6,16 +6,22 @@
 //! answered before route matching ([`Endpoint::builtin`]). Per-config parts (users,
 //! key, lifetimes) live in [`Endpoint`], rebuilt on reload; what must survive a
 //! reload (revocations, refresh families, counters, the hashing limit) lives in
-//! [`Shared`], created once per process and passed in.
+//! [`Shared`], created once per process and passed in. [`endpoint::serve`] answers a
+//! request (method, form); [`grant`] runs the password and refresh grants with the
+//! [`limits`]; [`documents`] builds the discovery document. The endpoint is handed the
+//! proxy's verifier and the caller, never the whole runtime.
 //!
 //! Guarantees: passwords are checked on the blocking pool behind a semaphore, at
 //! most [`inflight::ADDR_MAX_CHECKS`] at once per client address, an
 //! unknown user costs the same hash check as a known one, no password or token is
 //! logged or echoed, client input never causes a panic or a 500.
 
+pub mod documents;
 pub mod endpoint;
 pub mod form;
+pub mod grant;
 pub mod inflight;
+pub mod limits;
 pub mod password;
 pub mod reply;
 pub mod users;
@@ -122,6 +128,8 @@ pub struct Endpoint {
     pub jwks: Option<String>,
     /// Process-wide state.
     pub shared: Arc<Shared>,
+    /// How long a form body may take to arrive (`[server] header_timeout`).
+    pub form_deadline: Duration,
 }
 
 impl Endpoint {
@@ -150,6 +158,7 @@ impl Endpoint {
             users: te.accounts.clone(),
             jwks,
             shared,
+            form_deadline: config.server.header_timeout,
         })
     }
 

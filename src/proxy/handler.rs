@@ -11,9 +11,11 @@ use crate::app::{ConnInfo, Runtime};
 use crate::auth::extract;
 use crate::auth::issuer::Verified;
 use crate::body::ProxyBody;
-use crate::decide::{self, Allow, HostSource, Normalized, RequestFacts};
+use crate::decide::{self, Allow, HostSource, RequestFacts};
 use crate::deny::{BadRequest, Denial};
 use crate::host::RequestHost;
+use crate::issuer::endpoint::Caller;
+use crate::issuer::{Builtin, Endpoint};
 use crate::proxy::upstream::{Target, TargetKind};
 use crate::proxy::{echo, headers, upgrade, upstream};
 use http::header::{AUTHORIZATION, HOST};
@@ -114,16 +116,12 @@ async fn forward(
         .as_ref()
         .and_then(|ep| ep.builtin(&req.path).map(|w| (ep, w)))
     {
-        out.route = Some(which.name().to_owned());
-        let Normalized { host, .. } = req;
-        let host = host.as_ref().map(RequestHost::as_str);
-        let (resp, served) =
-            crate::issuer::endpoint::serve(rt, ep, which, conn, host, parts, body).await;
-        // One metrics label for the built-ins; the finer outcome goes to the debug log.
-        out.decision = "token_endpoint";
-        tracing::debug!(target: "issuer", outcome = served.decision, "built-in endpoint");
-        out.user = served.user;
-        return Ok(resp);
+        let caller = Caller {
+            peer: conn.peer.ip(),
+            tls: conn.tls,
+            host: req.host.as_ref().map(RequestHost::as_str),
+        };
+        return Ok(builtin(rt, ep, which, caller, (parts, body), out).await);
     }
     let decision = decide::decide(rt, &facts, &req).await;
     if let Some(m) = &decision.matched {
@@ -155,6 +153,25 @@ async fn forward(
     };
     rewrite(&mut parts, &allow, conn, &edits);
     send(allow.target, parts, body, pq, ws_key, out).await
+}
+
+/// Answers a built-in endpoint of the token issuer (SPEC §5).
+async fn builtin(
+    rt: &Runtime,
+    ep: &Endpoint,
+    which: Builtin,
+    caller: Caller<'_>,
+    (parts, body): (http::request::Parts, Incoming),
+    out: &mut Outcome,
+) -> Response<ProxyBody> {
+    out.route = Some(which.name().to_owned());
+    let (resp, served) =
+        crate::issuer::endpoint::serve(ep, &rt.verifier, which, caller, parts, body).await;
+    // One metrics label for the built-ins; the finer outcome goes to the debug log.
+    out.decision = "token_endpoint";
+    tracing::debug!(target: "issuer", outcome = served.decision, "built-in endpoint");
+    out.user = served.user;
+    resp
 }
 
 /// What the rewrite sets beyond the route's rules.
