@@ -2,10 +2,11 @@
 //! cache, one pooled client per upstream. Held behind an `ArcSwap` so a reload can
 //! swap it atomically while in-flight requests keep the one they started with.
 
+use crate::auth::revocation::Revocations;
 use crate::auth::verify::Verifier;
 use crate::config::Config;
-use crate::proxy::upstream::Target;
-use crate::routes::Route;
+use crate::decide::{Engine, Routed};
+use crate::upstream::Target;
 use arc_swap::ArcSwap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,6 +42,19 @@ impl Runtime {
     /// their JWKS keys and fetch counters (no 401s or readiness dip meanwhile).
     pub fn reloaded(config: Config, previous: &Runtime) -> Result<Self, crate::tls::TlsError> {
         Self::build(config, Some(previous))
+    }
+
+    /// What the decision reads ([`crate::decide::decide`]).
+    pub fn engine(&self) -> Engine<'_> {
+        Engine {
+            routes: &self.routes,
+            verifier: &self.verifier,
+            revocations: Revocations {
+                store: self.state.store.as_ref(),
+                fail_open: self.config.state.fail_open,
+            },
+            identity: &self.config.identity,
+        }
     }
 
     /// The state backend answers, or its outages are tolerated (`fail_open`).
@@ -101,14 +115,6 @@ impl Runtime {
             endpoint,
         })
     }
-}
-
-/// A route and its upstream (`None` for a route without one: `deny`).
-pub struct Routed {
-    /// The compiled route.
-    pub route: Route,
-    /// Where an allowed request goes.
-    pub target: Option<Arc<Target>>,
 }
 
 /// What the last reload did (for logs, `/readyz`-adjacent status and the admin page).

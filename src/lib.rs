@@ -31,6 +31,7 @@ pub mod status;
 pub mod telemetry;
 pub mod tls;
 pub mod tls_client;
+pub mod upstream;
 
 /// The listeners an [`App`](app::App) is served on, bound by the caller (the binary binds
 /// the configured addresses; tests bind port 0 and keep the addresses).

@@ -1,7 +1,9 @@
 //! The layers run one way (issue 15): no import cycle between the modules of `src/`.
 //! Each file is a node (`src/auth/verify.rs` is `auth::verify`, a `mod.rs` its
 //! directory); each `crate::` or `super::` path outside `#[cfg(test)]` code is an edge
-//! to the longest module it names (comments are skipped). The graph must be acyclic.
+//! to the longest module it names (comments are skipped). The graph must be acyclic,
+//! and so must the graph of the top-level modules (`app` -> `issuer::endpoint` ->
+//! `app` is a cycle between `app` and `issuer/` even though no file imports itself).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -86,14 +88,12 @@ fn resolve<'a>(path: &str, known: &'a BTreeMap<String, String>) -> Option<&'a st
     }
 }
 
-#[test]
-fn src_modules_form_no_cycle() {
-    let mut known = BTreeMap::new();
-    modules(Path::new("src"), &[], &mut known);
+/// File-to-file edges of `src/`.
+fn file_edges(known: &BTreeMap<String, String>) -> BTreeMap<&str, BTreeSet<&str>> {
     let mut edges: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    for (m, code) in &known {
+    for (m, code) in known {
         for r in references(m, code) {
-            if let Some(to) = resolve(&r, &known) {
+            if let Some(to) = resolve(&r, known) {
                 // A module and its own submodules are one unit with their parent file.
                 if to != m && !to.starts_with(&format!("{m}::")) {
                     edges.entry(m).or_default().insert(to);
@@ -101,15 +101,65 @@ fn src_modules_form_no_cycle() {
             }
         }
     }
+    edges
+}
+
+fn cycles<'a>(
+    nodes: impl Iterator<Item = &'a str>,
+    edges: &BTreeMap<&'a str, BTreeSet<&'a str>>,
+) -> Vec<String> {
     let mut cycles = Vec::new();
     let mut done = BTreeSet::new();
-    for start in known.keys() {
-        let mut stack = vec![start.as_str()];
-        walk(&edges, &mut stack, &mut done, &mut cycles);
+    for start in nodes {
+        let mut stack = vec![start];
+        walk(edges, &mut stack, &mut done, &mut cycles);
     }
+    cycles
+}
+
+#[test]
+fn src_modules_form_no_cycle() {
+    let mut known = BTreeMap::new();
+    modules(Path::new("src"), &[], &mut known);
+    let edges = file_edges(&known);
+    let cycles = cycles(known.keys().map(String::as_str), &edges);
     assert!(
         cycles.is_empty(),
         "import cycles in src/:\n{}",
+        cycles.join("\n")
+    );
+}
+
+/// The top-level module of a module path (`auth` of `auth::verify`).
+fn top(m: &str) -> &str {
+    m.split("::").next().unwrap_or(m)
+}
+
+/// File edges a top-level cycle may still use, each with the work that removes it.
+const KNOWN: &[(&str, &str, &str)] = &[(
+    "config",
+    "issuer::users",
+    "the config compiles the users file; the config split (issue 15) moves it",
+)];
+
+#[test]
+fn top_level_modules_form_no_cycle() {
+    let mut known = BTreeMap::new();
+    modules(Path::new("src"), &[], &mut known);
+    let mut edges: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for (from, tos) in file_edges(&known) {
+        for to in tos {
+            let allowed = KNOWN.iter().any(|(f, t, _)| *f == from && *t == to);
+            if top(from) != top(to) && !allowed {
+                edges.entry(top(from)).or_default().insert(top(to));
+            }
+        }
+    }
+    let nodes: BTreeSet<&str> = known.keys().map(|k| top(k)).collect();
+    let cycles = cycles(nodes.into_iter(), &edges);
+    assert!(
+        cycles.is_empty(),
+        "import cycles between the top-level modules of src/:\n{}",
         cycles.join("\n")
     );
 }

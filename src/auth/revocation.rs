@@ -24,13 +24,24 @@ pub fn key(iss: &str, jti: &str) -> String {
     k
 }
 
-/// Whether the token `jti` of issuer `iss` may still be used.
-pub async fn check(
-    store: &dyn Store,
-    fail_open: bool,
-    iss: &str,
-    jti: &str,
-) -> Result<(), Refused> {
+/// The revocation check as a request makes it: the `[state]` store, and whether its
+/// outages are tolerated (`[state] fail_open`).
+#[derive(Clone, Copy)]
+pub struct Revocations<'a> {
+    /// Where revocations are kept.
+    pub store: &'a dyn Store,
+    /// A store that cannot answer lets tokens through (else 503).
+    pub fail_open: bool,
+}
+
+impl Revocations<'_> {
+    /// Whether the token `jti` of issuer `iss` may still be used.
+    pub async fn check(&self, iss: &str, jti: &str) -> Result<(), Refused> {
+        check(self.store, self.fail_open, iss, jti).await
+    }
+}
+
+async fn check(store: &dyn Store, fail_open: bool, iss: &str, jti: &str) -> Result<(), Refused> {
     match store.is_revoked(&key(iss, jti)).await {
         Ok(false) => Ok(()),
         Ok(true) => Err(Refused::Revoked),

@@ -2,11 +2,11 @@
 //! `token_from` order, verification (cache, then keys: an unknown `kid` of a JWKS
 //! issuer may wait for one rate-limited re-fetch) and revocation.
 
-use crate::app::Runtime;
+use super::Engine;
 use crate::auth::error::TokenError;
 use crate::auth::extract;
 use crate::auth::issuer::Verified;
-use crate::auth::revocation::{self, Refused};
+use crate::auth::revocation::Refused;
 use crate::deny::Denial;
 use crate::routes::{Access, Route};
 use http::HeaderMap;
@@ -15,7 +15,7 @@ use std::time::Instant;
 
 /// The verified caller; `None` when the route needs no token and none was sent.
 pub async fn authenticate(
-    rt: &Runtime,
+    engine: &Engine<'_>,
     route: &Route,
     headers: &HeaderMap,
     query: Option<&str>,
@@ -28,8 +28,8 @@ pub async fn authenticate(
                 None if route.access == Access::Optional => Ok(None),
                 None => Err(Denial::NoToken),
                 Some(token) => {
-                    let v = verify(rt, &token).await?;
-                    check_revoked(rt, &v).await?;
+                    let v = verify(engine, &token).await?;
+                    check_revoked(engine, &v).await?;
                     Ok(Some(v))
                 }
             }
@@ -38,20 +38,21 @@ pub async fn authenticate(
 }
 
 /// Signature and claims, from the verified-token cache when it was seen before.
-async fn verify(rt: &Runtime, token: &str) -> Result<Arc<Verified>, Denial> {
+async fn verify(engine: &Engine<'_>, token: &str) -> Result<Arc<Verified>, Denial> {
     let started = Instant::now();
-    let v = rt.verifier.verify_async(token).await;
+    let v = engine.verifier.verify_async(token).await;
     crate::metrics::verify_seconds().record(started.elapsed().as_secs_f64());
     v.map_err(Denial::Invalid)
 }
 
 /// A revoked token is refused after verification, cache hit or not (SPEC §3).
-async fn check_revoked(rt: &Runtime, v: &Verified) -> Result<(), Denial> {
+async fn check_revoked(engine: &Engine<'_>, v: &Verified) -> Result<(), Denial> {
     let Some(jti) = &v.jti else {
         return Ok(());
     };
-    let store = rt.state.store.as_ref();
-    revocation::check(store, rt.config.state.fail_open, &v.issuer.config.iss, jti)
+    engine
+        .revocations
+        .check(&v.issuer.config.iss, jti)
         .await
         .map_err(|r| match r {
             Refused::Revoked => Denial::Invalid(TokenError::Revoked),

@@ -23,12 +23,13 @@ pub mod authorize;
 pub mod identity;
 pub mod normalize;
 
-use crate::app::{Routed, Runtime};
 use crate::auth::issuer::Verified;
+use crate::auth::revocation::Revocations;
+use crate::auth::verify::Verifier;
 use crate::config::Identity;
 use crate::deny::Denial;
-use crate::proxy::upstream::Target;
 use crate::routes::{Access, Route};
+use crate::upstream::Target;
 use http::{HeaderMap, HeaderValue, Method, Uri, Version};
 use std::sync::Arc;
 
@@ -99,13 +100,36 @@ pub struct Allow<'r> {
     pub identity: &'r Identity,
 }
 
+/// What a decision reads, borrowed from the runtime of one config
+/// ([`crate::app::Runtime::engine`]): a few references, built per request for free.
+#[derive(Clone, Copy)]
+pub struct Engine<'r> {
+    /// The routes in match order, each with its upstream.
+    pub routes: &'r [Routed],
+    /// Token verification, with its cache and the issuers' keys.
+    pub verifier: &'r Verifier,
+    /// The revocation check.
+    pub revocations: Revocations<'r>,
+    /// `[identity]`: the headers set from the caller's claims.
+    pub identity: &'r Identity,
+}
+
+/// A route and its upstream, resolved at load time (`None` for a route without one:
+/// `deny`).
+pub struct Routed {
+    /// The compiled route.
+    pub route: Route,
+    /// Where an allowed request goes.
+    pub target: Option<Arc<Target>>,
+}
+
 /// Phases 2–4 for a normalized request.
 pub async fn decide<'r>(
-    rt: &'r Runtime,
+    engine: &Engine<'r>,
     facts: &RequestFacts<'_>,
     req: &Normalized<'_>,
 ) -> Decision<'r> {
-    let Some((index, routed)) = match_route(rt, facts.method, req) else {
+    let Some((index, routed)) = match_route(engine.routes, facts.method, req) else {
         return Decision {
             matched: None,
             caller: None,
@@ -114,7 +138,7 @@ pub async fn decide<'r>(
     };
     let route = &routed.route;
     let matched = Some(Matched { index, route });
-    let caller = match authenticate::authenticate(rt, route, facts.headers, req.query).await {
+    let caller = match authenticate::authenticate(engine, route, facts.headers, req.query).await {
         Ok(c) => c,
         Err(d) => {
             return Decision {
@@ -124,7 +148,7 @@ pub async fn decide<'r>(
             }
         }
     };
-    let verdict = allow(rt, routed, caller.as_deref());
+    let verdict = allow(engine, routed, caller.as_deref());
     Decision {
         matched,
         caller,
@@ -134,12 +158,12 @@ pub async fn decide<'r>(
 
 /// Phase 2: the first route matching host (name without port), method and path.
 pub fn match_route<'r>(
-    rt: &'r Runtime,
+    routes: &'r [Routed],
     method: &Method,
     req: &Normalized<'_>,
 ) -> Option<(usize, &'r Routed)> {
     let host = req.host.as_ref().map(crate::host::RequestHost::name);
-    rt.routes
+    routes
         .iter()
         .enumerate()
         .find(|(_, r)| r.route.matches(host, method, &req.path))
@@ -147,7 +171,7 @@ pub fn match_route<'r>(
 
 /// Phase 4 and the verdict: authorized, and a route with an upstream.
 fn allow<'r>(
-    rt: &'r Runtime,
+    engine: &Engine<'r>,
     routed: &'r Routed,
     caller: Option<&Verified>,
 ) -> Result<Allow<'r>, Denial> {
@@ -165,6 +189,6 @@ fn allow<'r>(
         label,
         target,
         route,
-        identity: &rt.config.identity,
+        identity: engine.identity,
     })
 }

@@ -2,9 +2,9 @@
 //! counters never hold, or grow with, client input) and per client address, in a
 //! fixed window from the first failure, kept in the `[state]` backend.
 
-use super::grant::digest;
 use super::reply::GrantError;
 use super::Endpoint;
+use crate::auth::cache::TokenCache;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -24,7 +24,7 @@ pub(super) struct Limits {
 impl Limits {
     pub(super) fn new(username: &str, peer: IpAddr) -> Limits {
         // The username is hashed: counters never hold (or grow with) client input.
-        let d = digest(username);
+        let d = TokenCache::digest(username);
         let hex: String = d.iter().take(16).map(|b| format!("{b:02x}")).collect();
         Limits {
             user: format!("login:user:{hex}"),

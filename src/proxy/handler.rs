@@ -16,8 +16,8 @@ use crate::deny::{BadRequest, Denial};
 use crate::host::RequestHost;
 use crate::issuer::endpoint::Caller;
 use crate::issuer::{Builtin, Endpoint};
-use crate::proxy::upstream::{Target, TargetKind};
-use crate::proxy::{echo, headers, upgrade, upstream};
+use crate::proxy::{echo, headers, upgrade};
+use crate::upstream::{self, Target, TargetKind};
 use http::header::{AUTHORIZATION, HOST};
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Request, Response, Uri, Version};
@@ -123,7 +123,7 @@ async fn forward(
         };
         return Ok(builtin(rt, ep, which, caller, (parts, body), out).await);
     }
-    let decision = decide::decide(rt, &facts, &req).await;
+    let decision = decide::decide(&rt.engine(), &facts, &req).await;
     if let Some(m) = &decision.matched {
         out.route_idx = Some(m.index);
         if out.log {

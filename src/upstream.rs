@@ -1,6 +1,8 @@
-//! Pooled HTTP clients, one per upstream, built at load time with that upstream's
-//! connect timeout. A request is answered 502 when the upstream cannot be reached or
-//! resets, 504 when it does not answer within `timeout` (SPEC §4).
+//! Upstream handles ([`Target`]): one per `[upstreams.NAME]`, built at load time with
+//! its pooled HTTP client and connect timeout; a route holds its upstream's handle
+//! (the decision yields it, no index to look up). A request is answered 502 when the
+//! upstream cannot be reached or resets, 504 when it does not answer within
+//! `timeout` (SPEC §4). Below the front doors and the decision, which both use it.
 
 use crate::config::{Upstream, UpstreamKind};
 use crate::deny::{BadRequest, Denial};
