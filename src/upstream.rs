@@ -83,16 +83,7 @@ impl Target {
 /// `https://` upstreams are verified against the webpki roots plus the upstream's
 /// `ca`, and may negotiate HTTP/2 by ALPN (gRPC passes through then).
 fn client_for(u: &Upstream) -> Result<UpstreamClient, TlsError> {
-    let mut http = HttpConnector::new();
-    http.set_connect_timeout(Some(u.connect_timeout));
-    http.set_nodelay(true);
-    http.enforce_http(false);
-    let tls = crate::tls_client::client_config(u.ca.as_deref())?;
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_all_versions()
-        .wrap_connector(http);
+    let https = crate::tls_client::https_connector(u.connect_timeout, u.ca.as_deref(), true)?;
     Ok(Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(256)

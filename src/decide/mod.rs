@@ -12,11 +12,14 @@
 //!    verification (cache, keys) and revocation (401, 403 `deny`, 503);
 //! 4. [`authorize::authorize`]: every route scope and claim rule (403).
 //!
-//! [`decide`] runs 2–4 and returns the route matched, the caller (also on a denial,
-//! for the access log) and the verdict. An allowed request's [`Allow`] borrows the
-//! route and its upstream from the runtime; the identity headers are computed from
-//! the verified token when set ([`identity::headers`]). Nothing here allocates for
-//! an allowed request beyond what verification itself needs.
+//! [`decide`] runs 2–4 on an [`Engine`] (references into the runtime of one config:
+//! routes with their upstream handles, verifier, revocations, identity rules) and
+//! returns the route matched, the caller (also on a denial, for the access log) and
+//! the verdict. An allowed request's [`Allow`] borrows the route and its upstream;
+//! the identity headers are computed from the verified token when set
+//! ([`identity::headers`]). Nothing here allocates for an allowed request beyond what
+//! verification itself needs: the normalized path is borrowed from the request unless
+//! normalizing changed it, and no route, upstream or issuer is looked up by index.
 
 pub mod authenticate;
 pub mod authorize;

@@ -45,15 +45,7 @@ pub type FetchClient = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
 
 /// Builds a fetch client trusting the webpki roots plus `ca`.
 pub fn client(ca: Option<&std::path::Path>) -> Result<FetchClient, TlsError> {
-    let mut http = HttpConnector::new();
-    http.set_connect_timeout(Some(CONNECT_TIMEOUT));
-    http.enforce_http(false);
-    let tls = crate::tls_client::client_config(ca)?;
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http);
+    let https = crate::tls_client::https_connector(CONNECT_TIMEOUT, ca, false)?;
     Ok(Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(30))
         .pool_timer(TokioTimer::new())
