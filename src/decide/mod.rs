@@ -61,8 +61,10 @@ pub struct RequestFacts<'a> {
     pub method: &'a Method,
     /// The host, not yet validated.
     pub host: HostSource<'a>,
-    /// Path and query as sent (the query after the first `?`).
-    pub path_and_query: &'a str,
+    /// The path as sent (before the first `?`).
+    pub path: &'a str,
+    /// The query as sent, without the `?` (`Some("")` for a bare `?`).
+    pub query: Option<&'a str>,
     /// The request headers (`Authorization`, cookies).
     pub headers: &'a HeaderMap,
     /// Whether the client used TLS (the scheme of `redirect_uri`, §9, and `htu`, §10).

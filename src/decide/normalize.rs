@@ -34,12 +34,12 @@ pub fn normalize<'a>(facts: &RequestFacts<'a>) -> Result<Normalized<'a>, Denial>
     .map_err(|e| bad(BadRequest::Host(e)))?;
     extract::check_authorization(facts.headers)
         .map_err(|_| bad(BadRequest::DuplicateAuthorization))?;
-    let (path, query) = match facts.path_and_query.split_once('?') {
-        Some((p, q)) => (p, Some(q)),
-        None => (facts.path_and_query, None),
-    };
-    let path = crate::path::normalize(path).map_err(|e| bad(BadRequest::Path(e)))?;
-    Ok(Normalized { host, path, query })
+    let path = crate::path::normalize(facts.path).map_err(|e| bad(BadRequest::Path(e)))?;
+    Ok(Normalized {
+        host,
+        path,
+        query: facts.query,
+    })
 }
 
 #[cfg(test)]
@@ -58,14 +58,14 @@ mod tests {
                 HeaderValue::from_str(v).expect("value"),
             );
         }
-        let pq = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
         let facts = RequestFacts {
             method,
             host: HostSource::Request {
                 version: Version::HTTP_11,
                 uri: &uri,
             },
-            path_and_query: pq,
+            path: uri.path(),
+            query: uri.query(),
             headers: &h,
             tls: false,
         };
@@ -127,7 +127,8 @@ mod tests {
         let facts = RequestFacts {
             method: &Method::GET,
             host: HostSource::Named(Some(&named)),
-            path_and_query: "/x",
+            path: "/x",
+            query: None,
             headers: &h,
             tls: true,
         };

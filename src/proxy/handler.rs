@@ -19,7 +19,6 @@ use crate::issuer::{Builtin, Endpoint};
 use crate::proxy::{echo, headers, upgrade};
 use crate::upstream::{self, Target, TargetKind};
 use http::header::{AUTHORIZATION, HOST};
-use http::uri::PathAndQuery;
 use http::{HeaderValue, Request, Response, Uri, Version};
 use hyper::body::Incoming;
 use std::convert::Infallible;
@@ -98,10 +97,8 @@ async fn forward(
             version: parts.version,
             uri: &parts.uri,
         },
-        path_and_query: parts
-            .uri
-            .path_and_query()
-            .map_or(parts.uri.path(), PathAndQuery::as_str),
+        path: parts.uri.path(),
+        query: parts.uri.query(),
         headers: &parts.headers,
         tls: conn.tls,
     };
