@@ -526,10 +526,16 @@ async fn sentinel_failover_keeps_what_replicas_acknowledged() {
         n.resume();
     }
     topo.wait_new_primary(old, Duration::from_secs(30));
+    // Each replica follows the new primary on its own schedule: wait for both.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while items(&http, &ub, acked).await.0 == 503 {
-        assert!(Instant::now() < deadline, "not serving after the failover");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    for r in [&ua, &ub] {
+        while items(&http, r, acked).await.0 == 503 {
+            assert!(
+                Instant::now() < deadline,
+                "{r} not serving after the failover"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
     for r in [&ua, &ub] {
         let (st, body) = items(&http, r, acked).await;
