@@ -3,11 +3,11 @@
 //! cache hit: SHA-256 of the token and a lookup).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use arc_swap::ArcSwap;
 use criterion::{criterion_group, criterion_main, Criterion};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
+use portcullis::auth::issuer::{Issuer, KeySource};
 use portcullis::auth::keys::{KeyFamily, KeySet, VerifyKey};
-use portcullis::auth::verify::{now_secs, Issuer, KeySource, Verifier};
+use portcullis::auth::verify::{now_secs, Verifier};
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,7 +73,7 @@ fn bench(c: &mut Criterion) {
             audiences: vec!["api".into()],
             algorithms: vec![alg],
             leeway: Duration::from_secs(30),
-            keys: ArcSwap::from_pointee(KeySet {
+            static_keys: Arc::new(KeySet {
                 keys: vec![Arc::new(VerifyKey::new(
                     Some("k1".into()),
                     family,

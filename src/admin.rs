@@ -23,18 +23,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-/// Whether the proxy should receive traffic: not draining, every JWKS issuer has
-/// keys, and the state backend answers (unless `[state] fail_open`).
-pub fn ready(app: &App) -> bool {
-    let rt = app.runtime.load();
-    !app.is_draining() && rt.verifier.jwks.ready() && state_ok(&rt)
-}
-
-/// The state backend answers, or its outages are tolerated (`fail_open`).
-fn state_ok(rt: &crate::app::Runtime) -> bool {
-    rt.config.state.fail_open || rt.state.store.reachable()
-}
-
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
     *r.status_mut() = status;
@@ -70,9 +58,9 @@ pub fn admin_router(app: &App, method: &Method, path: &str) -> Response<Full<Byt
     }
     match path {
         "/healthz" => text(StatusCode::OK, "ok\n"),
-        "/readyz" if ready(app) => text(StatusCode::OK, "ready\n"),
+        "/readyz" if app.ready() => text(StatusCode::OK, "ready\n"),
         "/readyz" if app.is_draining() => text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
-        "/readyz" if !state_ok(&app.runtime.load()) => text(
+        "/readyz" if !app.runtime.load().state_ok() => text(
             StatusCode::SERVICE_UNAVAILABLE,
             "state backend unreachable\n",
         ),

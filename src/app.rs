@@ -2,9 +2,11 @@
 //! cache, one pooled client per upstream. Held behind an `ArcSwap` so a reload can
 //! swap it atomically while in-flight requests keep the one they started with.
 
+use crate::auth::revocation::Revocations;
 use crate::auth::verify::Verifier;
 use crate::config::Config;
-use crate::proxy::upstream::{self, UpstreamClient};
+use crate::decide::{Engine, Routed};
+use crate::upstream::Target;
 use arc_swap::ArcSwap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,8 +19,9 @@ pub struct Runtime {
     pub config: Config,
     /// Token verification and cache.
     pub verifier: Verifier,
-    /// Clients, index-aligned with `config.upstreams` (`None` for `echo:`).
-    pub clients: Vec<Option<UpstreamClient>>,
+    /// The routes in match order, each with its upstream resolved (the decision
+    /// yields the route's target: no index to look up at request time).
+    pub routes: Vec<Routed>,
     /// Request counters per route.
     pub counters: crate::metrics::RouteCounters,
     /// Issuer state (revocations, refresh families, login counters): created with
@@ -41,6 +44,24 @@ impl Runtime {
         Self::build(config, Some(previous))
     }
 
+    /// What the decision reads ([`crate::decide::decide`]).
+    pub fn engine(&self) -> Engine<'_> {
+        Engine {
+            routes: &self.routes,
+            verifier: &self.verifier,
+            revocations: Revocations {
+                store: self.state.store.as_ref(),
+                fail_open: self.config.state.fail_open,
+            },
+            identity: &self.config.identity,
+        }
+    }
+
+    /// The state backend answers, or its outages are tolerated (`fail_open`).
+    pub fn state_ok(&self) -> bool {
+        self.config.state.fail_open || self.state.store.reachable()
+    }
+
     fn build(config: Config, previous: Option<&Runtime>) -> Result<Self, crate::tls::TlsError> {
         let mut verifier = Verifier::new(
             config.issuers.clone(),
@@ -51,11 +72,20 @@ impl Runtime {
             verifier.jwks.inherit(&p.verifier.jwks);
         }
         verifier.jwks.start();
-        let clients = config
+        let targets = config
             .upstreams
             .iter()
-            .map(upstream::client_for)
-            .collect::<Result<_, _>>()?;
+            .map(|u| Target::new(u).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        let routes = config
+            .routes
+            .routes
+            .iter()
+            .map(|r| Routed {
+                route: r.clone(),
+                target: r.upstream.and_then(|i| targets.get(i).cloned()),
+            })
+            .collect();
         let counters =
             crate::metrics::RouteCounters::new(config.routes.routes.iter().map(|r| r.name.clone()));
         let state = match previous {
@@ -79,7 +109,7 @@ impl Runtime {
         Ok(Runtime {
             config,
             verifier,
-            clients,
+            routes,
             counters,
             state,
             endpoint,
@@ -125,6 +155,13 @@ impl App {
             started: Instant::now(),
             last_reload: Mutex::new(None),
         }))
+    }
+
+    /// Whether the proxy should receive traffic (`/readyz`): not draining, every
+    /// JWKS issuer has keys, and the state backend answers (unless `[state] fail_open`).
+    pub fn ready(&self) -> bool {
+        let rt = self.runtime.load();
+        !self.is_draining() && rt.verifier.jwks.ready() && rt.state_ok()
     }
 
     /// Whether the process is shutting down.

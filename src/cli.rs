@@ -51,3 +51,28 @@ pub enum Command {
         issuer: Option<String>,
     },
 }
+
+/// The issuer that signs: `[token_endpoint] issuer`, else the first that can sign.
+pub fn signing_issuer<'a>(
+    config: &'a crate::config::Config,
+    name: Option<&str>,
+) -> Result<&'a crate::auth::issuer::Issuer, String> {
+    let found = match name {
+        Some(n) => config.issuers.iter().find(|i| i.name == n),
+        None => match &config.token_endpoint {
+            Some(t) => config.issuers.get(t.issuer),
+            None => config.issuers.iter().find(|i| i.signing.is_some()),
+        },
+    };
+    let iss = found.ok_or_else(|| match name {
+        Some(n) => format!("no issuer named `{n}`"),
+        None => "no issuer with a `secret` or `private_key` to sign with".to_string(),
+    })?;
+    if iss.signing.is_none() {
+        return Err(format!(
+            "issuer `{}` has no `secret` or `private_key` to sign with",
+            iss.name
+        ));
+    }
+    Ok(iss)
+}

@@ -3,6 +3,8 @@
 
 use crate::auth::error::TokenError;
 use crate::body::ProxyBody;
+use crate::host::HostError;
+use crate::path::PathError;
 use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
 
@@ -20,8 +22,8 @@ pub enum Denial {
     DenyRoute,
     /// No route matched.
     NoRoute,
-    /// Malformed path or request.
-    BadRequest,
+    /// Malformed path or request; the rule that fired names it in the access log.
+    BadRequest(BadRequest),
     /// A request head over `max_header_bytes` or with too many fields.
     HeaderTooLarge,
     /// A request target longer than the HTTP library accepts.
@@ -34,6 +36,59 @@ pub enum Denial {
     Unavailable,
 }
 
+/// Which rule refused a request with 400 (SPEC §2 path and host handling, §3, §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadRequest {
+    /// The path (SPEC §2 "Path handling").
+    Path(PathError),
+    /// The host (SPEC §2 "Host handling").
+    Host(HostError),
+    /// Several `Authorization` headers (SPEC §3).
+    DuplicateAuthorization,
+    /// `CONNECT` (SPEC §2: no forward proxy).
+    Connect,
+    /// An ambiguously framed request (SPEC §4 smuggling checks) seen by the handler.
+    Smuggling,
+    /// A head the connection's smuggling guard refused ([`crate::smuggle`]): ambiguous
+    /// framing, or a head the HTTP library would refuse.
+    Framing,
+    /// The client's request body broke its own framing while forwarded.
+    ClientBody,
+    /// The rewritten request target could not be built.
+    Target,
+}
+
+impl BadRequest {
+    /// `bad_request:<rule>`, the access log's `decision`.
+    pub fn decision(self) -> &'static str {
+        match self {
+            BadRequest::Path(e) => match e {
+                PathError::NotAbsolute => "bad_request:path_not_origin_form",
+                PathError::EncodedSeparator => "bad_request:encoded_slash",
+                PathError::Backslash => "bad_request:backslash",
+                PathError::Nul => "bad_request:nul",
+                PathError::AboveRoot => "bad_request:dot_dot_above_root",
+                PathError::NotUtf8 => "bad_request:path_not_utf8",
+                PathError::BadEscape => "bad_request:bad_escape",
+                PathError::DotParams => "bad_request:dot_segment_params",
+                PathError::TooLong => "bad_request:path_too_long",
+            },
+            BadRequest::Host(e) => match e {
+                HostError::Missing => "bad_request:missing_host",
+                HostError::Several => "bad_request:several_hosts",
+                HostError::Disagree => "bad_request:host_disagrees",
+                _ => "bad_request:bad_host",
+            },
+            BadRequest::DuplicateAuthorization => "bad_request:duplicate_authorization",
+            BadRequest::Connect => "bad_request:connect",
+            BadRequest::Smuggling => "bad_request:smuggling",
+            BadRequest::Framing => "bad_request:framing",
+            BadRequest::ClientBody => "bad_request:client_body",
+            BadRequest::Target => "bad_request:target",
+        }
+    }
+}
+
 impl Denial {
     /// HTTP status.
     pub fn status(&self) -> StatusCode {
@@ -41,7 +96,7 @@ impl Denial {
             Denial::NoToken | Denial::Invalid(_) => StatusCode::UNAUTHORIZED,
             Denial::Insufficient(_) | Denial::DenyRoute => StatusCode::FORBIDDEN,
             Denial::NoRoute => StatusCode::NOT_FOUND,
-            Denial::BadRequest => StatusCode::BAD_REQUEST,
+            Denial::BadRequest(_) => StatusCode::BAD_REQUEST,
             Denial::HeaderTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Denial::UriTooLong => StatusCode::URI_TOO_LONG,
             Denial::BadGateway => StatusCode::BAD_GATEWAY,
@@ -60,7 +115,7 @@ impl Denial {
             Denial::Insufficient(_) => "Not enough permissions",
             Denial::DenyRoute => "Forbidden",
             Denial::NoRoute => "Not Found",
-            Denial::BadRequest => "Bad Request",
+            Denial::BadRequest(_) => "Bad Request",
             Denial::HeaderTooLarge => "Request Header Fields Too Large",
             Denial::UriTooLong => "URI Too Long",
             Denial::BadGateway => "Bad Gateway",
@@ -69,7 +124,9 @@ impl Denial {
         }
     }
 
-    /// The decision label for logs and metrics.
+    /// The decision label for the access log. A 400 names its rule
+    /// (`bad_request:encoded_slash`); metrics keep the part before `:`
+    /// ([`crate::metrics::RouteCounters::record`]) to bound cardinality.
     pub fn decision(&self) -> &'static str {
         match self {
             Denial::NoToken => "denied_no_token",
@@ -79,7 +136,9 @@ impl Denial {
             Denial::Insufficient(_) => "denied_insufficient_scope",
             Denial::DenyRoute => "denied_route",
             Denial::NoRoute => "no_route",
-            Denial::BadRequest | Denial::HeaderTooLarge | Denial::UriTooLong => "bad_request",
+            Denial::BadRequest(why) => why.decision(),
+            Denial::HeaderTooLarge => "bad_request:header_too_large",
+            Denial::UriTooLong => "bad_request:uri_too_long",
             Denial::BadGateway => "upstream_error",
             Denial::GatewayTimeout => "upstream_timeout",
             Denial::Unavailable => "unavailable",
@@ -117,7 +176,7 @@ impl Denial {
         }
         if matches!(
             self,
-            Denial::BadRequest | Denial::HeaderTooLarge | Denial::UriTooLong
+            Denial::BadRequest(_) | Denial::HeaderTooLarge | Denial::UriTooLong
         ) {
             // A malformed request may have left the connection's framing in doubt.
             r.headers_mut()
@@ -156,7 +215,12 @@ mod tests {
             (Denial::Insufficient(String::new()), 403, "Not enough permissions", Some("Bearer error=\"insufficient_scope\"")),
             (Denial::DenyRoute, 403, "Forbidden", None),
             (Denial::NoRoute, 404, "Not Found", None),
-            (Denial::BadRequest, 400, "Bad Request", None),
+            (
+                Denial::BadRequest(BadRequest::Connect),
+                400,
+                "Bad Request",
+                None,
+            ),
             (Denial::HeaderTooLarge, 431, "Request Header Fields Too Large", None),
             (Denial::UriTooLong, 414, "URI Too Long", None),
             (Denial::BadGateway, 502, "Bad Gateway", None),

@@ -252,6 +252,16 @@ pub fn of_request(
         (None, None) => return Ok(None),
     };
     let (host, original) = chosen;
+    request_host(host, original).map(Some)
+}
+
+/// The host named by one header value (a forward-auth convention's `X-Forwarded-Host`,
+/// SPEC §8), validated and normalized as [`of_request`] does.
+pub fn of_value(value: &HeaderValue) -> Result<RequestHost, HostError> {
+    request_host(parse(value.as_bytes())?, Some(value))
+}
+
+fn request_host(host: Host<'_>, original: Option<&HeaderValue>) -> Result<RequestHost, HostError> {
     let name_len = host.name_len;
     // A field already normal is shared (no copy); a normalized one moves its String.
     let value = match (host.text, original) {
@@ -260,7 +270,7 @@ pub fn of_request(
         (Cow::Owned(t), _) => HeaderValue::try_from(t),
     }
     .map_err(|_| HostError::BadChar)?;
-    Ok(Some(RequestHost { value, name_len }))
+    Ok(RequestHost { value, name_len })
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod body;
 pub mod cli;
 pub mod config;
+pub mod decide;
 pub mod deny;
 pub mod host;
 pub mod issuer;
@@ -26,6 +27,8 @@ pub mod state;
 pub mod status;
 pub mod telemetry;
 pub mod tls;
+pub mod tls_client;
+pub mod upstream;
 
 /// The listeners an [`App`](app::App) is served on, bound by the caller (the binary binds
 /// the configured addresses; tests bind port 0 and keep the addresses).

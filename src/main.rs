@@ -190,7 +190,7 @@ fn token(cli: &Cli, sub: &str, scope: Option<&str>, ttl: &str, issuer: Option<&s
         Ok(c) => c,
         Err(code) => return code,
     };
-    let result = portcullis::mint::signing_issuer(&cfg, issuer)
+    let result = portcullis::cli::signing_issuer(&cfg, issuer)
         .and_then(|iss| portcullis::mint::mint(iss, sub, scope, ttl, &[]));
     match result {
         Ok(t) => {

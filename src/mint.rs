@@ -1,33 +1,11 @@
 //! Minting access tokens with a configured issuer's key (`portcullis token` and the
-//! built-in token endpoint sign with the same key, so their tokens are alike).
+//! built-in token endpoint sign with the same key, so their tokens are alike). Which
+//! issuer `portcullis token` signs with is chosen in [`crate::cli::signing_issuer`].
 
-use crate::auth::verify::Issuer;
-use crate::config::Config;
+use crate::auth::issuer::Issuer;
 use jsonwebtoken::Header;
 use serde_json::{json, Value};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-/// The issuer that signs: `[token_endpoint] issuer`, else the first that can sign.
-pub fn signing_issuer<'a>(config: &'a Config, name: Option<&str>) -> Result<&'a Issuer, String> {
-    let found = match name {
-        Some(n) => config.issuers.iter().find(|i| i.name == n),
-        None => match &config.token_endpoint {
-            Some(t) => config.issuers.get(t.issuer),
-            None => config.issuers.iter().find(|i| i.signing.is_some()),
-        },
-    };
-    let iss = found.ok_or_else(|| match name {
-        Some(n) => format!("no issuer named `{n}`"),
-        None => "no issuer with a `secret` or `private_key` to sign with".to_string(),
-    })?;
-    if iss.signing.is_none() {
-        return Err(format!(
-            "issuer `{}` has no `secret` or `private_key` to sign with",
-            iss.name
-        ));
-    }
-    Ok(iss)
-}
 
 /// A random 128-bit id, hex.
 pub fn random_id() -> String {

@@ -1,49 +1,19 @@
-//! TLS termination (rustls): the default certificate plus extra ones chosen by SNI,
+//! TLS termination (rustls), the server-certificate side (the client side, for
+//! upstreams and JWKS, is [`crate::tls_client`]): the default certificate plus extra ones chosen by SNI,
 //! ALPN `h2` and `http/1.1`, TLS 1.2 and 1.3 only. Loading checks that each key
 //! matches its certificate and names the file at fault.
 
 use crate::config::Tls;
+pub use crate::tls_client::TlsError;
+use crate::tls_client::{err, load_certs};
 use rustls::crypto::aws_lc_rs;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::PrivateKeyDer;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-
-/// A TLS set-up problem, naming the file.
-#[derive(Debug, thiserror::Error)]
-#[error("{path}: {message}")]
-pub struct TlsError {
-    /// The file at fault.
-    pub path: String,
-    /// What is wrong.
-    pub message: String,
-}
-
-fn err(path: &Path, message: impl Into<String>) -> TlsError {
-    TlsError {
-        path: path.display().to_string(),
-        message: message.into(),
-    }
-}
-
-/// Reads a PEM certificate chain.
-pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let bytes =
-        std::fs::read(path).map_err(|e| err(path, format!("cannot read certificate: {e}")))?;
-    let certs: Vec<_> = CertificateDer::pem_slice_iter(&bytes)
-        .collect::<Result<_, _>>()
-        .map_err(|e| err(path, format!("invalid PEM certificate: {e}")))?;
-    if certs.is_empty() {
-        return Err(err(
-            path,
-            "no certificate found (expected `-----BEGIN CERTIFICATE-----`)",
-        ));
-    }
-    Ok(certs)
-}
 
 /// Loads a certificate chain and its key, checking they belong together.
 pub fn load_certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, TlsError> {
@@ -154,24 +124,4 @@ pub fn server_config(certs: Arc<Certs>) -> Result<Arc<rustls::ServerConfig>, Tls
         .with_cert_resolver(certs);
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
-}
-
-/// A rustls client config trusting the webpki roots plus `ca` (for https upstreams
-/// and JWKS fetches). No ALPN is set: hyper-rustls sets it from the enabled versions.
-pub fn client_config(ca: Option<&Path>) -> Result<rustls::ClientConfig, TlsError> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    if let Some(ca) = ca {
-        for c in load_certs(ca)? {
-            roots
-                .add(c)
-                .map_err(|e| err(ca, format!("invalid CA certificate: {e}")))?;
-        }
-    }
-    let provider = Arc::new(aws_lc_rs::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| err(Path::new("tls"), e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
 }

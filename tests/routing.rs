@@ -471,3 +471,49 @@ async fn every_response_carries_a_request_id() {
     r.assert_unauthenticated();
     assert_eq!(r.header_all("x-request-id"), vec!["trace-401-abc"]);
 }
+
+/// A 400 keeps SPEC §4's body, and its access line names the rule that fired.
+#[tokio::test]
+async fn bad_request_access_line_names_the_rule() {
+    let (p, a, _b) = start().await;
+    let cases = [
+        (
+            Req::get("/public/a%2Fb").header("X-Request-Id", "rule-1"),
+            "bad_request:encoded_slash",
+        ),
+        (Req::get("/public/../.."), "bad_request:dot_dot_above_root"),
+        (
+            Req::get("/public/x")
+                .header("X-Request-Id", "rule-3")
+                .header("Authorization", "Bearer a")
+                .header("Authorization", "Bearer b"),
+            "bad_request:duplicate_authorization",
+        ),
+        (Req::new("CONNECT", "/public/x"), "bad_request:connect"),
+    ];
+    for (req, rule) in cases {
+        let n = a.count();
+        let r = p.send(req).await;
+        r.assert_bad_request();
+        assert_eq!(a.count(), n, "{rule}: reached the upstream");
+        let id = r.header("x-request-id").unwrap().to_owned();
+        let line = wait_for_access_line(&p, &id).await;
+        assert_eq!(line["decision"], rule, "{line}");
+        assert_eq!(line["status"], 400, "{line}");
+    }
+}
+
+async fn wait_for_access_line(p: &Proxy, id: &str) -> serde_json::Value {
+    for _ in 0..200 {
+        let found = p
+            .logs()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|l| l["request_id"] == id && l.get("decision").is_some());
+        if let Some(l) = found {
+            return l;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("no access line for {id}: {}", p.logs());
+}

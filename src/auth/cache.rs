@@ -2,7 +2,7 @@
 //! ([`TokenCache::key`]; the token itself is never stored), each entry expiring no later than the token's
 //! `exp`, bounded by `[cache] tokens` entries. A hit costs a hash and a lookup.
 
-use super::verify::Verified;
+use super::issuer::Verified;
 use moka::sync::Cache;
 use moka::Expiry;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -6,9 +6,9 @@
 use super::cache::TokenCache;
 use super::claims::{self, numeric_date};
 use super::error::TokenError;
+use super::issuer::{Issuer, TrustedIssuer, Verified};
 use super::jwks::JwksSet;
-use super::keys::{KeySet, Lookup, SigningKey, VerifyKey};
-use arc_swap::ArcSwap;
+use super::keys::{Lookup, VerifyKey};
 use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -16,77 +16,16 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Where an issuer's keys come from.
-#[derive(Debug, Clone)]
-pub enum KeySource {
-    /// Static keys from the config.
-    Static,
-    /// A JWKS URL (it may carry credentials: redacted in `Debug`).
-    Jwks(crate::config::secret::Secret<String>),
-    /// OIDC discovery from the issuer URL.
-    Discovery,
-}
-
-/// A trusted issuer, compiled.
-#[derive(Debug)]
-pub struct Issuer {
-    /// Config name.
-    pub name: String,
-    /// Exact `iss`.
-    pub iss: String,
-    /// Accepted audiences; empty = no check.
-    pub audiences: Vec<String>,
-    /// Allow-list; empty = whatever the key family allows.
-    pub algorithms: Vec<Algorithm>,
-    /// Clock skew tolerance.
-    pub leeway: Duration,
-    /// Current keys (swapped by JWKS refresh).
-    pub keys: ArcSwap<KeySet>,
-    /// Where keys come from.
-    pub source: KeySource,
-    /// JWKS refresh period.
-    pub refresh_interval: Duration,
-    /// Extra CA for the JWKS fetch.
-    pub ca: Option<std::path::PathBuf>,
-    /// Signing key, when the config has a `secret` or `private_key`.
-    pub signing: Option<SigningKey>,
-}
-
-impl Issuer {
-    fn allows(&self, alg: Algorithm) -> bool {
-        self.algorithms.is_empty() || self.algorithms.contains(&alg)
-    }
-}
-
-/// A verified token: what the proxy needs from it, computed once and cached.
-#[derive(Debug, Clone)]
-pub struct Verified {
-    /// Index of the issuer.
-    pub issuer: usize,
-    /// The key that verified it (to evict when the key leaves the set).
-    pub key: Arc<VerifyKey>,
-    /// `exp`, in whole seconds since the epoch (fractions rounded down).
-    pub exp: i64,
-    /// The identity claim's value.
-    pub identity: String,
-    /// Granted scopes.
-    pub scopes: Vec<String>,
-    /// All claims.
-    pub claims: Map<String, Value>,
-    /// `jti`, when present.
-    pub jti: Option<String>,
-}
-
 /// Verifies tokens against the configured issuers, with the verified-token cache.
 pub struct Verifier {
-    /// The issuers in config order.
-    pub issuers: Vec<Arc<Issuer>>,
-    by_iss: HashMap<String, usize>,
+    /// The issuers in config order, with the keys each verifies with now.
+    pub issuers: Vec<Arc<TrustedIssuer>>,
+    by_iss: HashMap<String, Arc<TrustedIssuer>>,
     identity_claim: String,
     /// The verified-token cache (SPEC §3); shared with the JWKS refresh, which
     /// evicts tokens verified by a key that left its issuer's set.
     pub cache: Arc<TokenCache>,
-    /// JWKS / discovery key sources, index-aligned with `issuers`.
+    /// JWKS / discovery key sources, one per issuer that fetches its keys.
     pub jwks: JwksSet,
 }
 
@@ -104,11 +43,14 @@ impl Verifier {
         issuers: Vec<Arc<Issuer>>,
         identity_claim: String,
         cache_entries: u64,
-    ) -> Result<Self, crate::tls::TlsError> {
+    ) -> Result<Self, crate::tls_client::TlsError> {
+        let issuers: Vec<Arc<TrustedIssuer>> = issuers
+            .into_iter()
+            .map(|i| Arc::new(TrustedIssuer::new(i)))
+            .collect();
         let by_iss = issuers
             .iter()
-            .enumerate()
-            .map(|(i, iss)| (iss.iss.clone(), i))
+            .map(|i| (i.config.iss.clone(), i.clone()))
             .collect();
         let cache = Arc::new(TokenCache::new(cache_entries));
         let jwks = JwksSet::new(&issuers, &cache)?;
@@ -126,7 +68,7 @@ impl Verifier {
     pub async fn verify_async(&self, token: &str) -> Result<Arc<Verified>, TokenError> {
         match self.verify(token) {
             Err(TokenError::UnknownKid) => {
-                let source = self.issuer_index(token).and_then(|i| self.jwks.source(i));
+                let source = self.issuer_of(token).and_then(|i| self.jwks.source_for(i));
                 match source {
                     Some(s) if s.refresh_for_unknown_kid().await => self.verify(token),
                     _ => Err(TokenError::UnknownKid),
@@ -137,11 +79,11 @@ impl Verifier {
     }
 
     /// The configured issuer a token claims (payload not verified: routing only).
-    fn issuer_index(&self, token: &str) -> Option<usize> {
+    fn issuer_of(&self, token: &str) -> Option<&Arc<TrustedIssuer>> {
         let parts = claims::split(token).ok()?;
         let claims = claims::json_object(parts.payload).ok()?;
         let iss = claims.get("iss")?.as_str()?;
-        self.by_iss.get(iss).copied()
+        self.by_iss.get(iss)
     }
 
     /// Verifies a token, from the cache when it was verified before.
@@ -152,11 +94,10 @@ impl Verifier {
             if let Some(v) = self.cache.get(d) {
                 // The cache never keeps an entry past exp, but its clock is coarse;
                 // check again, and check the key is still published.
-                let leeway = self.issuers.get(v.issuer).map_or(0, |i| i.leeway.as_secs());
-                if (v.exp.saturating_add_unsigned(leeway) as f64) < now {
+                if (v.valid_until() as f64) < now {
                     return Err(TokenError::Expired);
                 }
-                if self.key_current(&v) {
+                if v.issuer.publishes(&v.key) {
                     return Ok(v);
                 }
                 self.cache.remove(d);
@@ -164,18 +105,11 @@ impl Verifier {
         }
         let v = Arc::new(self.verify_uncached(token, now)?);
         if let Some(d) = digest {
-            let leeway = self.issuers.get(v.issuer).map_or(0, |i| i.leeway.as_secs());
-            let ttl = (v.exp.saturating_add_unsigned(leeway) as f64 - now).max(0.0);
+            let ttl = (v.valid_until() as f64 - now).max(0.0);
             self.cache
                 .insert(d, v.clone(), Duration::from_secs_f64(ttl));
         }
         Ok(v)
-    }
-
-    fn key_current(&self, v: &Verified) -> bool {
-        self.issuers
-            .get(v.issuer)
-            .is_some_and(|iss| iss.keys.load().keys.iter().any(|k| Arc::ptr_eq(k, &v.key)))
     }
 
     /// Full verification, no cache.
@@ -204,12 +138,11 @@ impl Verifier {
             Some(Value::String(s)) => s,
             _ => return Err(TokenError::UnknownIssuer),
         };
-        let idx = *self.by_iss.get(iss).ok_or(TokenError::UnknownIssuer)?;
-        let issuer = self.issuers.get(idx).ok_or(TokenError::UnknownIssuer)?;
-        if !issuer.allows(alg) {
+        let issuer = self.by_iss.get(iss).ok_or(TokenError::UnknownIssuer)?;
+        if !issuer.config.allows(alg) {
             return Err(TokenError::AlgRefused);
         }
-        let keys = issuer.keys.load();
+        let keys = issuer.keys_guard();
         let key = match keys.find(kid) {
             Lookup::Found(k) => k.clone(),
             Lookup::UnknownKid | Lookup::Ambiguous => return Err(TokenError::UnknownKid),
@@ -220,17 +153,17 @@ impl Verifier {
         if !key.verify_signature(alg, parts.message.as_bytes(), parts.signature) {
             return Err(TokenError::BadSignature);
         }
-        self.check_claims(issuer, idx, key, claims, now)
+        self.check_claims(issuer, key, claims, now)
     }
 
     fn check_claims(
         &self,
-        issuer: &Issuer,
-        idx: usize,
+        trusted: &Arc<TrustedIssuer>,
         key: Arc<VerifyKey>,
         claims: Map<String, Value>,
         now: f64,
     ) -> Result<Verified, TokenError> {
+        let issuer: &Issuer = &trusted.config;
         let leeway = issuer.leeway.as_secs_f64();
         let exp = numeric_date(claims.get("exp"))
             .map_err(|_| TokenError::MissingExp)?
@@ -269,7 +202,7 @@ impl Verifier {
         };
         let jti = claims.get("jti").and_then(Value::as_str).map(str::to_owned);
         Ok(Verified {
-            issuer: idx,
+            issuer: trusted.clone(),
             key,
             // exp can be a float far outside i64; clamp (an absurd exp is still "later").
             exp: exp.floor().clamp(i64::MIN as f64, i64::MAX as f64) as i64,

@@ -19,7 +19,7 @@ pub mod provision;
 pub mod secret;
 pub mod values;
 
-use crate::auth::verify::Issuer;
+use crate::auth::issuer::Issuer;
 use crate::routes::RouteTable;
 use error::Reporter;
 pub use error::{ConfigError, ConfigErrors};

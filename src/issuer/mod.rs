@@ -6,25 +6,28 @@
 //! answered before route matching ([`Endpoint::builtin`]). Per-config parts (users,
 //! key, lifetimes) live in [`Endpoint`], rebuilt on reload; what must survive a
 //! reload (revocations, refresh families, counters, the hashing limit) lives in
-//! [`Shared`], created once per process and passed in.
+//! [`Shared`], created once per process and passed in. [`endpoint::serve`] answers a
+//! request (method, form); [`grant`] runs the password and refresh grants with the
+//! [`limits`]; [`documents`] builds the discovery document. The endpoint is handed the
+//! proxy's verifier and the caller, never the whole runtime.
 //!
 //! Guarantees: passwords are checked on the blocking pool behind a semaphore, at
 //! most [`inflight::ADDR_MAX_CHECKS`] at once per client address, an
 //! unknown user costs the same hash check as a known one, no password or token is
 //! logged or echoed, client input never causes a panic or a 500.
 
+pub mod documents;
 pub mod endpoint;
 pub mod form;
+pub mod grant;
 pub mod inflight;
+pub mod limits;
 pub mod password;
 pub mod reply;
 pub mod users;
 
-use crate::app::Runtime;
-use crate::auth::error::TokenError;
-use crate::auth::verify::{Issuer, Verified};
+use crate::auth::issuer::Issuer;
 use crate::config::Config;
-use crate::deny::Denial;
 use crate::state::memory::MemoryStore;
 use crate::state::redis::RedisStore;
 use crate::state::Store;
@@ -125,6 +128,8 @@ pub struct Endpoint {
     pub jwks: Option<String>,
     /// Process-wide state.
     pub shared: Arc<Shared>,
+    /// How long a form body may take to arrive (`[server] header_timeout`).
+    pub form_deadline: Duration,
 }
 
 impl Endpoint {
@@ -154,6 +159,7 @@ impl Endpoint {
             users: te.accounts.clone(),
             jwks,
             shared,
+            form_deadline: config.server.header_timeout,
         })
     }
 
@@ -169,45 +175,6 @@ impl Endpoint {
             Some(Builtin::Discovery)
         } else {
             None
-        }
-    }
-}
-
-/// The key an access token is revoked under: issuer and `jti` (two issuers may
-/// reuse a `jti`).
-pub fn revocation_key(iss: &str, jti: &str) -> String {
-    let mut k = String::with_capacity(iss.len() + jti.len() + 1);
-    k.push_str(iss);
-    k.push(' ');
-    k.push_str(jti);
-    k
-}
-
-/// After verification (cache hit or not): a revoked token gets 401 "Token has been
-/// revoked". One lookup, only for tokens with a `jti`. When the state backend is
-/// down, 503 unless `[state] fail_open`.
-pub async fn check_revoked(rt: &Runtime, v: &Verified) -> Result<(), Denial> {
-    let Some(jti) = &v.jti else {
-        return Ok(());
-    };
-    let Some(iss) = rt.verifier.issuers.get(v.issuer) else {
-        return Ok(());
-    };
-    match rt
-        .state
-        .store
-        .is_revoked(&revocation_key(&iss.iss, jti))
-        .await
-    {
-        Ok(false) => Ok(()),
-        Ok(true) => Err(Denial::Invalid(TokenError::Revoked)),
-        Err(e) if rt.config.state.fail_open => {
-            tracing::warn!(error = %e, "revocation check skipped ([state] fail_open)");
-            Ok(())
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "revocation check failed; refusing (fail closed)");
-            Err(Denial::Unavailable)
         }
     }
 }

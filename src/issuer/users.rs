@@ -13,8 +13,7 @@
 //! an invalid one keeps the running config (and its users) serving.
 
 use super::password::Hash;
-use crate::config::error::Reporter;
-use crate::config::{ConfigError, ConfigErrors};
+use crate::config::error::{ConfigError, ConfigErrors, Reporter};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;

@@ -31,7 +31,10 @@ pub const DECISIONS: [&str; 15] = [
 
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
+/// The label of a decision: the part before `:` (`bad_request:encoded_slash` counts
+/// as `bad_request`, so the rule names do not multiply the series).
 fn decision_index(d: &str) -> usize {
+    let d = d.split_once(':').map_or(d, |(coarse, _)| coarse);
     DECISIONS.iter().position(|x| *x == d).unwrap_or(0)
 }
 
@@ -149,6 +152,14 @@ impl RouteCounters {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rule_counts_under_its_coarse_label() {
+        let coarse = decision_index("bad_request");
+        assert_eq!(DECISIONS[coarse], "bad_request");
+        assert_eq!(decision_index("bad_request:encoded_slash"), coarse);
+        assert_eq!(DECISIONS[decision_index("allowed")], "allowed");
+    }
 
     #[test]
     fn totals_outlive_the_counters_of_one_config() {

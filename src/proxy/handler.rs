@@ -1,31 +1,30 @@
-//! The request path. [`handle`] is the outer function (request id, error ->
-//! response, access log); [`forward`] is the inner `?` chain. Phases:
-//! 1. validate and normalize the host ([`crate::host`]) and the path (SPEC §2; 400 on
-//!    anything ambiguous);
-//! 2. match the route on host, method and the normalized path;
-//! 3. authenticate per the route's access and `token_from`;
-//! 4. authorize scopes and claim rules;
-//! 5. rewrite: strip identity and hop-by-hop headers, set identity and forwarding
+//! The inline proxy, front door 1. [`handle`] is the outer function (request id,
+//! error -> response, access log, metrics); [`forward`] is the inner `?` chain:
+//! 1. the connection's smuggling verdict and this request's framing (SPEC §4: 400);
+//! 2. the decision ([`crate::decide`]): normalize, then the built-in endpoints
+//!    (answered before route matching), then match, authenticate, authorize;
+//! 3. [`rewrite`]: strip identity and hop-by-hop headers, set identity and forwarding
 //!    headers, forward exactly the matched path (plus the query minus `query:` tokens);
-//! 6. send to the upstream and stream the answer back.
+//! 4. [`send`] to the route's upstream and stream the answer back.
 
 use crate::app::{ConnInfo, Runtime};
 use crate::auth::extract;
-use crate::auth::verify::Verified;
+use crate::auth::issuer::Verified;
 use crate::body::ProxyBody;
-use crate::config::UpstreamKind;
-use crate::deny::Denial;
+use crate::decide::{self, Allow, HostSource, RequestFacts};
+use crate::deny::{BadRequest, Denial};
 use crate::host::RequestHost;
-use crate::proxy::{echo, headers, upgrade, upstream};
-use crate::routes::{Access, Route};
+use crate::issuer::endpoint::Caller;
+use crate::issuer::{Builtin, Endpoint};
+use crate::proxy::{echo, headers, upgrade};
+use crate::upstream::{self, Target, TargetKind};
 use http::header::{AUTHORIZATION, HOST};
 use http::{HeaderValue, Request, Response, Uri, Version};
 use hyper::body::Incoming;
-use serde_json::Value;
-use std::borrow::Cow;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
+use tokio_util::task::TaskTracker;
 
 /// What the access log line reports.
 #[derive(Default)]
@@ -96,166 +95,197 @@ async fn forward(
     rid: &HeaderValue,
     out: &mut Outcome,
 ) -> Result<Response<ProxyBody>, Denial> {
-    let (mut parts, body) = req.into_parts();
-    upgrade::reject_connect(&parts.method)?;
+    let (parts, body) = req.into_parts();
     if conn.ambiguous {
-        return Err(Denial::BadRequest);
+        return Err(Denial::BadRequest(BadRequest::Smuggling));
     }
     reject_ambiguous_framing(&parts.headers)?;
-    // SPEC §2 "Host handling": one validated, normalized host for routing,
-    // the built-in endpoints, `Host` and `X-Forwarded-Host`.
-    let req_host = crate::host::of_request(parts.version, &parts.uri, &parts.headers)
-        .map_err(|_| Denial::BadRequest)?;
-    extract::check_authorization(&parts.headers).map_err(|_| Denial::BadRequest)?;
-    let path = crate::path::normalize(parts.uri.path())
-        .map_err(|_| Denial::BadRequest)?
-        .into_owned();
+    let facts = RequestFacts {
+        method: &parts.method,
+        host: HostSource::Request {
+            version: parts.version,
+            uri: &parts.uri,
+        },
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        headers: &parts.headers,
+        tls: conn.tls,
+    };
+    let req = decide::normalize::normalize(&facts)?;
     if out.log {
-        out.path = Some(path.clone());
+        out.path = Some(req.path.clone().into_owned());
     }
-    let host_full = req_host.as_ref().map(RequestHost::as_str);
-    // Built-in endpoints (SPEC §2, §5) are answered before route matching.
+    // Built-in endpoints (SPEC §2, §5) are a front door of their own, answered
+    // before route matching.
     if let Some((ep, which)) = rt
         .endpoint
         .as_ref()
-        .and_then(|ep| ep.builtin(&path).map(|w| (ep, w)))
+        .and_then(|ep| ep.builtin(&req.path).map(|w| (ep, w)))
     {
-        out.route = Some(which.name().to_owned());
-        out.builtin = Some(which.name());
-        let (resp, served) =
-            crate::issuer::endpoint::serve(rt, ep, which, conn, host_full, parts, body).await;
-        // One decision label for the built-ins (the route label says which one; logins
-        // are counted by result in portcullis_logins_total); the finer outcome goes to
-        // the debug log.
-        out.decision = "token_endpoint";
-        tracing::debug!(target: "issuer", outcome = served.decision, "built-in endpoint");
-        out.user = served.user;
-        return Ok(resp);
+        let caller = Caller {
+            peer: conn.peer.ip(),
+            tls: conn.tls,
+            host: req.host.as_ref().map(RequestHost::as_str),
+        };
+        return Ok(builtin(rt, ep, which, caller, (parts, body), out).await);
     }
-    let (route_idx, route) = rt
-        .config
-        .routes
-        .find(
-            req_host.as_ref().map(RequestHost::name),
-            &parts.method,
-            &path,
-        )
-        .ok_or(Denial::NoRoute)?;
-    out.route_idx = Some(route_idx);
-    if out.log {
-        out.route = Some(route.name.clone());
-    }
-
-    let verified = authenticate(rt, route, &parts).await?;
-    if let Some(v) = &verified {
-        crate::issuer::check_revoked(rt, v).await?;
-    }
-    out.decision = match (&verified, route.access) {
-        (Some(_), _) => "allowed",
-        (None, Access::Public) => "public",
-        (None, _) => "anonymous",
-    };
-    if let Some(v) = &verified {
+    let decision = decide::decide(&rt.engine(), &facts, &req).await;
+    if let Some(m) = &decision.matched {
+        out.route_idx = Some(m.index);
         if out.log {
-            out.user = Some(v.identity.clone());
+            out.route = Some(m.route.name.clone());
         }
-        authorize(route, v)?;
     }
-
-    // Rewrite the request for the upstream.
-    let identity = &rt.config.identity;
+    if let (Some(v), true) = (&decision.caller, out.log) {
+        out.user = Some(v.identity.clone());
+    }
+    let allow = decision.verdict?;
+    out.decision = allow.label;
+    if out.log {
+        out.upstream = Some(allow.target.name.clone());
+    }
+    // The upstream target is built before the request is rewritten: it borrows
+    // the normalized path and the query from the request.
+    let query = extract::strip_query(req.query, &allow.route.token_from);
+    let pq = upstream_path(allow.target.prefix(), &req.path, query.as_deref());
+    let host = req.host;
+    let mut parts = parts;
     let ws_key = upgrade::websocket_key(&parts);
-    let websocket = ws_key.is_some();
-    let client_upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
+    let edits = Edits {
+        caller: decision.caller.as_deref(),
+        host: host.as_ref(),
+        rid,
+        websocket: ws_key.is_some(),
+    };
+    rewrite(&mut parts, &allow, conn, &edits);
+    let upgrades = conn.upgrades.as_ref();
+    send(allow.target, parts, body, pq, (ws_key, upgrades), out).await
+}
+
+/// Answers a built-in endpoint of the token issuer (SPEC §5).
+async fn builtin(
+    rt: &Runtime,
+    ep: &Endpoint,
+    which: Builtin,
+    caller: Caller<'_>,
+    (parts, body): (http::request::Parts, Incoming),
+    out: &mut Outcome,
+) -> Response<ProxyBody> {
+    out.route = Some(which.name().to_owned());
+    out.builtin = Some(which.name());
+    let (resp, served) =
+        crate::issuer::endpoint::serve(ep, &rt.verifier, which, caller, parts, body).await;
+    // One decision label for the built-ins (the route label says which one; logins
+    // are counted by result in portcullis_logins_total); the finer outcome goes to
+    // the debug log.
+    out.decision = "token_endpoint";
+    tracing::debug!(target: "issuer", outcome = served.decision, "built-in endpoint");
+    out.user = served.user;
+    resp
+}
+
+/// What the rewrite sets beyond the route's rules.
+struct Edits<'a> {
+    /// The verified caller, whose identity headers are set.
+    caller: Option<&'a Verified>,
+    /// The normalized host, sent in `Host` and `X-Forwarded-Host`.
+    host: Option<&'a RequestHost>,
+    /// `X-Request-Id`.
+    rid: &'a HeaderValue,
+    /// The request is a WebSocket handshake (its `Upgrade` is kept).
+    websocket: bool,
+}
+
+/// Rewrites the request for the upstream (SPEC §4): identity and routing-override
+/// headers stripped, hop-by-hop headers removed, HTTP/2 cookies joined, forwarding
+/// headers, the caller's identity, `X-Request-Id`, and the normalized `Host`.
+fn rewrite(parts: &mut http::request::Parts, allow: &Allow<'_>, conn: &ConnInfo, e: &Edits<'_>) {
+    let (caller, host, rid) = (e.caller, e.host, e.rid);
     let h = &mut parts.headers;
-    headers::strip_identity(h, identity);
-    headers::strip_hop_by_hop(h, websocket);
+    headers::strip_identity(h, allow.identity);
+    headers::strip_hop_by_hop(h, e.websocket);
     if parts.version == Version::HTTP_2 {
         headers::join_cookies(h);
     }
-    headers::set_forwarded(
-        h,
-        &conn.peer_ip,
-        conn.tls,
-        req_host.as_ref().map(RequestHost::value),
-    );
-    if !identity.forward_authorization {
+    headers::set_forwarded(h, &conn.peer_ip, conn.tls, host.map(RequestHost::value));
+    if !allow.identity.forward_authorization {
         h.remove(AUTHORIZATION);
     }
-    if let Some(v) = &verified {
-        set_identity(h, rt, v);
+    if let Some(v) = caller {
+        for (name, value) in decide::identity::headers(allow.identity, v) {
+            h.insert(name.clone(), value);
+        }
     }
     h.insert(headers::X_REQUEST_ID.clone(), rid.clone());
     // The Host the upstream sees is the host the route was matched on, normalized
     // (SPEC §2), whichever of `:authority`, the absolute-form target or `Host` named it.
-    if let Some(rh) = &req_host {
+    if let Some(rh) = host {
         h.insert(HOST, rh.value().clone());
     }
+}
 
-    let up_idx = route.upstream.ok_or(Denial::DenyRoute)?;
-    let up = rt.config.upstreams.get(up_idx).ok_or(Denial::BadGateway)?;
-    if out.log {
-        out.upstream = Some(up.name.clone());
-    }
-    let query = extract::strip_query(parts.uri.query(), &route.token_from);
-    let prefix = match &up.kind {
-        UpstreamKind::Http { prefix, .. } => prefix.as_str(),
-        UpstreamKind::Echo => "",
-    };
-    let mut pq = String::with_capacity(
-        prefix.len() + path.len() + query.as_ref().map_or(0, |q| q.len() + 1),
-    );
+/// The upstream's prefix, the matched path, and the query minus `query:` tokens.
+fn upstream_path(prefix: &str, path: &str, query: Option<&str>) -> String {
+    let mut pq =
+        String::with_capacity(prefix.len() + path.len() + query.map_or(0, |q| q.len() + 1));
     pq.push_str(prefix);
-    pq.push_str(&path);
-    if let Some(q) = &query {
+    pq.push_str(path);
+    if let Some(q) = query {
         pq.push('?');
         pq.push_str(q);
     }
+    pq
+}
+
+/// Sends to the upstream and streams the answer back; a `101` is spliced only when
+/// it completes the WebSocket handshake that was asked for (SPEC §4).
+async fn send(
+    target: &Target,
+    mut parts: http::request::Parts,
+    body: Incoming,
+    pq: String,
+    (ws_key, upgrades): (Option<HeaderValue>, Option<&TaskTracker>),
+    out: &mut Outcome,
+) -> Result<Response<ProxyBody>, Denial> {
+    fn target_err<E>(_: E) -> Denial {
+        Denial::BadRequest(BadRequest::Target)
+    }
     parts.version = Version::HTTP_11;
-    match &up.kind {
-        UpstreamKind::Echo => {
-            parts.uri = Uri::try_from(pq).map_err(|_| Denial::BadRequest)?;
-            Ok(echo::respond(Request::from_parts(parts, body)).await)
+    let TargetKind::Http {
+        client,
+        scheme,
+        authority,
+        ..
+    } = &target.kind
+    else {
+        parts.uri = Uri::try_from(pq).map_err(target_err)?;
+        return Ok(echo::respond(Request::from_parts(parts, body)).await);
+    };
+    parts.uri = Uri::builder()
+        .scheme(scheme.clone())
+        .authority(authority.clone())
+        .path_and_query(pq)
+        .build()
+        .map_err(target_err)?;
+    let client_upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
+    let started = Instant::now();
+    let sent = upstream::send(client, Request::from_parts(parts, body), target.timeout).await;
+    crate::metrics::upstream_seconds().record(started.elapsed().as_secs_f64());
+    let mut resp = sent?;
+    let switching = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
+    if switching {
+        if !ws_key.is_some_and(|k| upgrade::accepted(resp.headers(), &k)) {
+            tracing::warn!(upstream = %target.name, "upstream switched protocols without completing a WebSocket handshake: answered 502");
+            out.decision = Denial::BadGateway.decision();
+            return Ok(upgrade::refused());
         }
-        UpstreamKind::Http {
-            scheme, authority, ..
-        } => {
-            parts.uri = Uri::builder()
-                .scheme(scheme.clone())
-                .authority(authority.clone())
-                .path_and_query(pq)
-                .build()
-                .map_err(|_| Denial::BadRequest)?;
-            let client = rt
-                .clients
-                .get(up_idx)
-                .and_then(Option::as_ref)
-                .ok_or(Denial::BadGateway)?;
-            let started = Instant::now();
-            let sent = upstream::send(client, Request::from_parts(parts, body), up.timeout).await;
-            crate::metrics::upstream_seconds().record(started.elapsed().as_secs_f64());
-            let mut resp = sent?;
-            let switching = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
-            if switching {
-                // SPEC §4: only the WebSocket handshake that was asked for is spliced.
-                if !ws_key.is_some_and(|k| upgrade::accepted(resp.headers(), &k)) {
-                    tracing::warn!(upstream = %up.name, "upstream switched protocols without completing a WebSocket handshake: answered 502");
-                    out.decision = Denial::BadGateway.decision();
-                    return Ok(upgrade::refused());
-                }
-                if let Some(client_side) = client_upgrade {
-                    splice(
-                        client_side,
-                        hyper::upgrade::on(&mut resp),
-                        conn.upgrades.as_ref(),
-                    );
-                }
-            }
-            let (mut rparts, rbody) = resp.into_parts();
-            headers::strip_hop_by_hop(&mut rparts.headers, switching);
-            Ok(Response::from_parts(rparts, ProxyBody::stream(rbody)))
+        if let Some(client_side) = client_upgrade {
+            splice(client_side, hyper::upgrade::on(&mut resp), upgrades);
         }
     }
+    let (mut rparts, rbody) = resp.into_parts();
+    headers::strip_hop_by_hop(&mut rparts.headers, switching);
+    Ok(Response::from_parts(rparts, ProxyBody::stream(rbody)))
 }
 
 /// Request smuggling shapes (RFC 9112 §6.3): `Content-Length` together with
@@ -265,7 +295,7 @@ async fn forward(
 fn reject_ambiguous_framing(h: &http::HeaderMap) -> Result<(), Denial> {
     let cl = h.get_all(http::header::CONTENT_LENGTH).iter().count();
     if cl > 1 || (cl == 1 && h.contains_key(http::header::TRANSFER_ENCODING)) {
-        return Err(Denial::BadRequest);
+        return Err(Denial::BadRequest(BadRequest::Smuggling));
     }
     // `Transfer_Encoding` / `Content_Length`: meaningless to us, but CGI/WSGI-style
     // back ends fold `_` into `-` (HTTP_TRANSFER_ENCODING) and could frame by them.
@@ -277,7 +307,7 @@ fn reject_ambiguous_framing(h: &http::HeaderMap) -> Result<(), Denial> {
                 "transfer-encoding" | "content-length"
             )
     }) {
-        return Err(Denial::BadRequest);
+        return Err(Denial::BadRequest(BadRequest::Smuggling));
     }
     Ok(())
 }
@@ -287,7 +317,7 @@ fn reject_ambiguous_framing(h: &http::HeaderMap) -> Result<(), Denial> {
 fn splice(
     client: hyper::upgrade::OnUpgrade,
     upstream: hyper::upgrade::OnUpgrade,
-    tasks: Option<&tokio_util::task::TaskTracker>,
+    tasks: Option<&TaskTracker>,
 ) {
     let Some(tasks) = tasks else {
         // The server passes `tasks` with every request hyper may switch protocols on.
@@ -310,86 +340,4 @@ fn splice(
             tracing::debug!(error = %e, "upgraded connection ended with an error");
         }
     });
-}
-
-/// Phase 3: the verified token, `None` when the route needs none and none was sent.
-/// An unknown `kid` of a JWKS issuer may wait for a (rate-limited) key re-fetch.
-async fn authenticate(
-    rt: &Runtime,
-    route: &Route,
-    parts: &http::request::Parts,
-) -> Result<Option<Arc<Verified>>, Denial> {
-    match route.access {
-        Access::Deny => Err(Denial::DenyRoute),
-        Access::Public => Ok(None),
-        Access::Optional | Access::Protected => {
-            let token = extract::find_token(&route.token_from, &parts.headers, parts.uri.query());
-            match token {
-                None if route.access == Access::Optional => Ok(None),
-                None => Err(Denial::NoToken),
-                Some(t) => {
-                    let started = Instant::now();
-                    let v = rt.verifier.verify_async(&t).await;
-                    crate::metrics::verify_seconds().record(started.elapsed().as_secs_f64());
-                    v.map(Some).map_err(Denial::Invalid)
-                }
-            }
-        }
-    }
-}
-
-/// Phase 4: every route scope granted, every claim rule satisfied.
-fn authorize(route: &Route, v: &Verified) -> Result<(), Denial> {
-    let scopes_ok = route.scopes.iter().all(|s| v.scopes.iter().any(|g| g == s));
-    let claims_ok = route
-        .claims
-        .iter()
-        .all(|rule| match v.claims.get(&rule.claim) {
-            Some(Value::Array(items)) => items.iter().any(|i| rule.values.contains(i)),
-            Some(x) => rule.values.contains(x),
-            None => false,
-        });
-    if scopes_ok && claims_ok {
-        return Ok(());
-    }
-    Err(Denial::Insufficient(if scopes_ok {
-        String::new()
-    } else {
-        route.scope_param.clone()
-    }))
-}
-
-fn claim_text(v: &Value) -> Option<Cow<'_, str>> {
-    match v {
-        Value::String(s) => Some(Cow::Borrowed(s)),
-        Value::Number(n) => Some(Cow::Owned(n.to_string())),
-        Value::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
-        Value::Array(a) => {
-            let items: Vec<Cow<'_, str>> = a.iter().filter_map(claim_text).collect();
-            Some(Cow::Owned(items.join(" ")))
-        }
-        _ => None,
-    }
-}
-
-/// Sets the identity header and `claims_to_headers` (after the strip, so only ours remain).
-fn set_identity(h: &mut http::HeaderMap, rt: &Runtime, v: &Verified) {
-    let identity = &rt.config.identity;
-    // verify() only accepts identities without control characters, so this cannot
-    // fail; the header is stripped above either way.
-    if let Ok(val) = HeaderValue::from_bytes(v.identity.as_bytes()) {
-        h.insert(identity.header.clone(), val);
-    }
-    for (name, claim) in &identity.claims_to_headers {
-        let text = if claim == "scope" && v.claims.get("scope").is_none() {
-            Some(Cow::Owned(v.scopes.join(" ")))
-        } else {
-            v.claims.get(claim).and_then(claim_text)
-        };
-        // An empty claim adds no header (the client's was stripped above).
-        let text = text.filter(|t| !t.is_empty());
-        if let Some(val) = text.and_then(|t| HeaderValue::from_bytes(t.as_bytes()).ok()) {
-            h.insert(name.clone(), val);
-        }
-    }
 }

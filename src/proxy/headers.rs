@@ -2,7 +2,7 @@
 //! strip client-sent identity headers and routing-override headers (case and `_`/`-`
 //! variants) then set ours; remove hop-by-hop headers (RFC 9110 §7.6.1), including
 //! those `Connection` names and any `Upgrade` but WebSocket's; join HTTP/2 `cookie`
-//! fields; set `X-Forwarded-For` / `-Proto` / `-Host`; keep or mint `X-Request-Id`.
+//! fields; set `X-Forwarded-For` / `-Proto` / `-Host`; `X-Request-Id` ([`super::request_id`]).
 
 use crate::config::Identity;
 use http::header::{
@@ -11,8 +11,8 @@ use http::header::{
 use http::HeaderMap;
 use std::net::IpAddr;
 
-/// `X-Request-Id`.
-pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub use super::request_id::{new_request_id, request_id, X_REQUEST_ID};
+
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -194,56 +194,6 @@ pub fn peer_value(peer: IpAddr) -> HeaderValue {
     HeaderValue::from_str(&peer.to_string()).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
-/// The client's `X-Request-Id` if it is 1–128 visible ASCII characters, else a new one.
-pub fn request_id(headers: &HeaderMap) -> HeaderValue {
-    let mut it = headers.get_all(&X_REQUEST_ID).iter();
-    if let (Some(v), None) = (it.next(), it.next()) {
-        let b = v.as_bytes();
-        if !b.is_empty() && b.len() <= 128 && b.iter().all(|c| (0x21..=0x7e).contains(c)) {
-            return v.clone();
-        }
-    }
-    new_request_id()
-}
-
-/// A fresh random request id (32 hex characters). Request ids are for correlation,
-/// not secrets: a per-thread wyrand generator seeded from the OS keeps this off the
-/// CSPRNG (which costs more than the rest of the header work).
-pub fn new_request_id() -> HeaderValue {
-    use std::cell::Cell;
-    use std::hash::{BuildHasher, Hasher};
-    thread_local! {
-        static STATE: Cell<u64> = Cell::new({
-            let mut h = std::hash::RandomState::new().build_hasher();
-            h.write_u64(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_nanos() as u64),
-            );
-            h.finish()
-        });
-    }
-    let next = || {
-        STATE.with(|s| {
-            let x = s.get().wrapping_add(0xa076_1d64_78bd_642f);
-            s.set(x);
-            let t = u128::from(x) * u128::from(x ^ 0xe703_7ed1_a0b4_28db);
-            ((t >> 64) ^ t) as u64
-        })
-    };
-    let (a, b) = (next(), next());
-    let mut bytes = [0u8; 16];
-    bytes[..8].copy_from_slice(&a.to_be_bytes());
-    bytes[8..].copy_from_slice(&b.to_be_bytes());
-    let mut s = [0u8; 32];
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for (i, x) in bytes.iter().enumerate() {
-        s[2 * i] = HEX[(x >> 4) as usize];
-        s[2 * i + 1] = HEX[(x & 15) as usize];
-    }
-    HeaderValue::from_bytes(&s).unwrap_or_else(|_| HeaderValue::from_static("0"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -382,20 +332,5 @@ mod tests {
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "a.example:8080");
         assert!(!h.contains_key("forwarded"));
-    }
-
-    #[test]
-    fn request_ids() {
-        let mut h = HeaderMap::new();
-        h.insert(&X_REQUEST_ID, HeaderValue::from_static("abc-123"));
-        assert_eq!(request_id(&h), "abc-123");
-        h.insert(
-            &X_REQUEST_ID,
-            HeaderValue::from_str(&"a".repeat(129)).expect("v"),
-        );
-        assert_eq!(request_id(&h).len(), 32);
-        h.insert(&X_REQUEST_ID, HeaderValue::from_static("has space"));
-        assert_eq!(request_id(&h).len(), 32);
-        assert_ne!(new_request_id(), new_request_id());
     }
 }

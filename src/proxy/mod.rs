@@ -1,10 +1,11 @@
-//! Request handling: [`handler`] runs the phases (normalize path -> match route ->
-//! authenticate -> authorize -> rewrite -> forward -> rewrite response -> log);
-//! [`headers`] holds the header rules, [`upstream`] the pooled clients, [`echo`]
+//! The inline proxy, front door 1: [`handler`] asks the decision ([`crate::decide`]),
+//! then rewrites and forwards (rewrite -> forward -> rewrite response -> log);
+//! [`headers`] holds the header rules, [`request_id`] the `X-Request-Id`, [`echo`]
 //! the built-in echo upstream, [`upgrade`] which tunnels may open (WebSocket only).
+//! The upstream handles and their pooled clients are [`crate::upstream`].
 
 pub mod echo;
 pub mod handler;
 pub mod headers;
+pub mod request_id;
 pub mod upgrade;
-pub mod upstream;

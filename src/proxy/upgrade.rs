@@ -6,7 +6,7 @@
 //! (`Upgrade: websocket` and the `Sec-WebSocket-Accept` of RFC 6455 §4.2.2 for the key
 //! sent); any other `101` is answered 502 and the client connection closed. So a
 //! tunnel that could carry further, unauthenticated requests to the backend (h2c
-//! smuggling) is never opened. `CONNECT` (portcullis is no forward proxy) is 400.
+//! smuggling) is never opened. `CONNECT` is refused by [`crate::decide::normalize`].
 
 use crate::body::ProxyBody;
 use crate::deny::Denial;
@@ -16,14 +16,6 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, Version};
 
 /// RFC 6455 §1.3: appended to the key before hashing.
 const WEBSOCKET_GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-
-/// `CONNECT` in any form, over any version: 400 (SPEC §2).
-pub fn reject_connect(method: &Method) -> Result<(), Denial> {
-    if method == Method::CONNECT {
-        return Err(Denial::BadRequest);
-    }
-    Ok(())
-}
 
 /// The client's `Sec-WebSocket-Key` when the request is a WebSocket opening
 /// handshake; `None` for everything else, whose `Upgrade` is then removed.
@@ -168,11 +160,5 @@ mod tests {
         ] {
             assert!(!accepted(&bad, &key), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn connect_is_refused() {
-        assert_eq!(reject_connect(&Method::CONNECT), Err(Denial::BadRequest));
-        assert_eq!(reject_connect(&Method::GET), Ok(()));
     }
 }

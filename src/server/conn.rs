@@ -202,9 +202,9 @@ fn respond(
 /// The answer to a head the smuggling guard refused (hyper was handed a stand-in
 /// request instead): SPEC §4 JSON body, a fresh `X-Request-Id`, `Connection: close`.
 fn refusal(rt: &crate::app::Runtime, why: smuggle::Refusal) -> hyper::Response<ProxyBody> {
-    use crate::deny::Denial;
+    use crate::deny::{BadRequest, Denial};
     let d = match why {
-        smuggle::Refusal::BadRequest => Denial::BadRequest,
+        smuggle::Refusal::BadRequest => Denial::BadRequest(BadRequest::Framing),
         smuggle::Refusal::TooLarge => Denial::HeaderTooLarge,
         smuggle::Refusal::UriTooLong => Denial::UriTooLong,
     };

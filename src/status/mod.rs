@@ -15,7 +15,7 @@ mod token;
 pub use config::config_json;
 
 use crate::app::App;
-use crate::auth::verify::KeySource;
+use crate::auth::issuer::KeySource;
 use crate::routes::{HostMatch, TokenSource};
 use std::fmt::Write;
 
@@ -74,7 +74,7 @@ fn source_text(s: &KeySource) -> String {
 pub fn page(app: &App) -> String {
     let rt = app.runtime.load();
     let mut h = String::with_capacity(8192);
-    let ready = crate::admin::ready(app);
+    let ready = app.ready();
     let _ = write!(
         h,
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\

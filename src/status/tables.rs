@@ -2,12 +2,13 @@
 
 use super::{esc, host_text, source_text, token_source};
 use crate::app::Runtime;
+use crate::auth::issuer::{Issuer, TrustedIssuer};
 use crate::auth::keys::{KeyFamily, KeySet, VerifyKey};
-use crate::auth::verify::Issuer;
 use crate::routes::Access;
 use jsonwebtoken::Algorithm;
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 /// The routes in match order, with their token sources and request counts.
 pub(super) fn routes(h: &mut String, rt: &Runtime) {
@@ -142,9 +143,9 @@ fn ago(unix: u64) -> String {
     crate::telemetry::rfc3339(unix, 0)
 }
 
-/// Last JWKS fetch (time and result) and fetch counts of issuer `i`.
-fn fetches(rt: &Runtime, i: usize) -> (String, String) {
-    let Some(src) = rt.verifier.jwks.source(i) else {
+/// Last JWKS fetch (time and result) and fetch counts of `trusted`.
+fn fetches(rt: &Runtime, trusted: &Arc<TrustedIssuer>) -> (String, String) {
+    let Some(src) = rt.verifier.jwks.source_for(trusted) else {
         return ("-".to_string(), "-".to_string());
     };
     let st = src.stats();
@@ -179,9 +180,10 @@ pub(super) fn issuers(h: &mut String, rt: &Runtime) {
          <th>key source</th><th>key ids</th><th>algorithms</th><th>last fetch</th>\
          <th>fetches ok / failed</th></tr></thead><tbody>",
     );
-    for (i, iss) in rt.config.issuers.iter().enumerate() {
-        let (kids, algs) = keys_and_algorithms(iss, &iss.keys.load());
-        let (fetch, counts) = fetches(rt, i);
+    for trusted in &rt.verifier.issuers {
+        let iss = &trusted.config;
+        let (kids, algs) = keys_and_algorithms(iss, &trusted.keys());
+        let (fetch, counts) = fetches(rt, trusted);
         let _ = write!(
             h,
             "<tr data-issuer=\"{}\"><td>{}</td><td><code>{}</code></td><td>{}</td>\

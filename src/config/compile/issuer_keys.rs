@@ -7,8 +7,8 @@
 //! `token`, never at `check`), and the issuer compiles without a key meanwhile.
 
 use super::Cx;
+use crate::auth::issuer::KeySource;
 use crate::auth::keys::{self, KeyFamily, SigningKey};
-use crate::auth::verify::KeySource;
 use crate::config::defaults;
 use crate::config::file::RawIssuer;
 use crate::config::secret::Secret;

@@ -4,11 +4,10 @@
 
 use super::issuer_keys::{self, Material};
 use super::{dur, Cx};
+use crate::auth::issuer::Issuer;
 use crate::auth::keys::{KeySet, VerifyKey};
-use crate::auth::verify::Issuer;
 use crate::config::defaults;
 use crate::config::file::RawIssuer;
-use arc_swap::ArcSwap;
 use jsonwebtoken::Algorithm;
 use std::ops::Range;
 use std::str::FromStr;
@@ -101,7 +100,7 @@ impl RawIssuer {
                 .collect(),
             algorithms,
             leeway: dur(self.leeway, defaults::LEEWAY),
-            keys: ArcSwap::from_pointee(keys),
+            static_keys: Arc::new(keys),
             source,
             refresh_interval: dur(self.refresh_interval, defaults::REFRESH_INTERVAL),
             ca,

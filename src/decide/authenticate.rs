@@ -1,0 +1,61 @@
+//! Phase 3 (SPEC §2 `access`, §3): the route's access rule, its token sources in
+//! `token_from` order, verification (cache, then keys: an unknown `kid` of a JWKS
+//! issuer may wait for one rate-limited re-fetch) and revocation.
+
+use super::Engine;
+use crate::auth::error::TokenError;
+use crate::auth::extract;
+use crate::auth::issuer::Verified;
+use crate::auth::revocation::Refused;
+use crate::deny::Denial;
+use crate::routes::{Access, Route};
+use http::HeaderMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The verified caller; `None` when the route needs no token and none was sent.
+pub async fn authenticate(
+    engine: &Engine<'_>,
+    route: &Route,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<Option<Arc<Verified>>, Denial> {
+    match route.access {
+        Access::Deny => Err(Denial::DenyRoute),
+        Access::Public => Ok(None),
+        Access::Optional | Access::Protected => {
+            match extract::find_token(&route.token_from, headers, query) {
+                None if route.access == Access::Optional => Ok(None),
+                None => Err(Denial::NoToken),
+                Some(token) => {
+                    let v = verify(engine, &token).await?;
+                    check_revoked(engine, &v).await?;
+                    Ok(Some(v))
+                }
+            }
+        }
+    }
+}
+
+/// Signature and claims, from the verified-token cache when it was seen before.
+async fn verify(engine: &Engine<'_>, token: &str) -> Result<Arc<Verified>, Denial> {
+    let started = Instant::now();
+    let v = engine.verifier.verify_async(token).await;
+    crate::metrics::verify_seconds().record(started.elapsed().as_secs_f64());
+    v.map_err(Denial::Invalid)
+}
+
+/// A revoked token is refused after verification, cache hit or not (SPEC §3).
+async fn check_revoked(engine: &Engine<'_>, v: &Verified) -> Result<(), Denial> {
+    let Some(jti) = &v.jti else {
+        return Ok(());
+    };
+    engine
+        .revocations
+        .check(&v.issuer.config.iss, jti)
+        .await
+        .map_err(|r| match r {
+            Refused::Revoked => Denial::Invalid(TokenError::Revoked),
+            Refused::Unavailable => Denial::Unavailable,
+        })
+}

@@ -1,0 +1,50 @@
+//! The identity headers of an allowed request (SPEC §4): `[identity] header` from
+//! the identity claim, then each `claims_to_headers` header from its claim. Values
+//! are computed from the verified token when a front door sets them; an empty or
+//! unrepresentable claim yields no header (the client's copy is stripped anyway).
+
+use crate::auth::issuer::Verified;
+use crate::config::Identity;
+use http::{HeaderName, HeaderValue};
+use serde_json::Value;
+use std::borrow::Cow;
+
+/// Each identity header with the caller's value, in config order.
+pub fn headers<'a>(
+    identity: &'a Identity,
+    v: &'a Verified,
+) -> impl Iterator<Item = (&'a HeaderName, HeaderValue)> + 'a {
+    // verify() only accepts identities without control characters, so this cannot
+    // fail; the header is stripped by the front door either way.
+    let main = HeaderValue::from_bytes(v.identity.as_bytes())
+        .ok()
+        .map(|val| (&identity.header, val));
+    let more = identity
+        .claims_to_headers
+        .iter()
+        .filter_map(|(name, claim)| {
+            let text = if claim == "scope" && v.claims.get("scope").is_none() {
+                Some(Cow::Owned(v.scopes.join(" ")))
+            } else {
+                v.claims.get(claim).and_then(claim_text)
+            };
+            let text = text.filter(|t| !t.is_empty())?;
+            HeaderValue::from_bytes(text.as_bytes())
+                .ok()
+                .map(|val| (name, val))
+        });
+    main.into_iter().chain(more)
+}
+
+fn claim_text(v: &Value) -> Option<Cow<'_, str>> {
+    match v {
+        Value::String(s) => Some(Cow::Borrowed(s)),
+        Value::Number(n) => Some(Cow::Owned(n.to_string())),
+        Value::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
+        Value::Array(a) => {
+            let items: Vec<Cow<'_, str>> = a.iter().filter_map(claim_text).collect();
+            Some(Cow::Owned(items.join(" ")))
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,199 @@
+//! The decision (SPEC §2–§4): is this request allowed, and as whom? One function
+//! from the request's parts ([`RequestFacts`]) to a [`Decision`], asked by every
+//! front door: the inline proxy ([`crate::proxy::handler`]) today, `portcullis
+//! explain` and the forward-auth listener (SPEC §8) with the very same code.
+//!
+//! Phases, each a function of its own:
+//! 1. [`normalize::normalize`]: `CONNECT` refused, the host validated and normalized,
+//!    at most one `Authorization`, the path normalized (SPEC §2; 400 naming the rule).
+//!    A front door answers its built-in endpoints here, before route matching (§2, §5);
+//! 2. [`match_route`]: the first route on host, method and normalized path (404);
+//! 3. [`authenticate::authenticate`]: the route's access and token sources, then
+//!    verification (cache, keys) and revocation (401, 403 `deny`, 503);
+//! 4. [`authorize::authorize`]: every route scope and claim rule (403).
+//!
+//! [`decide`] runs 2–4 on an [`Engine`] (references into the runtime of one config:
+//! routes with their upstream handles, verifier, revocations, identity rules) and
+//! returns the route matched, the caller (also on a denial, for the access log) and
+//! the verdict. An allowed request's [`Allow`] borrows the route and its upstream;
+//! the identity headers are computed from the verified token when set
+//! ([`identity::headers`]). Nothing here allocates for an allowed request beyond what
+//! verification itself needs: the normalized path is borrowed from the request unless
+//! normalizing changed it, and no route, upstream or issuer is looked up by index.
+
+pub mod authenticate;
+pub mod authorize;
+pub mod identity;
+pub mod normalize;
+
+use crate::auth::issuer::Verified;
+use crate::auth::revocation::Revocations;
+use crate::auth::verify::Verifier;
+use crate::config::Identity;
+use crate::deny::Denial;
+use crate::routes::{Access, Route};
+use crate::upstream::Target;
+use http::{HeaderMap, HeaderValue, Method, Uri, Version};
+use std::sync::Arc;
+
+pub use normalize::Normalized;
+
+/// Where the request's host comes from.
+#[derive(Debug, Clone, Copy)]
+pub enum HostSource<'a> {
+    /// A request as received: HTTP/2 `:authority` or an absolute-form target's
+    /// authority, else `Host` (SPEC §2 "Host handling"); `headers` holds `Host`.
+    Request {
+        /// The request's HTTP version (`Host` is required on HTTP/1.1).
+        version: Version,
+        /// The request target.
+        uri: &'a Uri,
+    },
+    /// Named by one header of a forward-auth convention (SPEC §8); `None`: no host.
+    Named(Option<&'a HeaderValue>),
+}
+
+/// The parts of a request a decision reads; buildable without a hyper `Request`
+/// (a forward-auth convention fills it from `X-Forwarded-*`).
+#[derive(Debug, Clone, Copy)]
+pub struct RequestFacts<'a> {
+    /// The method.
+    pub method: &'a Method,
+    /// The host, not yet validated.
+    pub host: HostSource<'a>,
+    /// The path as sent (before the first `?`).
+    pub path: &'a str,
+    /// The query as sent, without the `?` (`Some("")` for a bare `?`).
+    pub query: Option<&'a str>,
+    /// The request headers (`Authorization`, cookies).
+    pub headers: &'a HeaderMap,
+    /// Whether the client used TLS (the scheme of `redirect_uri`, §9, and `htu`, §10).
+    pub tls: bool,
+}
+
+/// The route a request matched.
+#[derive(Clone, Copy)]
+pub struct Matched<'r> {
+    /// Its index in match order (metrics).
+    pub index: usize,
+    /// The route.
+    pub route: &'r Route,
+}
+
+/// What was decided.
+pub struct Decision<'r> {
+    /// The route matched; `None` when none did (404).
+    pub matched: Option<Matched<'r>>,
+    /// The verified caller, when a token was presented and verified (kept on a
+    /// scope denial too: the access log names the user).
+    pub caller: Option<Arc<Verified>>,
+    /// Allowed or denied.
+    pub verdict: Result<Allow<'r>, Denial>,
+}
+
+/// An allowed request: where it goes and what to do to it on the way.
+pub struct Allow<'r> {
+    /// `allowed` (with a caller), `public`, or `anonymous` (optional, no token).
+    pub label: &'static str,
+    /// The route's upstream.
+    pub target: &'r Target,
+    /// The route (its `token_from` names the query parameters to remove:
+    /// [`crate::auth::extract::strip_query`]).
+    pub route: &'r Route,
+    /// The identity headers: stripped from what the client sent, then set from the
+    /// caller ([`identity::headers`]).
+    pub identity: &'r Identity,
+}
+
+/// What a decision reads, borrowed from the runtime of one config
+/// ([`crate::app::Runtime::engine`]): a few references, built per request for free.
+#[derive(Clone, Copy)]
+pub struct Engine<'r> {
+    /// The routes in match order, each with its upstream.
+    pub routes: &'r [Routed],
+    /// Token verification, with its cache and the issuers' keys.
+    pub verifier: &'r Verifier,
+    /// The revocation check.
+    pub revocations: Revocations<'r>,
+    /// `[identity]`: the headers set from the caller's claims.
+    pub identity: &'r Identity,
+}
+
+/// A route and its upstream, resolved at load time (`None` for a route without one:
+/// `deny`).
+pub struct Routed {
+    /// The compiled route.
+    pub route: Route,
+    /// Where an allowed request goes.
+    pub target: Option<Arc<Target>>,
+}
+
+/// Phases 2–4 for a normalized request.
+pub async fn decide<'r>(
+    engine: &Engine<'r>,
+    facts: &RequestFacts<'_>,
+    req: &Normalized<'_>,
+) -> Decision<'r> {
+    let Some((index, routed)) = match_route(engine.routes, facts.method, req) else {
+        return Decision {
+            matched: None,
+            caller: None,
+            verdict: Err(Denial::NoRoute),
+        };
+    };
+    let route = &routed.route;
+    let matched = Some(Matched { index, route });
+    let caller = match authenticate::authenticate(engine, route, facts.headers, req.query).await {
+        Ok(c) => c,
+        Err(d) => {
+            return Decision {
+                matched,
+                caller: None,
+                verdict: Err(d),
+            }
+        }
+    };
+    let verdict = allow(engine, routed, caller.as_deref());
+    Decision {
+        matched,
+        caller,
+        verdict,
+    }
+}
+
+/// Phase 2: the first route matching host (name without port), method and path.
+pub fn match_route<'r>(
+    routes: &'r [Routed],
+    method: &Method,
+    req: &Normalized<'_>,
+) -> Option<(usize, &'r Routed)> {
+    let host = req.host.as_ref().map(crate::host::RequestHost::name);
+    routes
+        .iter()
+        .enumerate()
+        .find(|(_, r)| r.route.matches(host, method, &req.path))
+}
+
+/// Phase 4 and the verdict: authorized, and a route with an upstream.
+fn allow<'r>(
+    engine: &Engine<'r>,
+    routed: &'r Routed,
+    caller: Option<&Verified>,
+) -> Result<Allow<'r>, Denial> {
+    let route = &routed.route;
+    let label = match (caller, route.access) {
+        (Some(v), _) => {
+            authorize::authorize(route, v)?;
+            "allowed"
+        }
+        (None, Access::Public) => "public",
+        (None, _) => "anonymous",
+    };
+    let target = routed.target.as_deref().ok_or(Denial::DenyRoute)?;
+    Ok(Allow {
+        label,
+        target,
+        route,
+        identity: engine.identity,
+    })
+}
