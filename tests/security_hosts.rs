@@ -19,7 +19,6 @@
 //! the refusal it is, for the cases that must be refused as invalid.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
 mod support;
 
 use bytes::Bytes;
@@ -29,7 +28,7 @@ use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use support::nginx::Nginx;
-use support::{Proxy, Reply, TIMEOUT};
+use support::{Pki, Proxy, Reply, TIMEOUT};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -523,22 +522,13 @@ async fn host_spellings_never_reach_a_denied_vhost() {
     }
 
     let plain = Proxy::start(&cfg).await;
-    let pki = common::Pki::new();
-    let b = Proxy::builder();
+    let pki = Pki::new();
     let names = [
         "secure.example.com",
         "*.internal.example.com",
         "public.example.com",
     ];
-    let (crt, key) = pki.leaf(b.dir(), "tls", &names);
-    let tls = b
-        .server(&format!(
-            "[server.tls]\ncert = \"{}\"\nkey = \"{}\"",
-            crt.display(),
-            key.display()
-        ))
-        .start(&cfg)
-        .await;
+    let tls = Proxy::builder().tls(&pki, &names).start(&cfg).await;
     let targets = [
         (
             Transport::H1,
