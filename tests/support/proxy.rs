@@ -1,7 +1,8 @@
 //! The proxy under test, in one of two ways, behind one [`Proxy`] API:
 //!
 //! - **in-process** (the default): the config is written to `proxy.toml` in the
-//!   proxy's own temp dir and compiled with `portcullis::config::load`; the harness
+//!   proxy's own temp dir and loaded as `run` loads it
+//!   (`portcullis::config::provision::load_creating_keys`); the harness
 //!   binds the listeners itself (`127.0.0.1:0`, or the configured address with its
 //!   port) and hands them to `portcullis::serve` on a runtime of its own, in a thread
 //!   of its own, so a test may block freely. Nothing can take the port in between.
@@ -505,7 +506,8 @@ impl InProcess {
         if std::env::var_os("TEST_PROXY_LOG").is_some() {
             portcullis::telemetry::init();
         }
-        let cfg = portcullis::config::load(path)
+        // As `portcullis` (run) loads it: the `generate_key` keys it names are created.
+        let cfg = portcullis::config::provision::load_creating_keys(path)
             .unwrap_or_else(|e| panic!("the config does not compile:\n{e}\n--- config\n{text}"));
         let bind = |a: SocketAddr| {
             let l = std::net::TcpListener::bind(a).unwrap_or_else(|e| panic!("bind {a}: {e}"));
