@@ -514,22 +514,12 @@ async fn websocket_route_covers_a_trailing_slash() {
     p.get("/about", None).await.assert_status(200);
 
     // The access log names the route that decided `/ws/`.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let logs = p.logs();
-        let line = logs
-            .lines()
-            .find(|l| l.contains("\"path\":\"/ws/\"") && l.contains("\"status\":401"));
-        if let Some(l) = line {
-            assert!(l.contains("\"route\":\"chat\""), "{l}");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no access line for /ws/:\n{logs}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let line = p
+        .wait_log_line("access line for /ws/", |l| {
+            l["path"] == "/ws/" && l["status"] == 401
+        })
+        .await;
+    assert_eq!(line["route"], "chat", "{line}");
 }
 
 // ====================================================================== FastAPI

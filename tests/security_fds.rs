@@ -40,9 +40,8 @@ async fn running_config(p: &Proxy) -> Value {
 
 /// The proxy's log lines (JSON) whose message is `accept failed`.
 fn accept_failures(p: &Proxy) -> Vec<Value> {
-    p.logs()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+    p.log_lines()
+        .into_iter()
         .filter(|l| l["message"] == "accept failed")
         .collect()
 }
@@ -69,9 +68,8 @@ async fn fd_exhaustion_backs_off_logs_sparingly_and_recovers() {
         .await;
     assert_eq!(running_config(&p).await["server"]["max_connections"], 1000);
     let warned = p
-        .logs()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .log_lines()
+        .into_iter()
         .find(|l| l["level"] == "WARN" && l["max_connections"] == 1000);
     assert!(
         warned.is_some_and(|l| l["open_files_limit"] == 128),

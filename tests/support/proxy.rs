@@ -330,6 +330,39 @@ impl Proxy {
         )
     }
 
+    /// The binary's log lines that are JSON objects (stdout, then stderr); panics for
+    /// an in-process proxy, whose logs are the test process's.
+    pub fn log_lines(&self) -> Vec<Value> {
+        assert!(
+            self.is_binary(),
+            "an in-process proxy: start it with .binary()"
+        );
+        ["stdout.log", "stderr.log"]
+            .iter()
+            .flat_map(|n| {
+                let text = std::fs::read_to_string(self.dir.path().join(n)).unwrap_or_default();
+                let lines: Vec<Value> = text
+                    .lines()
+                    .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                    .collect();
+                lines
+            })
+            .collect()
+    }
+
+    /// Waits (up to [`TIMEOUT`]) for a log line (see [`Proxy::log_lines`]) that `want`
+    /// accepts and returns it; fails the test with `what` and the logs otherwise.
+    pub async fn wait_log_line(&self, what: &str, want: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(l) = self.log_lines().into_iter().find(&want) {
+                return l;
+            }
+            assert!(Instant::now() < deadline, "no {what}: {}", self.logs());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     fn child(&mut self) -> &mut Child {
         match &mut self.run {
             Run::Binary(c) => c,
@@ -386,11 +419,9 @@ impl Proxy {
     async fn wait_listening(&mut self) -> Result<(SocketAddr, Option<SocketAddr>), String> {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            let stdout =
-                std::fs::read_to_string(self.dir.path().join("stdout.log")).unwrap_or_default();
-            let line = stdout
-                .lines()
-                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            let line = self
+                .log_lines()
+                .into_iter()
                 .find(|l| l["message"] == "portcullis listening");
             if let Some(l) = line {
                 let addr = |k: &str| l[k].as_str().and_then(|a| a.parse::<SocketAddr>().ok());
