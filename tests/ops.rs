@@ -140,24 +140,7 @@ async fn file_watch_reloads_without_a_signal() {
 
 /// The certificate the server presents for `localhost`.
 async fn presented_cn(addr: std::net::SocketAddr, ca_pem: &str) -> String {
-    use rustls_pki_types::pem::PemObject;
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let cfg = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let conn = tokio_rustls::TlsConnector::from(Arc::new(cfg));
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let tls = conn
-        .connect(
-            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
-            tcp,
-        )
-        .await
-        .unwrap();
+    let tls = tls_connect(addr, ca_pem, "localhost", &[]).await;
     let der = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
     // The leaf's serial is enough to tell two certificates apart.
     format!("{:x?}", &der.as_ref()[..64])

@@ -357,14 +357,7 @@ async fn h2_host_and_authority_disagree() {
     let up = rec.addr;
     let proxy = Proxy::builder().start(&config(up)).await;
     let tok = alice_token();
-    let stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
-    let (mut send, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(stream),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(conn);
+    let mut send = h2_connect(proxy.addr).await;
     /// (:authority, host header, allowed statuses, Host the upstream must see)
     type H2Case<'a> = (&'a str, Option<&'a str>, &'a [u16], Option<&'a str>);
     let cases: &[H2Case] = &[

@@ -23,12 +23,10 @@ mod support;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use support::nginx::Nginx;
-use support::{Pki, Proxy, Reply, TIMEOUT};
+use support::{h2_handshake, tls_connect, Pki, Proxy, Reply, TIMEOUT};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -230,32 +228,15 @@ struct Target {
 }
 
 async fn connect(t: &Target, transport: Transport) -> Box<dyn Io> {
-    let tcp = TcpStream::connect(t.addr).await.unwrap();
     let Some(ca) = &t.ca else {
-        return Box::new(tcp);
+        return Box::new(TcpStream::connect(t.addr).await.unwrap());
     };
-    use rustls_pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_pki_types::CertificateDer::pem_slice_iter(ca.as_bytes()) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
     let alpn: &[u8] = if transport == Transport::H2Tls {
         b"h2"
     } else {
         b"http/1.1"
     };
-    cfg.alpn_protocols = vec![alpn.to_vec()];
-    let name = rustls_pki_types::ServerName::try_from("secure.example.com").unwrap();
-    let s = tokio_rustls::TlsConnector::from(Arc::new(cfg))
-        .connect(name, tcp)
-        .await
-        .unwrap();
+    let s = tls_connect(t.addr, ca, "secure.example.com", &[alpn]).await;
     assert_eq!(s.get_ref().1.alpn_protocol(), Some(alpn), "ALPN");
     Box::new(s)
 }
@@ -297,12 +278,7 @@ async fn h2(
     let Some(Ok(auth)) = parsed else {
         return h2_raw(connect(t, transport).await, scheme, authority, host, path).await;
     };
-    let io = connect(t, transport).await;
-    let (mut send, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let mut send = h2_handshake(connect(t, transport).await).await;
     let uri = http::Uri::builder()
         .scheme(scheme)
         .authority(auth)

@@ -5,6 +5,8 @@
 //!   §4 denial assertions), framed by Content-Length, chunked coding or close.
 //! - [`exchange`] and friends: every response a connection yields to a byte sequence
 //!   (pipelined, turn by turn, or trickled), and whether the proxy closed it.
+//! - [`h2_connect`] / [`h2_handshake`]: an HTTP/2 client (prior knowledge) from hyper,
+//!   over TCP or any stream (TLS).
 //! - [`http_client`], [`post_form`] and the token-endpoint calls ([`login`],
 //!   [`refresh`], [`revoke`]) over reqwest.
 
@@ -557,6 +559,32 @@ pub fn get(addr: SocketAddr, target: &str, extra: &str) -> Exchange {
     let req =
         format!("GET {target} HTTP/1.1\r\nHost: localhost\r\n{extra}Connection: close\r\n\r\n");
     exchange(addr, req.as_bytes(), Duration::from_millis(500))
+}
+
+// ====================================================================== HTTP/2
+
+/// An HTTP/2 client connection (prior knowledge) over `io`, driven by a task of its own.
+pub async fn h2_handshake<I>(
+    io: I,
+) -> hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>>
+where
+    I: AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(io),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    send
+}
+
+/// [`h2_handshake`] over a fresh TCP connection to `addr` (h2c).
+pub async fn h2_connect(
+    addr: SocketAddr,
+) -> hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>> {
+    h2_handshake(TcpStream::connect(addr).await.unwrap()).await
 }
 
 // ====================================================================== reqwest

@@ -1,6 +1,6 @@
 //! Test PKI: a fresh CA ([`Pki::new`]) and leaf certificates it signs, as PEM text, as
 //! files for a config to name, or as a rustls server config for a TLS test server; and
-//! reqwest clients that trust this CA only.
+//! clients that trust this CA only (reqwest, or a raw TLS stream: [`tls_connect`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -101,4 +101,32 @@ impl Pki {
     pub fn client(&self, http2: bool) -> reqwest::Client {
         self.builder(http2).build().unwrap()
     }
+}
+
+/// A TLS connection to `addr` for `server_name`, trusting only the CA certificates in
+/// `ca_pem` and offering `alpn` (none: no ALPN extension).
+pub async fn tls_connect(
+    addr: std::net::SocketAddr,
+    ca_pem: &str,
+    server_name: &str,
+    alpn: &[&[u8]],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let name = rustls_pki_types::ServerName::try_from(server_name.to_owned()).unwrap();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(name, tcp)
+        .await
+        .unwrap()
 }
