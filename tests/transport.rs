@@ -12,7 +12,6 @@ use futures_util::{SinkExt, StreamExt};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
-use tokio::net::TcpListener;
 
 /// `up` behind a WebSocket route (`/ws`, token also from the query) and a protected
 /// catch-all, the HS256 issuer, and `extra_upstream` lines for `[upstreams.app]`.
@@ -147,33 +146,6 @@ async fn tls_config_errors_name_the_file() {
 }
 
 // ---------------------------------------------------------------- WebSocket
-
-async fn spawn_ws_echo() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((s, _)) = listener.accept().await else {
-                return;
-            };
-            tokio::spawn(async move {
-                let Ok(mut ws) = tokio_tungstenite::accept_async(s).await else {
-                    return;
-                };
-                while let Some(Ok(m)) = ws.next().await {
-                    if m.is_text() || m.is_binary() {
-                        if ws.send(m).await.is_err() {
-                            return;
-                        }
-                    } else if m.is_close() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_is_authorized_then_spliced() {

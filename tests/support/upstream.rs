@@ -8,8 +8,12 @@
 //!   answers, `.../delay/MS` answers after MS ms, `/download/N` streams N MiB,
 //!   `/upload` answers the body's length and SHA-256 without keeping it.
 //! - [`silent_upstream`]: accepts connections and never answers.
+//! - [`spawn_ws_echo`]: a WebSocket server that echoes every message.
+//! - [`switching_upstream`]: a raw TCP upstream answering every request head with
+//!   `101 Switching Protocols` and recording what is tunnelled after it ([`RawConn`]).
 
 use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
@@ -18,8 +22,11 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+
+use super::TIMEOUT;
 
 /// One request as the upstream received it.
 #[derive(Clone, Debug)]
@@ -332,4 +339,146 @@ pub async fn silent_upstream() -> SocketAddr {
         }
     });
     addr
+}
+
+// ====================================================================== WebSocket, 101
+
+/// A WebSocket server echoing every text and binary message back.
+pub async fn spawn_ws_echo() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(s).await else {
+                    return;
+                };
+                while let Some(Ok(m)) = ws.next().await {
+                    if m.is_text() || m.is_binary() {
+                        if ws.send(m).await.is_err() {
+                            return;
+                        }
+                    } else if m.is_close() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// One connection to the raw upstream: the request head, then every byte after it.
+#[derive(Default)]
+pub struct RawConn {
+    pub head: String,
+    pub after: Vec<u8>,
+    pub closed: bool,
+}
+
+/// The RFC 6455 §1.3 example handshake key and its `Sec-WebSocket-Accept`.
+pub const WS_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+pub const WS_ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
+
+/// A raw TCP upstream that answers every request head with `101 Switching Protocols`
+/// and never anything else. The last path segment picks the answer's `Upgrade`:
+/// `as-asked` echoes the request's (`h2c` when it had none), `h2c` says `h2c`,
+/// `no-accept` / `wrong-accept` / `accept` say `websocket` without, with a wrong, or
+/// with the right `Sec-WebSocket-Accept` for [`WS_KEY`].
+pub async fn switching_upstream() -> (SocketAddr, Arc<Mutex<Vec<RawConn>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let conns: Arc<Mutex<Vec<RawConn>>> = Arc::default();
+    let all = conns.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let all = all.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut tmp = [0u8; 8192];
+                let end = loop {
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                    match s.read(&mut tmp).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&tmp[..n]),
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+                let idx = {
+                    let mut v = all.lock().unwrap();
+                    v.push(RawConn {
+                        head: head.clone(),
+                        after: buf[end..].to_vec(),
+                        closed: false,
+                    });
+                    v.len() - 1
+                };
+                let asked = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("upgrade")
+                            .then(|| v.trim().to_owned())
+                    })
+                    .unwrap_or_else(|| "h2c".into());
+                let target = head.split(' ').nth(1).unwrap_or("");
+                let extra = match target.rsplit('/').next().unwrap_or("") {
+                    "h2c" => "Upgrade: h2c\r\n".to_owned(),
+                    "no-accept" => "Upgrade: websocket\r\n".to_owned(),
+                    "wrong-accept" => {
+                        "Upgrade: websocket\r\nSec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n"
+                            .to_owned()
+                    }
+                    "accept" => format!("Upgrade: websocket\r\nSec-WebSocket-Accept: {WS_ACCEPT}\r\n"),
+                    _ => format!("Upgrade: {asked}\r\n"),
+                };
+                let resp = format!(
+                    "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n{extra}\r\n"
+                );
+                if s.write_all(resp.as_bytes()).await.is_err() {
+                    return;
+                }
+                loop {
+                    match s.read(&mut tmp).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => all.lock().unwrap()[idx].after.extend_from_slice(&tmp[..n]),
+                    }
+                }
+                all.lock().unwrap()[idx].closed = true;
+            });
+        }
+    });
+    (addr, conns)
+}
+
+/// Waits (bounded) until the upstream connection whose head names `path` is closed.
+pub async fn raw_conn_closed(conns: &Mutex<Vec<RawConn>>, path: &str) -> Result<Vec<u8>, String> {
+    let needle = format!(" {path} ");
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        {
+            let v = conns.lock().unwrap();
+            let c = v.iter().find(|c| c.head.contains(&needle));
+            match c {
+                Some(c) if c.closed => return Ok(c.after.clone()),
+                None if Instant::now() > deadline => {
+                    return Err("the upstream never saw the request".into())
+                }
+                Some(c) if Instant::now() > deadline => {
+                    return Err(format!(
+                        "the upstream connection was left open, {} bytes tunnelled: {:?}",
+                        c.after.len(),
+                        String::from_utf8_lossy(&c.after)
+                    ))
+                }
+                _ => {}
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
