@@ -18,7 +18,6 @@ pub mod accept;
 mod conn;
 mod drain;
 mod idle;
-pub mod limits;
 pub mod smuggle;
 pub mod sniff;
 

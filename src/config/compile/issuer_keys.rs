@@ -9,11 +9,11 @@
 use super::Cx;
 use crate::auth::issuer::KeySource;
 use crate::auth::keys::{self, KeyFamily, SigningKey};
-use crate::config::defaults;
 use crate::config::file::RawIssuer;
-use crate::config::secret::Secret;
 use crate::config::values::EnvStr;
 use crate::config::KeyToGenerate;
+use crate::defaults;
+use crate::secret::Secret;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use std::ops::Range;
 use toml::Spanned;

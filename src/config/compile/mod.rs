@@ -2,7 +2,7 @@
 //! each raw type gets a `compile` method here (the shape of rust-rpxy's
 //! `config/toml.rs` and sozu's `FileClusterConfig::to_cluster_config`).
 //!
-//! Guarantees: every default comes from [`super::defaults`]; every problem is
+//! Guarantees: every default comes from [`crate::defaults`]; every problem is
 //! reported through the [`Reporter`] at the span it was found at, and compiling goes
 //! on after one, so one run reports every independent error (a section that did not
 //! parse, see [`Damage`], causes no second error elsewhere). Compiling has no side

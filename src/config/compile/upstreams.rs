@@ -5,9 +5,9 @@
 //! routes naming it cause no second "unknown upstream" error.
 
 use super::{dur, Cx};
-use crate::config::defaults;
 use crate::config::file::RawUpstream;
 use crate::config::{Upstream, UpstreamKind};
+use crate::defaults;
 use std::collections::BTreeMap;
 use std::str::FromStr;
 use toml::Spanned;
