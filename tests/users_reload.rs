@@ -228,7 +228,10 @@ async fn a_user_disabled_in_users_toml_loses_access_at_the_reload() {
         p.refresh(&john_refresh).await,
         (400, invalid_grant("Inactive user"))
     );
-    assert_eq!(p.login("johndoe").await, (400, invalid_grant("Inactive user")));
+    assert_eq!(
+        p.login("johndoe").await,
+        (400, invalid_grant("Inactive user"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
