@@ -6,7 +6,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use portcullis::issuer::form::Form;
-use portcullis::issuer::password::{hash_password, Hash};
+use portcullis::password::{hash_password, Hash};
 use std::hint::black_box;
 use std::time::Duration;
 

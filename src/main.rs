@@ -39,7 +39,7 @@ fn hash_password(argon2: bool, cost: u32) -> ExitCode {
         eprintln!("hash-password: the input is over 4096 bytes");
         return ExitCode::from(1);
     }
-    match portcullis::issuer::password::hash_password(&input, argon2, cost) {
+    match portcullis::password::hash_password(&input, argon2, cost) {
         Ok(h) => {
             println!("{h}");
             ExitCode::SUCCESS
@@ -208,7 +208,7 @@ fn run(cli: &Cli) -> ExitCode {
     portcullis::telemetry::init();
     portcullis::metrics::install();
     // Before the config is compiled: the default max_connections follows the limit.
-    portcullis::server::limits::raise();
+    portcullis::rlimit::raise();
     let cfg = match load(cli, true) {
         Ok(c) => c,
         Err(code) => return code,
@@ -216,7 +216,7 @@ fn run(cli: &Cli) -> ExitCode {
     for w in &cfg.warnings {
         tracing::warn!(warning = %w, "config warning");
     }
-    portcullis::server::limits::warn_if_short(cfg.server.max_connections);
+    portcullis::rlimit::warn_if_short(cfg.server.max_connections);
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = cfg.server.worker_threads {
         builder.worker_threads(n);

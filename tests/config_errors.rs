@@ -396,7 +396,7 @@ async fn variable_substitution_when_set() {
 /// `password_hash` (`warning: FILE:LINE:COL: ...`) and still exits 0.
 #[tokio::test]
 async fn check_warns_of_mixed_password_hashes() {
-    let hash = |cost| portcullis::issuer::password::hash_password(b"pw", false, cost).unwrap();
+    let hash = |cost| portcullis::password::hash_password(b"pw", false, cost).unwrap();
     let (ten, twelve, four) = (hash(10), hash(12), hash(4));
     let users = format!(
         "[users.a]\npassword_hash = \"{ten}\"\n\n[users.b]\npassword_hash = \"{ten}\"\n\n\

@@ -17,7 +17,7 @@ pub enum KeySource {
     /// Static keys from the config.
     Static,
     /// A JWKS URL (it may carry credentials: redacted in `Debug`).
-    Jwks(crate::config::secret::Secret<String>),
+    Jwks(crate::secret::Secret<String>),
     /// OIDC discovery from the issuer URL.
     Discovery,
 }

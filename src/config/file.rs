@@ -4,11 +4,11 @@
 //! setting). Every string goes through `${ENV}` expansion ([`EnvStr`]). These types
 //! exist only here; the rest of the program reads the compiled [`super::Config`].
 //! [`super::parse`] reads them section by section; defaults are the constants of
-//! [`super::defaults`], named in each field's doc. Secrets are [`Secret`]s, so not
+//! [`crate::defaults`], named in each field's doc. Secrets are [`Secret`]s, so not
 //! even `{:?}` of a raw section shows them.
 
-use super::secret::Secret;
 use super::values::{Dur, EnvStr};
+use crate::secret::Secret;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use toml::Spanned;
@@ -48,31 +48,31 @@ pub struct RawConfig {
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawServer {
-    /// Address to listen on, `ip:port` (default [`LISTEN`](super::defaults::LISTEN),
+    /// Address to listen on, `ip:port` (default [`LISTEN`](crate::defaults::LISTEN),
     /// `127.0.0.1:8080`).
     pub listen: Option<Spanned<EnvStr>>,
     /// The whole request head must arrive within this time (default
-    /// [`HEADER_TIMEOUT`](super::defaults::HEADER_TIMEOUT), `10s`).
+    /// [`HEADER_TIMEOUT`](crate::defaults::HEADER_TIMEOUT), `10s`).
     pub header_timeout: Option<Dur>,
     /// Keep-alive connections idle this long are closed (default
-    /// [`IDLE_TIMEOUT`](super::defaults::IDLE_TIMEOUT), `60s`).
+    /// [`IDLE_TIMEOUT`](crate::defaults::IDLE_TIMEOUT), `60s`).
     pub idle_timeout: Option<Dur>,
     /// Larger request heads get 431 (default
-    /// [`MAX_HEADER_BYTES`](super::defaults::MAX_HEADER_BYTES), 65536; 1024 to 16 MiB).
+    /// [`MAX_HEADER_BYTES`](crate::defaults::MAX_HEADER_BYTES), 65536; 1024 to 16 MiB).
     pub max_header_bytes: Option<Spanned<i64>>,
-    /// SIGTERM drain limit (default [`SHUTDOWN_GRACE`](super::defaults::SHUTDOWN_GRACE),
+    /// SIGTERM drain limit (default [`SHUTDOWN_GRACE`](crate::defaults::SHUTDOWN_GRACE),
     /// `30s`).
     pub shutdown_grace: Option<Dur>,
     /// Reload when the config or a file it names changes (default
-    /// [`WATCH`](super::defaults::WATCH), false).
+    /// [`WATCH`](crate::defaults::WATCH), false).
     pub watch: Option<bool>,
     /// Most client connections open at once; further ones wait in the listen
-    /// backlog (default [`MAX_CONNECTIONS`](super::defaults::MAX_CONNECTIONS), 25000, or
+    /// backlog (default [`MAX_CONNECTIONS`](crate::defaults::MAX_CONNECTIONS), 25000, or
     /// fewer when the open-files limit holds fewer: half of
     /// the soft `RLIMIT_NOFILE` left after 64 reserved descriptors).
     pub max_connections: Option<Spanned<i64>>,
     /// HTTP/2 streams one connection may have open at once (default
-    /// [`H2_MAX_CONCURRENT_STREAMS`](super::defaults::H2_MAX_CONCURRENT_STREAMS), 100).
+    /// [`H2_MAX_CONCURRENT_STREAMS`](crate::defaults::H2_MAX_CONCURRENT_STREAMS), 100).
     pub h2_max_concurrent_streams: Option<Spanned<i64>>,
     /// Worker threads of the async runtime (default: the CPUs this process may use).
     pub worker_threads: Option<Spanned<i64>>,
@@ -119,11 +119,11 @@ pub struct RawAdmin {
 pub struct RawUpstream {
     /// `http://host:port[/prefix]`, `https://...` or the built-in `echo:`.
     pub url: Spanned<EnvStr>,
-    /// TCP connect deadline (default [`CONNECT_TIMEOUT`](super::defaults::CONNECT_TIMEOUT),
+    /// TCP connect deadline (default [`CONNECT_TIMEOUT`](crate::defaults::CONNECT_TIMEOUT),
     /// `2s`) -> 502.
     pub connect_timeout: Option<Dur>,
     /// Deadline for the upstream's response (default
-    /// [`UPSTREAM_TIMEOUT`](super::defaults::UPSTREAM_TIMEOUT), `30s`) -> 504.
+    /// [`UPSTREAM_TIMEOUT`](crate::defaults::UPSTREAM_TIMEOUT), `30s`) -> 504.
     pub timeout: Option<Dur>,
     /// Extra trust root (PEM) for an `https://` upstream.
     pub ca: Option<Spanned<EnvStr>>,
@@ -134,13 +134,13 @@ pub struct RawUpstream {
 #[serde(deny_unknown_fields)]
 pub struct RawIdentity {
     /// Header set from `claim` on allowed requests (default
-    /// [`IDENTITY_HEADER`](super::defaults::IDENTITY_HEADER), `X-User`).
+    /// [`IDENTITY_HEADER`](crate::defaults::IDENTITY_HEADER), `X-User`).
     pub header: Option<Spanned<EnvStr>>,
-    /// Claim that names the caller (default [`IDENTITY_CLAIM`](super::defaults::IDENTITY_CLAIM),
+    /// Claim that names the caller (default [`IDENTITY_CLAIM`](crate::defaults::IDENTITY_CLAIM),
     /// `sub`).
     pub claim: Option<EnvStr>,
     /// Keep the `Authorization` header for the upstream (default
-    /// [`FORWARD_AUTHORIZATION`](super::defaults::FORWARD_AUTHORIZATION), true).
+    /// [`FORWARD_AUTHORIZATION`](crate::defaults::FORWARD_AUTHORIZATION), true).
     pub forward_authorization: Option<bool>,
     /// More claims copied into headers: `"Header-Name" = "claim"`.
     #[serde(default)]
@@ -160,20 +160,20 @@ pub struct RawIssuer {
     /// JWKS endpoint.
     pub jwks_url: Option<Spanned<EnvStr>>,
     /// Find `jwks_uri` at `{issuer}/.well-known/openid-configuration` (default
-    /// [`DISCOVERY`](super::defaults::DISCOVERY), false).
+    /// [`DISCOVERY`](crate::defaults::DISCOVERY), false).
     pub discovery: Option<Spanned<bool>>,
     /// Algorithm allow-list (default: what the keys allow).
     pub algorithms: Option<Vec<Spanned<EnvStr>>>,
-    /// Clock skew allowed for exp / nbf / iat (default [`LEEWAY`](super::defaults::LEEWAY),
+    /// Clock skew allowed for exp / nbf / iat (default [`LEEWAY`](crate::defaults::LEEWAY),
     /// `30s`).
     pub leeway: Option<Dur>,
-    /// JWKS refresh period (default [`REFRESH_INTERVAL`](super::defaults::REFRESH_INTERVAL),
+    /// JWKS refresh period (default [`REFRESH_INTERVAL`](crate::defaults::REFRESH_INTERVAL),
     /// `10m`).
     pub refresh_interval: Option<Dur>,
     /// Extra trust root for an https JWKS / discovery URL.
     pub ca: Option<Spanned<EnvStr>>,
     /// HMAC secret (HS256/384/512), at least
-    /// [`SECRET_MIN_BYTES`](super::defaults::SECRET_MIN_BYTES) bytes.
+    /// [`SECRET_MIN_BYTES`](crate::defaults::SECRET_MIN_BYTES) bytes.
     pub secret: Option<Spanned<Secret<EnvStr>>>,
     /// PEM public key (SubjectPublicKeyInfo): RSA, EC P-256/P-384, Ed25519.
     pub public_key: Option<Spanned<EnvStr>>,
@@ -183,7 +183,7 @@ pub struct RawIssuer {
     pub kid: Option<EnvStr>,
     /// Demo convenience: create an Ed25519 `private_key` file when it does not exist,
     /// at `portcullis` start and `portcullis token`, never at `check` (default
-    /// [`GENERATE_KEY`](super::defaults::GENERATE_KEY), false).
+    /// [`GENERATE_KEY`](crate::defaults::GENERATE_KEY), false).
     pub generate_key: Option<bool>,
 }
 
@@ -191,15 +191,15 @@ pub struct RawIssuer {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTokenEndpoint {
-    /// Path of the endpoint (default [`TOKEN_PATH`](super::defaults::TOKEN_PATH), `/token`).
+    /// Path of the endpoint (default [`TOKEN_PATH`](crate::defaults::TOKEN_PATH), `/token`).
     pub path: Option<Spanned<EnvStr>>,
     /// Name of the `[[issuers]]` entry that signs.
     pub issuer: Spanned<EnvStr>,
     /// Users file (none: no one can log in).
     pub users: Option<Spanned<EnvStr>>,
-    /// Access token lifetime (default [`ACCESS_TTL`](super::defaults::ACCESS_TTL), `30m`).
+    /// Access token lifetime (default [`ACCESS_TTL`](crate::defaults::ACCESS_TTL), `30m`).
     pub access_ttl: Option<Dur>,
-    /// Refresh token lifetime (default [`REFRESH_TTL`](super::defaults::REFRESH_TTL), `7d`).
+    /// Refresh token lifetime (default [`REFRESH_TTL`](crate::defaults::REFRESH_TTL), `7d`).
     pub refresh_ttl: Option<Dur>,
 }
 
@@ -208,7 +208,7 @@ pub struct RawTokenEndpoint {
 #[serde(deny_unknown_fields)]
 pub struct RawCache {
     /// Verified-token cache entries; 0 turns the cache off (default
-    /// [`CACHE_TOKENS`](super::defaults::CACHE_TOKENS), 100000).
+    /// [`CACHE_TOKENS`](crate::defaults::CACHE_TOKENS), 100000).
     pub tokens: Option<Spanned<i64>>,
 }
 
@@ -216,29 +216,29 @@ pub struct RawCache {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawState {
-    /// `memory` or `redis` (default [`STATE_BACKEND`](super::defaults::STATE_BACKEND),
+    /// `memory` or `redis` (default [`STATE_BACKEND`](crate::defaults::STATE_BACKEND),
     /// `memory`).
     pub backend: Option<Spanned<EnvStr>>,
     /// Redis URL: `redis[s]://` (one server), `redis[s]+cluster://h1:p1,h2:p2`
     /// (Redis Cluster) or `redis[s]+sentinel://s1:p1,s2:p2/NAME` (Sentinel); it may
     /// hold a password.
     pub url: Option<Spanned<Secret<EnvStr>>>,
-    /// Prefix for every Redis key (default [`KEY_PREFIX`](super::defaults::KEY_PREFIX),
+    /// Prefix for every Redis key (default [`KEY_PREFIX`](crate::defaults::KEY_PREFIX),
     /// `portcullis:`).
     pub key_prefix: Option<EnvStr>,
     /// Serve when the state backend is unreachable (default
-    /// [`FAIL_OPEN`](super::defaults::FAIL_OPEN), false: fail closed).
+    /// [`FAIL_OPEN`](crate::defaults::FAIL_OPEN), false: fail closed).
     pub fail_open: Option<bool>,
     /// Extra trust root (PEM) for a `rediss` url (instead of the webpki roots).
     pub ca: Option<Spanned<EnvStr>>,
     /// Memory backend: refresh-token entries held at most (default
-    /// [`STATE_MAX_ENTRIES`](super::defaults::STATE_MAX_ENTRIES), 100000, at least 100);
+    /// [`STATE_MAX_ENTRIES`](crate::defaults::STATE_MAX_ENTRIES), 100000, at least 100);
     /// over it the oldest spent ones are evicted first.
     pub max_entries: Option<Spanned<i64>>,
     /// Replicas that must acknowledge (`WAIT`) a revocation or refresh-token write
-    /// before it counts (default [`REPLICAS_ACK`](super::defaults::REPLICAS_ACK), 0:
+    /// before it counts (default [`REPLICAS_ACK`](crate::defaults::REPLICAS_ACK), 0:
     /// the primary's word; at most
-    /// [`MAX_REPLICAS_ACK`](super::defaults::MAX_REPLICAS_ACK)).
+    /// [`MAX_REPLICAS_ACK`](crate::defaults::MAX_REPLICAS_ACK)).
     pub replicas_ack: Option<Spanned<i64>>,
 }
 
@@ -256,7 +256,7 @@ pub enum OneOrMany {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRoute {
-    /// Name for logs and metrics (default [`route_name`](super::defaults::route_name),
+    /// Name for logs and metrics (default [`route_name`](crate::defaults::route_name),
     /// `route-N`).
     pub name: Option<Spanned<EnvStr>>,
     /// Exact host or `*.example.com`.
@@ -266,7 +266,7 @@ pub struct RawRoute {
     /// Methods this route applies to (default all): HTTP tokens, matched upper case.
     pub methods: Option<Vec<Spanned<EnvStr>>>,
     /// `protected`, `optional`, `public` or `deny` (default
-    /// [`ACCESS`](super::defaults::ACCESS), `protected`).
+    /// [`ACCESS`](crate::defaults::ACCESS), `protected`).
     pub access: Option<Spanned<EnvStr>>,
     /// Scopes that must all be granted.
     #[serde(default)]
@@ -275,7 +275,7 @@ pub struct RawRoute {
     #[serde(default)]
     pub claims: BTreeMap<String, Spanned<OneOrMany>>,
     /// Where to look for the token, in order: `header`, `query:NAME`, `cookie:NAME`
-    /// (default [`TOKEN_FROM`](super::defaults::TOKEN_FROM), `["header"]`).
+    /// (default [`TOKEN_FROM`](crate::defaults::TOKEN_FROM), `["header"]`).
     pub token_from: Option<Vec<Spanned<EnvStr>>>,
     /// Name of an `[upstreams.*]` entry (not needed for `deny`).
     pub upstream: Option<Spanned<EnvStr>>,

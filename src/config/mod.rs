@@ -7,24 +7,24 @@
 //!
 //! Loading has no side effects: nothing is written (a `generate_key` key that is
 //! missing is listed in [`Config::keys_to_generate`]; [`provision`] creates it for
-//! `run` and `token`). Secrets are [`secret::Secret`]s: `{:?}` of a `Config` shows
+//! `run` and `token`). Secrets are [`crate::secret::Secret`]s: `{:?}` of a `Config` shows
 //! none.
 
 mod compile;
-pub mod defaults;
 pub mod error;
 pub mod file;
 mod parse;
 pub mod provision;
-pub mod secret;
+pub mod users;
 pub mod values;
 
 use crate::auth::issuer::Issuer;
+use crate::defaults;
 use crate::routes::RouteTable;
+use crate::secret::Secret;
 use error::Reporter;
 pub use error::{ConfigError, ConfigErrors};
 use http::header::HeaderName;
-use secret::Secret;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -123,7 +123,7 @@ pub struct TokenEndpoint {
     /// Users file.
     pub users: Option<PathBuf>,
     /// The accounts read from `users` (none without a file); re-read on every load.
-    pub accounts: Arc<crate::issuer::users::Users>,
+    pub accounts: Arc<users::Users>,
     /// Access token lifetime.
     pub access_ttl: Duration,
     /// Refresh token lifetime.

@@ -22,11 +22,10 @@ pub mod form;
 pub mod grant;
 pub mod inflight;
 pub mod limits;
-pub mod password;
 pub mod reply;
-pub mod users;
 
 use crate::auth::issuer::Issuer;
+use crate::config::users::Users;
 use crate::config::Config;
 use crate::state::memory::MemoryStore;
 use crate::state::redis::RedisStore;
@@ -34,7 +33,6 @@ use crate::state::Store;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
-use users::Users;
 
 /// Process-wide issuer state: outlives reloads.
 pub struct Shared {

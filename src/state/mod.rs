@@ -24,8 +24,8 @@ pub type Fut<'a, T> = Pin<Box<dyn Future<Output = Result<T, StateError>> + Send 
 pub type TokenHash = [u8; 32];
 
 /// Default of `[state] max_entries` (defined with every other default in
-/// [`crate::config::defaults`]).
-pub const DEFAULT_MAX_ENTRIES: usize = crate::config::defaults::STATE_MAX_ENTRIES;
+/// [`crate::defaults`]).
+pub const DEFAULT_MAX_ENTRIES: usize = crate::defaults::STATE_MAX_ENTRIES;
 /// Smallest `[state] max_entries` accepted.
 pub const MIN_MAX_ENTRIES: usize = 100;
 

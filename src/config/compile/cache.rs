@@ -1,8 +1,8 @@
 //! `[cache]` -> the verified-token cache size (0 turns the cache off).
 
 use super::Cx;
-use crate::config::defaults;
 use crate::config::file::RawCache;
+use crate::defaults;
 
 impl RawCache {
     pub(super) fn compile(self, cx: &mut Cx<'_>) -> u64 {

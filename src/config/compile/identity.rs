@@ -3,9 +3,9 @@
 //! is stripped against (lower case, `_` written as `-`).
 
 use super::Cx;
-use crate::config::defaults;
 use crate::config::file::RawIdentity;
 use crate::config::Identity;
+use crate::defaults;
 use http::header::HeaderName;
 
 impl RawIdentity {

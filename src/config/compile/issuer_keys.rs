@@ -9,11 +9,11 @@
 use super::Cx;
 use crate::auth::issuer::KeySource;
 use crate::auth::keys::{self, KeyFamily, SigningKey};
-use crate::config::defaults;
 use crate::config::file::RawIssuer;
-use crate::config::secret::Secret;
 use crate::config::values::EnvStr;
 use crate::config::KeyToGenerate;
+use crate::defaults;
+use crate::secret::Secret;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use std::ops::Range;
 use toml::Spanned;
@@ -32,7 +32,7 @@ pub(super) struct Material {
 
 impl Material {
     /// The static key's family (also of a key still to be generated).
-    pub fn family(&self) -> Option<KeyFamily> {
+    pub(super) fn family(&self) -> Option<KeyFamily> {
         match &self.static_key {
             Some((f, _)) => Some(*f),
             None if self.pending => Some(KeyFamily::Ed25519),
@@ -41,7 +41,11 @@ impl Material {
     }
 
     /// The key portcullis signs with: the first allowed algorithm of its family.
-    pub fn signing_key(self, algorithms: &[Algorithm], kid: Option<&str>) -> Option<SigningKey> {
+    pub(super) fn signing_key(
+        self,
+        algorithms: &[Algorithm],
+        kid: Option<&str>,
+    ) -> Option<SigningKey> {
         let (family, key, jwk) = self.signing?;
         let alg = if algorithms.is_empty() {
             *family.algorithms().first()?

@@ -6,8 +6,8 @@ use super::issuer_keys::{self, Material};
 use super::{dur, Cx};
 use crate::auth::issuer::Issuer;
 use crate::auth::keys::{KeySet, VerifyKey};
-use crate::config::defaults;
 use crate::config::file::RawIssuer;
+use crate::defaults;
 use jsonwebtoken::Algorithm;
 use std::ops::Range;
 use std::str::FromStr;
@@ -65,7 +65,7 @@ pub(super) fn compile(cx: &mut Cx<'_>, raw: Vec<Spanned<RawIssuer>>, unparsed: b
 
 impl Issuers {
     /// Whether `name` may be an issuer that is broken (so not finding it is no news).
-    pub fn maybe_broken(&self, name: &str) -> bool {
+    pub(super) fn maybe_broken(&self, name: &str) -> bool {
         self.unnamed_broken || self.broken.iter().any(|b| b == name)
     }
 }

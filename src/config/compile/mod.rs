@@ -2,7 +2,7 @@
 //! each raw type gets a `compile` method here (the shape of rust-rpxy's
 //! `config/toml.rs` and sozu's `FileClusterConfig::to_cluster_config`).
 //!
-//! Guarantees: every default comes from [`super::defaults`]; every problem is
+//! Guarantees: every default comes from [`crate::defaults`]; every problem is
 //! reported through the [`Reporter`] at the span it was found at, and compiling goes
 //! on after one, so one run reports every independent error (a section that did not
 //! parse, see [`Damage`], causes no second error elsewhere). Compiling has no side
@@ -46,7 +46,7 @@ pub(super) struct Cx<'a> {
 }
 
 impl<'a> Cx<'a> {
-    pub fn new(rep: Reporter<'a>, config: &Path) -> Self {
+    pub(super) fn new(rep: Reporter<'a>, config: &Path) -> Self {
         Cx {
             rep,
             base: config.parent().map(Path::to_path_buf).unwrap_or_default(),

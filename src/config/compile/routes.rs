@@ -12,10 +12,10 @@
 use super::route_checks::Checks;
 use super::upstreams::Upstreams;
 use super::Cx;
-use crate::config::defaults;
 use crate::config::error::line_col;
 use crate::config::file::{OneOrMany, RawRoute};
 use crate::config::values::EnvStr;
+use crate::defaults;
 use crate::routes::{Access, ClaimRule, HostMatch, PathPattern, Route, RouteTable, TokenSource};
 use http::Method;
 use std::ops::Range;

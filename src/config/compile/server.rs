@@ -4,9 +4,9 @@
 //! [`crate::tls::Certs::load`]).
 
 use super::{dur, Cx};
-use crate::config::defaults;
 use crate::config::file::{RawServer, RawTls};
 use crate::config::{Server, Tls};
+use crate::defaults;
 use toml::Spanned;
 
 impl RawServer {
@@ -25,7 +25,7 @@ impl RawServer {
         )
         .map_or(defaults::MAX_HEADER_BYTES, |n| n as usize);
         let tls = self.tls.map(|t| t.into_inner().compile(cx));
-        // The default also fits the open-files limit (see crate::server::limits).
+        // The default also fits the open-files limit (see crate::rlimit).
         let max_connections = bounded(
             cx,
             self.max_connections.as_ref(),
@@ -34,7 +34,7 @@ impl RawServer {
             defaults::MAX_CONNECTIONS_MAX,
         )
         .map_or_else(
-            || crate::server::limits::fit(defaults::MAX_CONNECTIONS),
+            || crate::rlimit::fit(defaults::MAX_CONNECTIONS),
             |n| n as usize,
         );
         let h2_max_concurrent_streams = bounded(

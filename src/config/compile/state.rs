@@ -4,11 +4,11 @@
 //! that acknowledge durable writes and the memory backend's cap.
 
 use super::Cx;
-use crate::config::defaults;
 use crate::config::file::RawState;
-use crate::config::secret::Secret;
 use crate::config::values::EnvStr;
 use crate::config::State;
+use crate::defaults;
+use crate::secret::Secret;
 use toml::Spanned;
 
 impl RawState {

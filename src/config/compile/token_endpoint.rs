@@ -1,16 +1,16 @@
 //! `[token_endpoint]` -> [`TokenEndpoint`]: the signing issuer (which must be able to
 //! sign), the endpoint path, token lifetimes, and the users file, read and checked
-//! here ([`crate::issuer::users::parse`]), so `check`, start-up and every reload see
+//! here ([`crate::config::users::parse`]), so `check`, start-up and every reload see
 //! it as it is now. A users file that cannot be read is reported at the `users` key
 //! of `proxy.toml`, with the path it resolved to.
 
 use super::issuers::Issuers;
 use super::{dur, Cx};
-use crate::config::defaults;
 use crate::config::file::RawTokenEndpoint;
+use crate::config::users::{self, Users};
 use crate::config::values::EnvStr;
 use crate::config::TokenEndpoint;
-use crate::issuer::users::{self, Users};
+use crate::defaults;
 use std::sync::Arc;
 use toml::Spanned;
 

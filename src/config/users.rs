@@ -9,11 +9,11 @@
 //! scopes = ["items:read"]         # the most a token for this user can carry
 //! ```
 //! Unknown keys are errors, reported as `file:line:col: message` like proxy.toml.
-//! [`load`] runs as part of compiling the config, so a reload re-reads the file and
+//! [`parse`] runs as part of compiling the config, so a reload re-reads the file and
 //! an invalid one keeps the running config (and its users) serving.
 
-use super::password::Hash;
-use crate::config::error::{ConfigError, ConfigErrors, Reporter};
+use super::error::{ConfigError, ConfigErrors, Reporter};
+use crate::password::Hash;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -280,7 +280,7 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                let h = crate::issuer::password::hash_password(b"pw", false, *c).unwrap();
+                let h = crate::password::hash_password(b"pw", false, *c).unwrap();
                 format!("[users.u{i}]\npassword_hash = \"{h}\"\n")
             })
             .collect()
@@ -307,7 +307,7 @@ mod tests {
         assert_eq!(cost(&split), Some(12));
         assert_eq!(split.warnings().len(), 4);
         // A tie between bcrypt and argon2id: the default too.
-        let a = crate::issuer::password::hash_password(b"pw", true, 0).unwrap();
+        let a = crate::password::hash_password(b"pw", true, 0).unwrap();
         let src = format!(
             "{}[users.a]\npassword_hash = \"{a}\"\n",
             users_with_costs(&[12])

@@ -1,7 +1,7 @@
 //! Every default (and every bound) of `proxy.toml`, each defined once, here.
 //!
-//! The compiler ([`super::compile`]) reads only these constants; the `///` docs of
-//! the raw types ([`super::file`]) and the README configuration tables name them and
+//! The compiler (`config::compile`) reads only these constants; the `///` docs of
+//! the raw types ([`crate::config::file`]) and the README configuration tables name them and
 //! their values. A unit test below checks that the README tables show these values.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -25,7 +25,7 @@ pub const MAX_HEADER_BYTES_MAX: i64 = 16 * 1024 * 1024;
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// `[server] watch`.
 pub const WATCH: bool = false;
-/// `[server] max_connections`, before [`crate::server::limits::fit`] lowers it to what the
+/// `[server] max_connections`, before [`crate::rlimit::fit`] lowers it to what the
 /// open-files limit holds.
 pub const MAX_CONNECTIONS: usize = 25_000;
 /// Largest `[server] max_connections` accepted.
@@ -200,7 +200,7 @@ mod tests {
     /// The README's configuration tables show these defaults.
     #[test]
     fn readme_tables_name_these_defaults() {
-        let readme = include_str!("../../README.md");
+        let readme = include_str!("../README.md");
         // Written differently there.
         assert_eq!(crate::routes::TokenSource::parse("header"), Ok(TOKEN_FROM));
         let bound = format!("0–{MAX_REPLICAS_ACK} (`MAX_REPLICAS_ACK`)");

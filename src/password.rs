@@ -89,7 +89,8 @@ impl Hash {
     /// A hash of a random password with the same parameters (so checking it costs
     /// the same): what an unknown user's password is checked against.
     pub fn dummy_like(&self) -> Option<Hash> {
-        let random = crate::mint::random_id();
+        let mut random = [0u8; 16];
+        let _ = aws_lc_rs::rand::fill(&mut random);
         match self {
             Hash::Bcrypt { cost, .. } => bcrypt::hash(random, *cost)
                 .ok()
@@ -98,7 +99,7 @@ impl Hash {
                 let parsed = PasswordHash::new(hash).ok()?;
                 let params = argon2::Params::try_from(&parsed).ok()?;
                 let a = Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
-                let h = a.hash_password(random.as_bytes()).ok()?;
+                let h = a.hash_password(&random).ok()?;
                 Some(Hash::Argon2id {
                     hash: h.to_string(),
                 })
