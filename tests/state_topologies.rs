@@ -309,6 +309,21 @@ async fn cluster_slot_migration_under_load() {
     let stop = Arc::new(AtomicBool::new(false));
     let tasks = start_load(&a, &b, 4, &stop);
     tokio::time::sleep(Duration::from_millis(2500)).await;
+    // On a loaded machine the first logins take longer: migrate once the slot holds
+    // keys (a revocation or a refresh token), not after a fixed time.
+    let c = cluster.clone();
+    tokio::task::spawn_blocking(move || {
+        let port = c.nodes[home].port;
+        let count = redis::cmd("CLUSTER")
+            .arg("COUNTKEYSINSLOT")
+            .arg(slot)
+            .clone();
+        support::redis::wait_until(Duration::from_secs(60), "no key in the slot", || {
+            c.query::<u64>(port, &count).unwrap_or(0) >= 5
+        });
+    })
+    .await
+    .unwrap();
 
     // There and back, ten keys per MIGRATE, 20 ms apart: the slot is half-migrated
     // for most of the load.
