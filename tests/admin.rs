@@ -11,24 +11,23 @@
 //! agree with `/metrics`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/browser.rs"]
-mod browser;
-mod common;
+mod support;
 
-use common::*;
 use prometheus_parse::{LineInfo, Scrape, Value as Sample};
 use serde_json::{json, Value};
 use std::process::Command;
 use std::time::Duration;
+use support::*;
 
-fn admin_config(up: std::net::SocketAddr, admin_port: u16) -> String {
+fn admin_config(up: std::net::SocketAddr) -> String {
     format!(
-        "[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n\
+        "{ADMIN}\
          [upstreams.app]\nurl = \"http://{up}\"\n\
          [[routes]]\nname = \"status-health\"\npath = \"/health\"\naccess = \"public\"\nupstream = \"app\"\n\
          [[routes]]\nname = \"orders-api\"\npath = \"/orders/**\"\nscopes = [\"orders\"]\nupstream = \"app\"\n\
          [[routes]]\nname = \"blocked\"\npath = \"/internal/**\"\naccess = \"deny\"\n\
-         [[routes]]\nname = \"slowpoke\"\npath = \"/wait/**\"\naccess = \"public\"\nupstream = \"app\"\n"
+         [[routes]]\nname = \"slowpoke\"\npath = \"/wait/**\"\naccess = \"public\"\nupstream = \"app\"\n{}",
+        hs_issuer()
     )
 }
 
@@ -46,10 +45,11 @@ fn metric(text: &str, prefix: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_endpoints_and_metrics_move() {
-    let (up, _) = spawn_upstream().await;
-    let admin = free_port();
-    let mut p = Proxy::start("", &admin_config(up, admin), tempfile::tempdir().unwrap());
-    let a = format!("http://127.0.0.1:{admin}");
+    let up = spawn_streaming_upstream().await.addr;
+    // The binary: the test counts requests in the process-wide metrics, reloads on
+    // SIGHUP and drains on SIGTERM.
+    let mut p = Proxy::builder().binary().start(&admin_config(up)).await;
+    let a = p.admin_url("");
     // The admin listener comes up with the proxy; give it a moment.
     let mut ok = false;
     for _ in 0..100 {
@@ -59,7 +59,7 @@ async fn admin_endpoints_and_metrics_move() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(ok, "admin listener not up: {}", p.log());
+    assert!(ok, "admin listener not up: {}", p.logs());
     assert_eq!(get(&format!("{a}/healthz")).await.0, 200);
     assert_eq!(get(&format!("{a}/readyz")).await.0, 200);
 
@@ -83,7 +83,7 @@ async fn admin_endpoints_and_metrics_move() {
             .status(),
         401
     );
-    let auth = format!("Bearer {}", token("alice"));
+    let auth = format!("Bearer {}", token("alice", serde_json::json!({})));
     let r = c
         .get(format!("{base}/orders/1"))
         .header("authorization", &auth)
@@ -129,7 +129,7 @@ async fn admin_endpoints_and_metrics_move() {
     );
 
     // An invalid reload is counted and the old config keeps serving.
-    p.rewrite("lisen = 1", &admin_config(up, admin));
+    p.rewrite_server("lisen = 1", &admin_config(up));
     p.signal("HUP");
     let mut failed = 0.0;
     for _ in 0..100 {
@@ -182,33 +182,16 @@ async fn admin_endpoints_and_metrics_move() {
         200,
         "in-flight request cut off by the drain"
     );
-    let st = tokio::task::spawn_blocking(move || p.wait_exit(Duration::from_secs(15)))
-        .await
-        .unwrap();
+    let st = p.wait_exit(Duration::from_secs(15)).await;
     assert_eq!(st.and_then(|s| s.code()), Some(0));
-}
-
-fn chromium() -> String {
-    let bin = std::env::var("PORTCULLIS_CHROMIUM").unwrap_or_else(|_| "chromium".into());
-    let found = Command::new(&bin)
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        found,
-        "`{bin}` not found: run ./scripts/test-all.sh (it installs Debian's chromium)"
-    );
-    bin
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_page_renders_in_a_real_browser_without_secrets() {
-    let bin = chromium();
-    let (up, _) = spawn_upstream().await;
-    let admin = free_port();
-    let p = Proxy::start("", &admin_config(up, admin), tempfile::tempdir().unwrap());
-    let a = format!("http://127.0.0.1:{admin}/");
+    let bin = browser::chromium();
+    let up = spawn_streaming_upstream().await.addr;
+    let p = Proxy::start(&admin_config(up)).await;
+    let a = p.admin_url("/");
     for _ in 0..100 {
         if reqwest::get(&a).await.is_ok() {
             break;
@@ -223,7 +206,10 @@ async fn status_page_renders_in_a_real_browser_without_secrets() {
         .unwrap();
     let _ = c
         .get(format!("http://{}/orders/1", p.addr))
-        .header("authorization", format!("Bearer {}", token("alice")))
+        .header(
+            "authorization",
+            format!("Bearer {}", token("alice", serde_json::json!({}))),
+        )
         .send()
         .await
         .unwrap();
@@ -325,45 +311,36 @@ fn users_toml() -> String {
     )
 }
 
-/// A token endpoint on the harness's HS256 issuer `t`, a public, a protected (token
+/// A token endpoint on the harness's HS256 issuer `test`, a public, a protected (token
 /// from the header or a cookie) and a deny route, no catch-all; `first` goes before
 /// them (for the reload).
-fn login_config(up: std::net::SocketAddr, admin_port: u16, first: &str) -> String {
+fn login_config(up: std::net::SocketAddr, first: &str) -> String {
     format!(
-        "[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n\
+        "{ADMIN}\
          [upstreams.app]\nurl = \"http://{up}\"\n\
-         [token_endpoint]\npath = \"/token\"\nissuer = \"t\"\nusers = \"users.toml\"\n{first}\
+         [token_endpoint]\npath = \"/token\"\nissuer = \"test\"\nusers = \"users.toml\"\n{first}\
          [[routes]]\nname = \"status-health\"\npath = \"/health\"\naccess = \"public\"\nupstream = \"app\"\n\
          [[routes]]\nname = \"orders-api\"\npath = \"/orders/**\"\nscopes = [\"orders\"]\n\
          token_from = [\"header\", \"cookie:session\"]\nupstream = \"app\"\n\
-         [[routes]]\nname = \"blocked\"\npath = \"/internal/**\"\naccess = \"deny\"\n"
+         [[routes]]\nname = \"blocked\"\npath = \"/internal/**\"\naccess = \"deny\"\n{}",
+        hs_issuer()
     )
 }
 
-/// The proxy with [`login_config`], its admin base URL once the admin listener answers.
+/// The proxy with [`login_config`] (the binary: the tests count logins and requests in
+/// the process-wide metrics, and reload on SIGHUP), its admin base URL.
 async fn start_login_proxy(up: std::net::SocketAddr) -> (Proxy, String) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("users.toml"), users_toml()).unwrap();
-    let admin = free_port();
-    let p = Proxy::start("", &login_config(up, admin, ""), dir);
-    let a = format!("http://127.0.0.1:{admin}");
-    for _ in 0..100 {
-        if reqwest::get(format!("{a}/healthz")).await.is_ok() {
-            return (p, a);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("admin listener not up: {}", p.log());
+    let p = Proxy::builder()
+        .file("users.toml", users_toml())
+        .binary()
+        .start(&login_config(up, ""))
+        .await;
+    let a = p.admin_url("");
+    (p, a)
 }
 
-async fn login(c: &reqwest::Client, base: &str, form: &[(&str, &str)]) -> u16 {
-    let r = c
-        .post(format!("{base}/token"))
-        .form(form)
-        .send()
-        .await
-        .unwrap();
-    r.status().as_u16()
+async fn try_login(c: &reqwest::Client, base: &str, form: &[(&str, &str)]) -> u16 {
+    post_form(c, &format!("{base}/token"), form).await.0
 }
 
 /// Logins of every kind (1 ok, 5 failed, 1 lockout, 1 inactive, 1 bad request: 9 on
@@ -371,15 +348,15 @@ async fn login(c: &reqwest::Client, base: &str, form: &[(&str, &str)]) -> u16 {
 async fn traffic(base: &str) {
     let c = reqwest::Client::new();
     let good = [("username", "johndoe"), ("password", "secret")];
-    assert_eq!(login(&c, base, &good).await, 200);
+    assert_eq!(try_login(&c, base, &good).await, 200);
     let wrong = [("username", "mallory"), ("password", "guess")];
     for _ in 0..5 {
-        assert_eq!(login(&c, base, &wrong).await, 401);
+        assert_eq!(try_login(&c, base, &wrong).await, 401);
     }
-    assert_eq!(login(&c, base, &wrong).await, 429, "the lockout");
+    assert_eq!(try_login(&c, base, &wrong).await, 429, "the lockout");
     let disabled = [("username", "alice"), ("password", "secret")];
-    assert_eq!(login(&c, base, &disabled).await, 400);
-    assert_eq!(login(&c, base, &[("username", "johndoe")]).await, 400);
+    assert_eq!(try_login(&c, base, &disabled).await, 400);
+    assert_eq!(try_login(&c, base, &[("username", "johndoe")]).await, 400);
     for _ in 0..3 {
         let r = c.get(format!("{base}/health")).send().await.unwrap();
         assert_eq!(r.status(), 200);
@@ -390,7 +367,7 @@ async fn traffic(base: &str) {
         .get(format!("{base}/orders/1"))
         // johndoe: a token of the token endpoint's issuer passes only for an
         // enabled user of users.toml (SPEC §5).
-        .header("cookie", format!("session={}", token("johndoe")))
+        .header("cookie", format!("session={}", token("johndoe", json!({}))))
         .send()
         .await
         .unwrap();
@@ -464,7 +441,7 @@ const LOGIN_RESULTS: [&str; 7] = [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_parse_with_help_and_type_and_count_logins() {
-    let (up, _) = spawn_upstream().await;
+    let up = spawn_streaming_upstream().await.addr;
     let (p, admin) = start_login_proxy(up).await;
     let before = scrape(&admin).await;
     for r in LOGIN_RESULTS {
@@ -562,7 +539,7 @@ fn assert_page(page: &Value, m: &Scrape) {
     assert_eq!(route_row(page, "status-health")["tokenFrom"], "-");
     assert_eq!(route_row(page, "blocked")["tokenFrom"], "-");
     let issuer = &page["issuers"][0];
-    assert_eq!(issuer["name"], "t");
+    assert_eq!(issuer["name"], "test");
     assert_eq!(issuer["keys"], "no kid (HMAC: HS256 HS384 HS512)", "{page}");
     assert_eq!(issuer["algorithms"], "HS256 HS384 HS512", "{page}");
     // The page's counts are /metrics' counts.
@@ -583,7 +560,7 @@ fn assert_page(page: &Value, m: &Scrape) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_page_shows_token_endpoint_and_keeps_counts_across_reload() {
-    let (up, _) = spawn_upstream().await;
+    let up = spawn_streaming_upstream().await.addr;
     let (p, admin) = start_login_proxy(up).await;
     traffic(&format!("http://{}", p.addr)).await;
     let page = status_page(&admin).await;
@@ -595,8 +572,7 @@ async fn status_page_shows_token_endpoint_and_keeps_counts_across_reload() {
     // A reload with a new route in front: every row moves down one place, and the
     // counts follow the route names, as /metrics' series do.
     let first = "[[routes]]\nname = \"fresh\"\npath = \"/fresh\"\naccess = \"public\"\nupstream = \"app\"\n";
-    let admin_port: u16 = admin.rsplit(':').next().unwrap().parse().unwrap();
-    p.rewrite("", &login_config(up, admin_port, first));
+    p.rewrite(&login_config(up, first));
     p.signal("HUP");
     let mut reloaded = false;
     for _ in 0..100 {
@@ -607,7 +583,7 @@ async fn status_page_shows_token_endpoint_and_keeps_counts_across_reload() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(reloaded, "reload not counted: {}", p.log());
+    assert!(reloaded, "reload not counted: {}", p.logs());
     let r = reqwest::get(format!("http://{}/health", p.addr))
         .await
         .unwrap();

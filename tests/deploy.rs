@@ -19,14 +19,13 @@
 //!   (`echo_app.py`) as two local processes; only the three addresses are rewritten.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-#[path = "support/disk.rs"]
-mod disk;
+mod support;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use support::{cli, disk, mint, Pki, Proxy, Signer, TestKey};
 
 const PATTERNS: [&str; 2] = ["sidecar", "gateway"];
 
@@ -95,27 +94,22 @@ fn run_ok(cmd: &mut Command, what: &str) -> Output {
 /// Stand-ins for what an operator puts in the Secrets: a TLS leaf (for `localhost`,
 /// signed by a test CA), and an EC P-256 signing key pair.
 struct Keys {
-    pki: common::Pki,
-    signing: rcgen::KeyPair,
+    pki: Pki,
+    signing: TestKey,
 }
 
 impl Keys {
     fn new() -> Keys {
         Keys {
-            pki: common::Pki::new(),
-            signing: rcgen::KeyPair::generate().unwrap(),
+            pki: Pki::new(),
+            signing: TestKey::p256(),
         }
     }
 
     fn tls(&self, crt: &Path, key: &Path) {
-        let dir = tempfile::tempdir().unwrap();
-        let (c, k) = self
-            .pki
-            .leaf(dir.path(), "leaf", &["localhost", "127.0.0.1"]);
-        for (from, to) in [(c, crt), (k, key)] {
-            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-            std::fs::copy(from, to).unwrap();
-        }
+        let (c, k) = self.pki.leaf_cert(&["localhost", "127.0.0.1"]);
+        Keys::write(crt, &c.pem());
+        Keys::write(key, &k.serialize_pem());
     }
 
     fn write(path: &Path, text: &str) {
@@ -150,10 +144,7 @@ fn render(name: &str, keys: &Keys) -> String {
     copy_dir(&pattern_dir(name), &dir);
     let secrets = dir.join("secrets");
     keys.tls(&secrets.join("tls.crt"), &secrets.join("tls.key"));
-    Keys::write(
-        &secrets.join("signing.pub.pem"),
-        &keys.signing.public_key_pem(),
-    );
+    Keys::write(&secrets.join("signing.pub.pem"), &keys.signing.public_pem);
     let out = run_ok(
         Command::new(kubectl()).arg("kustomize").arg(&dir),
         &format!("kubectl kustomize deploy/kubernetes/{name}"),
@@ -557,8 +548,8 @@ fn config_files(cfg: &toml::Table) -> Vec<(&'static str, String)> {
     out
 }
 
-#[test]
-fn every_shipped_proxy_toml_passes_check() {
+#[tokio::test]
+async fn every_shipped_proxy_toml_passes_check() {
     let keys = Keys::new();
     let configs = disk::shipped_configs();
     assert!(configs.len() >= 3, "root, sidecar and gateway: {configs:?}");
@@ -587,8 +578,8 @@ fn every_shipped_proxy_toml_passes_check() {
                         |k: &str| tmp.path().join(&files.iter().find(|f| f.0 == k).unwrap().1);
                     keys.tls(&pair("cert"), &pair("key"));
                 }
-                "public_key" => Keys::write(&to, &keys.signing.public_key_pem()),
-                "private_key" => Keys::write(&to, &keys.signing.serialize_pem()),
+                "public_key" => Keys::write(&to, &keys.signing.public_pem),
+                "private_key" => Keys::write(&to, &keys.signing.private_pem),
                 "ca" => Keys::write(&to, &keys.pki.ca_pem),
                 _ => panic!(
                     "{}: names `{f}`, which is not in the repository",
@@ -596,18 +587,28 @@ fn every_shipped_proxy_toml_passes_check() {
                 ),
             }
         }
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
-        cmd.arg("check")
-            .arg("--config")
-            .arg(tmp.path().join("proxy.toml"));
         // Stand-ins for `${VAR}`s (a Secret-fed environment variable in a cluster).
-        for var in text.split("${").skip(1).filter_map(|s| s.split_once('}')) {
-            cmd.env(var.0, "stand-in-value-0123456789abcdef0123456789abcdef");
-        }
+        let env: Vec<(&str, &str)> = text
+            .split("${")
+            .skip(1)
+            .filter_map(|s| s.split_once('}'))
+            .map(|var| (var.0, "stand-in-value-0123456789abcdef0123456789abcdef"))
+            .collect();
+        let config = tmp.path().join("proxy.toml");
         let before = disk::snapshot(tmp.path());
-        let out = run_ok(&mut cmd, &format!("portcullis check {}", path.display()));
-        let table = String::from_utf8_lossy(&out.stdout);
-        assert!(table.contains(": ok"), "{}: {table}", path.display());
+        let out = cli(
+            &["check", "--config", config.to_str().unwrap()],
+            tmp.path(),
+            &env,
+        )
+        .await;
+        out.assert_code(0);
+        assert!(
+            out.stdout.contains(": ok"),
+            "{}: {}",
+            path.display(),
+            out.stdout
+        );
         // Issue 15: `check` writes nothing (not the root config's `generate_key` key).
         assert_eq!(
             before,
@@ -620,6 +621,7 @@ fn every_shipped_proxy_toml_passes_check() {
 
 // ---------------------------------------------------------------- 6. sidecar, for real
 
+/// The demo app's process, killed on drop.
 struct Killed(Child);
 
 impl Drop for Killed {
@@ -637,17 +639,6 @@ fn rewrite(text: &str, from: &str, to: &str) -> String {
         "sidecar proxy.toml: `{from}`"
     );
     text.replace(from, to)
-}
-
-fn wait_for_port(port: u16, child: &mut Child, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Ok(Some(st)) = child.try_wait() {
-            panic!("{what} exited {st}");
-        }
-        assert!(Instant::now() < deadline, "{what} did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[tokio::test]
@@ -673,13 +664,12 @@ async fn sidecar_pattern_refuses_without_token_and_forwards_identity_with_one() 
     .unwrap();
     let app_port: u16 = line.trim().rsplit(':').next().unwrap().parse().unwrap();
 
-    // The sidecar's proxy.toml with its three addresses moved to free loopback ports,
-    // and the Secret's files where the Pod has them, relative to the config.
-    let port = common::free_port();
-    let admin = common::free_port();
+    // The sidecar's proxy.toml with its three addresses moved to loopback (port 0: the
+    // harness reads the ports the proxy reports), and the Secret's files where the Pod
+    // has them, relative to the config.
     let text = std::fs::read_to_string(dir.join("proxy.toml")).unwrap();
-    let text = rewrite(&text, "\"0.0.0.0:8443\"", &format!("\"127.0.0.1:{port}\""));
-    let text = rewrite(&text, "\"0.0.0.0:9901\"", &format!("\"127.0.0.1:{admin}\""));
+    let text = rewrite(&text, "\"0.0.0.0:8443\"", "\"127.0.0.1:0\"");
+    let text = rewrite(&text, "\"0.0.0.0:9901\"", "\"127.0.0.1:0\"");
     let text = rewrite(
         &text,
         "\"http://127.0.0.1:8000\"",
@@ -693,21 +683,21 @@ async fn sidecar_pattern_refuses_without_token_and_forwards_identity_with_one() 
     );
     Keys::write(
         &tmp.path().join("keys/signing.pub.pem"),
-        &keys.signing.public_key_pem(),
+        &keys.signing.public_pem,
     );
-    std::fs::write(tmp.path().join("proxy.toml"), &text).unwrap();
-    let log = std::fs::File::create(tmp.path().join("proxy.log")).unwrap();
-    let mut proxy = Killed(
-        Command::new(env!("CARGO_BIN_EXE_portcullis"))
-            .arg("--config")
-            .arg(tmp.path().join("proxy.toml"))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap(),
+    // The real binary: it gets SIGTERM below.
+    let mut proxy = Proxy::builder()
+        .binary()
+        .in_dir(tmp)
+        .start_with(|_| text.clone())
+        .await;
+    let (port, admin) = (
+        proxy.addr.port(),
+        proxy
+            .admin
+            .expect("the sidecar has an admin listener")
+            .port(),
     );
-    wait_for_port(port, &mut proxy.0, "portcullis");
 
     let client = keys.pki.client(false);
     let base = format!("https://localhost:{port}");
@@ -731,22 +721,13 @@ async fn sidecar_pattern_refuses_without_token_and_forwards_identity_with_one() 
 
     // A token from the configured issuer: forwarded, identity in X-User, spoof dropped.
     let issuer = &cfg["issuers"][0];
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now = support::now();
     let mint = |aud: &str| {
-        let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
-        jsonwebtoken::encode(
-            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256),
-            &serde_json::json!({
-                "sub": "alice", "iss": issuer["issuer"].as_str().unwrap(), "aud": aud,
-                "scope": "orders:read", "iat": now, "exp": now + 600,
-            }),
-            &jsonwebtoken::EncodingKey::from_ec_pem(keys.signing.serialize_pem().as_bytes())
-                .unwrap(),
-        )
-        .unwrap()
+        let claims = serde_json::json!({
+            "sub": "alice", "iss": issuer["issuer"].as_str().unwrap(), "aud": aud,
+            "scope": "orders:read", "iat": now, "exp": now + 600,
+        });
+        mint("ES256", Signer::Key(&keys.signing), &claims)
     };
     let aud = issuer["audiences"][0].as_str().unwrap();
     let r = client
@@ -789,22 +770,10 @@ async fn sidecar_pattern_refuses_without_token_and_forwards_identity_with_one() 
 
     // What the kubelet does after preStop: SIGTERM; an idle proxy drains and exits 0,
     // well within shutdown_grace.
-    run_ok(
-        Command::new("kill")
-            .arg("-TERM")
-            .arg(proxy.0.id().to_string()),
-        "kill -TERM portcullis",
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(st) = proxy.0.try_wait().unwrap() {
-            break st;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "portcullis still running after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    proxy.signal("TERM");
+    let status = proxy
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .expect("portcullis still running after SIGTERM");
     assert!(status.success(), "SIGTERM exit: {status}");
 }

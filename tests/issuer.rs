@@ -1,41 +1,18 @@
-//! The built-in token endpoint (issue #5, SPEC §5) against the real binary on
-//! loopback: the FastAPI tutorial's user johndoe / "secret", the password and
+//! The built-in token endpoint (issue #5, SPEC §5) against portcullis on loopback
+//! (in-process; the real binary where a test reads its logs, memory or process-wide
+//! gauges): the FastAPI tutorial's user johndoe / "secret", the password and
 //! refresh grants, revocation (cache included), rate limits, the JWKS verified with
 //! a JWK library, and hostile form bodies.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use base64::Engine;
+mod support;
+
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::*;
 
 /// The tutorial's hash of "secret" (bcrypt, cost 12).
 const JOHN_HASH: &str = "$2b$12$EixZaYVK1fsbw1ZfbX3OXePaWxn96p36WQoeG6Lruj3vjPGga31lW";
-
-struct Proxy {
-    child: Child,
-    addr: SocketAddr,
-    admin: SocketAddr,
-    dir: tempfile::TempDir,
-    http: reqwest::Client,
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn users_toml() -> String {
     format!(
@@ -45,78 +22,51 @@ fn users_toml() -> String {
     )
 }
 
-impl Proxy {
-    fn start() -> Proxy {
-        Self::start_with("")
-    }
+/// The proxy with its token endpoint, and a client for it.
+struct Issuer {
+    p: Proxy,
+    http: reqwest::Client,
+}
 
-    fn start_with(extra_issuer: &str) -> Proxy {
-        Self::start_cfg("https://auth.example.test", extra_issuer, "")
+impl Issuer {
+    /// In-process, issuer `https://auth.example.test`.
+    async fn start() -> Issuer {
+        Self::start_cfg(Proxy::builder(), "https://auth.example.test", "").await
     }
 
     /// Ed25519 signing key, users.toml above, `echo:` upstream, `/items/**` needs
-    /// `items:read`, everything else is protected; an admin listener; `iss`, lines
-    /// added to the issuer and top-level sections (`extra`) as given.
-    fn start_cfg(iss: &str, extra_issuer: &str, extra: &str) -> Proxy {
+    /// `items:read`, everything else is protected; an admin listener; `iss` and lines
+    /// added to the top-level sections (`extra`) as given.
+    async fn start_cfg(b: ProxyBuilder, iss: &str, extra: &str) -> Issuer {
         portcullis::install_crypto_providers();
-        let dir = tempfile::tempdir().unwrap();
-        let (port, admin) = (free_port(), free_port());
         let pem = portcullis::auth::keys::generate_ed25519_pem().unwrap();
-        std::fs::write(dir.path().join("signing.pem"), pem).unwrap();
-        std::fs::write(dir.path().join("users.toml"), users_toml()).unwrap();
-        let cfg = format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\n\n\
-             [admin]\nlisten = \"127.0.0.1:{admin}\"\n\n{extra}\n\
-             [upstreams.app]\nurl = \"echo:\"\n\n\
-             [[issuers]]\nname = \"local\"\nissuer = \"{iss}\"\n\
-             audiences = [\"items-api\"]\nprivate_key = \"signing.pem\"\nkid = \"k1\"\n{extra_issuer}\n\
-             [token_endpoint]\npath = \"/token\"\nissuer = \"local\"\nusers = \"users.toml\"\n\
-             access_ttl = \"30m\"\nrefresh_ttl = \"7d\"\n\n\
-             [[routes]]\nname = \"items\"\npath = \"/items/**\"\nscopes = [\"items:read\"]\nupstream = \"app\"\n\n\
-             [[routes]]\nname = \"rest\"\npath = \"/**\"\nupstream = \"app\"\n"
-        );
-        let path = dir.path().join("proxy.toml");
-        std::fs::write(&path, cfg).unwrap();
-        let log = std::fs::File::create(dir.path().join("proxy.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-            .arg("--config")
-            .arg(&path)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
+        let p = b
+            .file("signing.pem", pem)
+            .file("users.toml", users_toml())
+            .start(&format!(
+                "{ADMIN}\n{extra}\n\
+                 [upstreams.app]\nurl = \"echo:\"\n\n\
+                 [[issuers]]\nname = \"local\"\nissuer = \"{iss}\"\n\
+                 audiences = [\"items-api\"]\nprivate_key = \"signing.pem\"\nkid = \"k1\"\n\n\
+                 [token_endpoint]\npath = \"/token\"\nissuer = \"local\"\nusers = \"users.toml\"\n\
+                 access_ttl = \"30m\"\nrefresh_ttl = \"7d\"\n\n\
+                 [[routes]]\nname = \"items\"\npath = \"/items/**\"\nscopes = [\"items:read\"]\nupstream = \"app\"\n\n\
+                 [[routes]]\nname = \"rest\"\npath = \"/**\"\nupstream = \"app\"\n"
+            ))
+            .await;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
             .unwrap();
-        let mut p = Proxy {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            admin: SocketAddr::from(([127, 0, 0, 1], admin)),
-            dir,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(60))
-                .build()
-                .unwrap(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(p.addr).is_err() {
-            if let Ok(Some(st)) = p.child.try_wait() {
-                panic!("proxy exited {st}: {}", p.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "proxy did not start: {}",
-                p.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        p
+        Issuer { p, http }
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("proxy.log")).unwrap_or_default()
+        self.p.logs()
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        self.p.url(path)
     }
 
     async fn post_form(
@@ -124,22 +74,7 @@ impl Proxy {
         path: &str,
         form: &[(&str, &str)],
     ) -> (u16, reqwest::header::HeaderMap, Value) {
-        let r = self
-            .http
-            .post(self.url(path))
-            .form(form)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        let headers = r.headers().clone();
-        let text = r.text().await.unwrap();
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
-        };
-        (status, headers, body)
+        post_form(&self.http, &self.url(path), form).await
     }
 
     async fn login(&self, user: &str, password: &str) -> (u16, reqwest::header::HeaderMap, Value) {
@@ -155,47 +90,18 @@ impl Proxy {
     }
 
     async fn refresh(&self, token: &str) -> (u16, Value) {
-        let (st, _, body) = self
-            .post_form(
-                "/token",
-                &[("grant_type", "refresh_token"), ("refresh_token", token)],
-            )
-            .await;
-        (st, body)
+        refresh(&self.http, &self.p.base_url(), token).await
     }
 
     /// The admin `/metrics` text.
     async fn metrics(&self) -> String {
-        let url = format!("http://{}/metrics", self.admin);
-        let r = self.http.get(url).send().await.unwrap();
-        assert_eq!(r.status(), 200);
-        r.text().await.unwrap()
-    }
-
-    /// The resident memory of the proxy process (kB), from /proc.
-    fn rss_kb(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
+        let r = self.p.admin_get("/metrics").await.expect("admin answers");
+        assert_eq!(r.status, 200);
+        r.text()
     }
 
     async fn get(&self, path: &str, token: &str) -> (u16, Value) {
-        let r = self
-            .http
-            .get(self.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        let s = r.status().as_u16();
-        (
-            s,
-            serde_json::from_str(&r.text().await.unwrap()).unwrap_or(Value::Null),
-        )
+        get_json(&self.http, &self.p.base_url(), path, token).await
     }
 }
 
@@ -218,21 +124,13 @@ fn client_from(ip: [u8; 4]) -> reqwest::Client {
         .unwrap()
 }
 
-fn claims(token: &str) -> Value {
-    let payload = token.split('.').nth(1).unwrap();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .unwrap();
-    serde_json::from_slice(&bytes).unwrap()
-}
-
 fn s(v: &Value, k: &str) -> String {
     v[k].as_str().unwrap_or_default().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn password_grant_and_identity() {
-    let p = Proxy::start();
+    let p = Issuer::start_cfg(Proxy::builder().binary(), "https://auth.example.test", "").await;
     let (st, h, body) = p.login("johndoe", "secret").await;
     assert_eq!(st, 200, "{body}\n{}", p.log());
     assert_eq!(h["cache-control"], "no-store");
@@ -241,7 +139,7 @@ async fn password_grant_and_identity() {
     assert_eq!(body["scope"], "items:read items:write me");
     assert!(body["refresh_token"].as_str().unwrap().len() >= 40);
     let at = s(&body, "access_token");
-    let c = claims(&at);
+    let c = jwt_part(&at, 1);
     assert_eq!(c["sub"], "johndoe");
     assert_eq!(c["iss"], "https://auth.example.test");
     assert_eq!(c["aud"], "items-api");
@@ -264,7 +162,7 @@ async fn password_grant_and_identity() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_password_and_unknown_user_look_alike() {
-    let p = Proxy::start();
+    let p = Issuer::start().await;
     let (st1, h1, b1) = p.login("johndoe", "wrong").await;
     let (st2, h2, b2) = p.login("nobody", "secret").await;
     assert_eq!((st1, st2), (401, 401));
@@ -298,7 +196,7 @@ async fn wrong_password_and_unknown_user_look_alike() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scope_intersection() {
-    let p = Proxy::start();
+    let p = Issuer::start().await;
     let (st, _, b) = p
         .post_form(
             "/token",
@@ -312,7 +210,7 @@ async fn scope_intersection() {
     assert_eq!(st, 200, "{b}");
     assert_eq!(b["scope"], "me");
     let at = s(&b, "access_token");
-    assert_eq!(claims(&at)["scope"], "me");
+    assert_eq!(jwt_part(&at, 1)["scope"], "me");
     // Without items:read the items route is 403.
     let (st, _) = p.get("/items/1", &at).await;
     assert_eq!(st, 403);
@@ -322,7 +220,7 @@ async fn scope_intersection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_rotation_and_reuse_detection() {
-    let p = Proxy::start();
+    let p = Issuer::start().await;
     let (_, _, b) = p.login("johndoe", "secret").await;
     let r1 = s(&b, "refresh_token");
     let a1 = s(&b, "access_token");
@@ -338,7 +236,7 @@ async fn refresh_rotation_and_reuse_detection() {
     let a2 = s(&b2, "access_token");
     assert_ne!(r1, r2);
     assert_eq!(b2["scope"], "items:read items:write me");
-    assert_eq!(claims(&a2)["sub"], "johndoe");
+    assert_eq!(jwt_part(&a2, 1)["sub"], "johndoe");
     assert_eq!(p.get("/items/1", &a2).await.0, 200);
     // Reuse of the spent r1: 400, and the whole family (r2, and its access tokens) dies.
     let (st, _, b3) = p
@@ -380,7 +278,7 @@ async fn refresh_rotation_and_reuse_detection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoke_access_and_refresh_tokens() {
-    let p = Proxy::start();
+    let p = Issuer::start().await;
     let (_, _, b) = p.login("johndoe", "secret").await;
     let at = s(&b, "access_token");
     let rt = s(&b, "refresh_token");
@@ -438,7 +336,7 @@ async fn revoke_access_and_refresh_tokens() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limit_after_failures() {
-    let p = Proxy::start();
+    let p = Issuer::start().await;
     for i in 1..=5 {
         let (st, _, _) = p.login("johndoe", "wrong").await;
         assert_eq!(st, 401, "failure {i}");
@@ -458,7 +356,7 @@ async fn rate_limit_after_failures() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jwks_verifies_issued_tokens_and_discovery() {
-    let p = Proxy::start();
+    let p = Issuer::start().await;
     let (_, _, b) = p.login("johndoe", "secret").await;
     let at = s(&b, "access_token");
     let r = p
@@ -481,7 +379,7 @@ async fn jwks_verifies_issued_tokens_and_discovery() {
     // A tampered token does not.
     let mut parts: Vec<String> = at.split('.').map(str::to_owned).collect();
     let forged = serde_json::json!({"sub": "admin", "iss": "https://auth.example.test", "aud": "items-api", "exp": 4_000_000_000u64});
-    parts[1] = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(forged.to_string());
+    parts[1] = b64(forged.to_string().as_bytes());
     assert!(jsonwebtoken::decode::<Value>(&parts.join("."), &key, &v).is_err());
 
     let d: Value = p
@@ -512,7 +410,7 @@ async fn jwks_verifies_issued_tokens_and_discovery() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fastapi_swagger_form_is_accepted() {
-    let p = Proxy::start();
+    let p = Issuer::start().await;
     // Exactly what Swagger UI's "Authorize" button of a FastAPI app sends.
     let r = p
         .http
@@ -541,21 +439,14 @@ async fn fastapi_swagger_form_is_accepted() {
     assert_eq!(st, 200, "{b}");
 }
 
-/// Raw HTTP/1.1 exchange: the status line and the body.
-fn raw(addr: SocketAddr, req: &[u8]) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    s.write_all(req).unwrap();
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
-    (status, body)
+/// A raw HTTP/1.1 exchange: the first response's status and body (0 and what was
+/// received when there is none).
+fn raw(addr: std::net::SocketAddr, req: &[u8]) -> (u16, String) {
+    let ex = exchange(addr, req, Duration::from_millis(500));
+    match ex.responses.first() {
+        Some(r) => (r.status, r.text()),
+        None => (0, ex.raw),
+    }
 }
 
 fn form_request(body: &[u8]) -> Vec<u8> {
@@ -571,7 +462,7 @@ fn form_request(body: &[u8]) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_bodies_get_clean_4xx() {
-    let p = Proxy::start();
+    let p = Issuer::start().await;
     let long = "a".repeat(73);
     let cases: Vec<(Vec<u8>, u16, &str)> = vec![
         // > 72 bytes: bcrypt cannot take it whole: a plain wrong password.
@@ -606,13 +497,13 @@ async fn hostile_bodies_get_clean_4xx() {
         (b"%%%&&==&password=%zz".to_vec(), 400, "invalid_request"),
     ];
     for (body, status, error) in cases {
-        let (st, text) = raw(p.addr, &form_request(&body));
+        let (st, text) = raw(p.p.addr, &form_request(&body));
         assert_eq!(st, status, "{}: {text}", String::from_utf8_lossy(&body));
         let v: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{text}"));
         assert_eq!(v["error"], error, "{text}");
     }
     // Oversized: declared, and streamed (chunked) past the cap.
-    let (st, _) = raw(p.addr, &form_request(&vec![b'a'; 64 * 1024]));
+    let (st, _) = raw(p.p.addr, &form_request(&vec![b'a'; 64 * 1024]));
     assert_eq!(st, 400);
     let mut chunked = b"POST /token HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
         Content-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -623,11 +514,11 @@ async fn hostile_bodies_get_clean_4xx() {
         chunked.extend_from_slice(b"\r\n");
     }
     chunked.extend_from_slice(b"0\r\n\r\n");
-    let (st, text) = raw(p.addr, &chunked);
+    let (st, text) = raw(p.p.addr, &chunked);
     assert_eq!(st, 400, "{text}");
     // JSON instead of a form.
     let (st, text) = raw(
-        p.addr,
+        p.p.addr,
         b"POST /token HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n\
           Content-Length: 2\r\n\r\n{}",
     );
@@ -638,7 +529,7 @@ async fn hostile_bodies_get_clean_4xx() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logins_do_not_block_other_requests() {
-    let p = Proxy::start();
+    let p = Issuer::start().await;
     let (_, _, b) = p.login("johndoe", "secret").await;
     let at = s(&b, "access_token");
     // Baseline latency of a protected route.
@@ -713,14 +604,16 @@ async fn logins_do_not_block_other_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chained_refreshes_stay_under_the_state_cap() {
     const CAP: f64 = 500.0;
-    let p = Proxy::start_cfg(
+    // The binary: the entries gauge is process-wide, and the RSS is the process's.
+    let p = Issuer::start_cfg(
+        Proxy::builder().binary(),
         "https://auth.example.test",
-        "",
         "[state]\nmax_entries = 500\n",
-    );
+    )
+    .await;
     let (st, _, b) = p.login("johndoe", "secret").await;
     assert_eq!(st, 200, "{b}");
-    let rss_before = p.rss_kb();
+    let rss_before = p.p.rss_kib();
     let mut live = s(&b, "refresh_token");
     let mut access = s(&b, "access_token");
     let mut spent = Vec::new();
@@ -742,7 +635,7 @@ async fn chained_refreshes_stay_under_the_state_cap() {
     println!(
         "3000 chained refreshes: {entries} entries (cap {CAP}), {evicted} tombstones evicted, \
          RSS {rss_before} -> {} kB",
-        p.rss_kb()
+        p.p.rss_kib()
     );
     assert!((CAP - 2.0..=CAP).contains(&entries), "{entries}");
     assert!(evicted >= 2400.0, "{evicted}");
@@ -770,7 +663,7 @@ async fn chained_refreshes_stay_under_the_state_cap() {
 /// in-flight limit, while a login from another address goes through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_address_cannot_monopolise_password_checks() {
-    let p = Proxy::start();
+    let p = Issuer::start().await;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let burst: Vec<_> = (0..40)
         .map(|_| {
@@ -839,7 +732,7 @@ async fn one_address_cannot_monopolise_password_checks() {
 /// a URL) is `no-store`; the one built on the issuer's own origin stays cacheable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discovery_from_host_is_not_cacheable() {
-    let p = Proxy::start_cfg("portcullis-local", "", "");
+    let p = Issuer::start_cfg(Proxy::builder(), "portcullis-local", "").await;
     let r = p
         .http
         .get(p.url("/.well-known/openid-configuration"))
@@ -860,7 +753,7 @@ async fn discovery_from_host_is_not_cacheable() {
         .await
         .unwrap();
     assert_eq!(r.headers()["cache-control"], "public, max-age=300");
-    let q = Proxy::start();
+    let q = Issuer::start().await;
     let r = q
         .http
         .get(q.url("/.well-known/openid-configuration"))
@@ -873,43 +766,34 @@ async fn discovery_from_host_is_not_cacheable() {
     assert_eq!(d["token_endpoint"], "https://auth.example.test/token");
 }
 
-#[test]
-fn hash_password_cli() {
-    let run = |args: &[&str], input: &[u8]| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        c.stdin.take().unwrap().write_all(input).unwrap();
-        let out = c.wait_with_output().unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+#[tokio::test]
+async fn hash_password_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &'static [&'static str], input: &'static [u8]| {
+        let dir = dir.path().to_path_buf();
+        async move {
+            let out = cli_with_stdin(args, &dir, &[], Some(input)).await;
+            (out.code, out.stdout, out.stderr)
+        }
     };
-    let (code, out, _) = run(&["hash-password"], b"secret\n");
+    let (code, out, _) = run(&["hash-password"], b"secret\n").await;
     assert_eq!(code, Some(0));
     let h = out.trim_end();
     assert!(h.starts_with("$2b$12$") && h.len() == 60, "{h}");
     assert!(bcrypt::verify("secret", h).unwrap());
-    let (code, out, _) = run(&["hash-password", "--argon2"], b"secret\n");
+    let (code, out, _) = run(&["hash-password", "--argon2"], b"secret\n").await;
     assert_eq!(code, Some(0));
     assert!(out.starts_with("$argon2id$"), "{out}");
-    let (code, out, err) = run(&["hash-password"], &[b'x'; 73]);
+    let (code, out, err) = run(&["hash-password"], &[b'x'; 73]).await;
     assert_eq!(code, Some(1));
     assert!(out.is_empty() && err.contains("72"), "{err}");
     assert!(!err.contains("xxxx"), "password echoed: {err}");
-    let (code, _, _) = run(&["hash-password", "--argon2"], &[b'x'; 73]);
+    let (code, _, _) = run(&["hash-password", "--argon2"], &[b'x'; 73]).await;
     assert_eq!(code, Some(0));
 }
 
-#[test]
-fn check_reports_users_file_errors() {
-    portcullis::install_crypto_providers();
+#[tokio::test]
+async fn check_reports_users_file_errors() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("users.toml"),
@@ -923,13 +807,15 @@ fn check_reports_users_file_errors() {
          [upstreams.a]\nurl = \"echo:\"\n[[routes]]\npath = \"/**\"\nupstream = \"a\"\n",
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["check", "--config"])
-        .arg(dir.path().join("proxy.toml"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let config = dir.path().join("proxy.toml");
+    let out = cli(
+        &["check", "--config", config.to_str().unwrap()],
+        dir.path(),
+        &[],
+    )
+    .await;
+    assert_eq!(out.code, Some(1));
+    let err = &out.stderr;
     assert!(
         err.contains("users.toml:3:1: unknown field `role`"),
         "{err}"

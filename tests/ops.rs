@@ -1,31 +1,26 @@
 //! Operations (issue #6): reload on SIGHUP and on file change, invalid reloads keep
 //! serving, certificate swap, graceful drain on SIGTERM, and logs that never carry
-//! a token. Signals go to the real child process.
+//! a token. Signals go to the real child process; the file-watch reload runs
+//! in-process.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+mod support;
 
-use common::*;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use support::*;
 
 fn only_api(up: std::net::SocketAddr) -> String {
     format!(
         "[upstreams.app]\nurl = \"http://{up}\"\n[[routes]]\nname = \"api\"\npath = \"/api/**\"\nupstream = \"app\"\n\
-         [[routes]]\nname = \"health\"\npath = \"/health\"\naccess = \"public\"\nupstream = \"app\"\n"
+         [[routes]]\nname = \"health\"\npath = \"/health\"\naccess = \"public\"\nupstream = \"app\"\n{}",
+        hs_issuer()
     )
 }
 
-async fn until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
+fn alice() -> String {
+    token("alice", serde_json::json!({}))
 }
 
 /// Requests `/api/x` with a token in a loop until `stop`; counts failures.
@@ -37,7 +32,7 @@ fn request_loop(
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let c = reqwest::Client::new();
-        let auth = format!("Bearer {}", token("alice"));
+        let auth = format!("Bearer {}", alice());
         while !stop.load(Ordering::SeqCst) {
             match c
                 .get(format!("http://{addr}/api/x"))
@@ -58,8 +53,8 @@ fn request_loop(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reload_adds_a_route_and_a_bad_config_keeps_serving() {
-    let (up, _) = spawn_upstream().await;
-    let p = Proxy::start_logging("", &only_api(up), tempfile::tempdir().unwrap(), "info");
+    let up = spawn_streaming_upstream().await.addr;
+    let p = Proxy::builder().binary().start(&only_api(up)).await;
     let c = reqwest::Client::new();
     let new_url = format!("http://{}/new", p.addr);
     assert_eq!(c.get(&new_url).send().await.unwrap().status(), 404);
@@ -71,7 +66,7 @@ async fn sighup_reload_adds_a_route_and_a_bad_config_keeps_serving() {
     // A valid new config with one more route: served after SIGHUP.
     let body = only_api(up)
         + "[[routes]]\nname = \"new\"\npath = \"/new\"\naccess = \"public\"\nupstream = \"app\"\n";
-    p.rewrite("", &body);
+    p.rewrite(&body);
     p.signal("HUP");
     let mut ok = false;
     for _ in 0..100 {
@@ -81,20 +76,20 @@ async fn sighup_reload_adds_a_route_and_a_bad_config_keeps_serving() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(ok, "route not added by reload: {}", p.log());
+    assert!(ok, "route not added by reload: {}", p.logs());
 
     // An invalid config: logged with its position, the old one keeps serving.
-    p.rewrite("lisen = \"typo\"", &body);
+    p.rewrite_server("lisen = \"typo\"", &body);
     p.signal("HUP");
     assert!(
-        until(Duration::from_secs(10), || p
-            .log()
-            .contains("reload failed"))
+        eventually(Duration::from_secs(10), || async {
+            p.logs().contains("reload failed")
+        })
         .await,
         "no reload failure logged: {}",
-        p.log()
+        p.logs()
     );
-    let log = p.log();
+    let log = p.logs();
     assert!(
         log.contains("proxy.toml:3:1"),
         "error position missing: {log}"
@@ -102,10 +97,10 @@ async fn sighup_reload_adds_a_route_and_a_bad_config_keeps_serving() {
     assert_eq!(c.get(&new_url).send().await.unwrap().status(), 200);
 
     for _ in 0..3 {
-        p.rewrite("", &only_api(up));
+        p.rewrite(&only_api(up));
         p.signal("HUP");
         tokio::time::sleep(Duration::from_millis(100)).await;
-        p.rewrite("", &body);
+        p.rewrite(&body);
         p.signal("HUP");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -121,14 +116,17 @@ async fn sighup_reload_adds_a_route_and_a_bad_config_keeps_serving() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_watch_reloads_without_a_signal() {
-    let (up, _) = spawn_upstream().await;
-    let p = Proxy::start("watch = true", &only_api(up), tempfile::tempdir().unwrap());
+    let up = spawn_streaming_upstream().await.addr;
+    let p = Proxy::builder()
+        .server("watch = true")
+        .start(&only_api(up))
+        .await;
     let c = reqwest::Client::new();
     let url = format!("http://{}/new", p.addr);
     assert_eq!(c.get(&url).send().await.unwrap().status(), 404);
     let body = only_api(up)
         + "[[routes]]\nname = \"new\"\npath = \"/new\"\naccess = \"public\"\nupstream = \"app\"\n";
-    p.rewrite("watch = true", &body);
+    p.rewrite(&body);
     let mut ok = false;
     for _ in 0..200 {
         if c.get(&url).send().await.unwrap().status() == 200 {
@@ -137,29 +135,12 @@ async fn file_watch_reloads_without_a_signal() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(ok, "file change not picked up: {}", p.log());
+    assert!(ok, "file change not picked up: {}", p.logs());
 }
 
 /// The certificate the server presents for `localhost`.
 async fn presented_cn(addr: std::net::SocketAddr, ca_pem: &str) -> String {
-    use rustls_pki_types::pem::PemObject;
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let cfg = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let conn = tokio_rustls::TlsConnector::from(Arc::new(cfg));
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let tls = conn
-        .connect(
-            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
-            tcp,
-        )
-        .await
-        .unwrap();
+    let tls = tls_connect(addr, ca_pem, "localhost", &[]).await;
     let der = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
     // The leaf's serial is enough to tell two certificates apart.
     format!("{:x?}", &der.as_ref()[..64])
@@ -167,16 +148,14 @@ async fn presented_cn(addr: std::net::SocketAddr, ca_pem: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_swaps_the_certificate_for_the_next_handshake() {
-    let (up, _) = spawn_upstream().await;
-    let dir = tempfile::tempdir().unwrap();
+    let up = spawn_streaming_upstream().await.addr;
     let pki = Pki::new();
-    let (c, k) = pki.leaf(dir.path(), "tls", &["localhost"]);
-    let tls = format!(
-        "[server.tls]\ncert = \"{}\"\nkey = \"{}\"\n",
-        c.display(),
-        k.display()
-    );
-    let p = Proxy::start(&tls, &only_api(up), dir);
+    let p = Proxy::builder()
+        .binary()
+        .tls(&pki, &["localhost"])
+        .start(&only_api(up))
+        .await;
+    let (c, k) = (p.dir.path().join("tls.crt"), p.dir.path().join("tls.key"));
     let before = presented_cn(p.addr, &pki.ca_pem).await;
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -186,7 +165,7 @@ async fn reload_swaps_the_certificate_for_the_next_handshake() {
     let addr = p.addr;
     let (s2, f2, o2) = (stop.clone(), fails.clone(), oks.clone());
     let looper = tokio::spawn(async move {
-        let auth = format!("Bearer {}", token("alice"));
+        let auth = format!("Bearer {}", alice());
         while !s2.load(Ordering::SeqCst) {
             let r = client
                 .get(format!("https://localhost:{}/api/x", addr.port()))
@@ -228,18 +207,17 @@ async fn reload_swaps_the_certificate_for_the_next_handshake() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_in_flight_requests_then_exits_zero() {
-    let (up, _) = spawn_upstream().await;
-    let mut p = Proxy::start_logging(
-        "shutdown_grace = \"10s\"",
-        &only_api(up),
-        tempfile::tempdir().unwrap(),
-        "info",
-    );
+    let up = spawn_streaming_upstream().await.addr;
+    let mut p = Proxy::builder()
+        .binary()
+        .server("shutdown_grace = \"10s\"")
+        .start(&only_api(up))
+        .await;
     let addr = p.addr;
     let slow = tokio::spawn(async move {
         reqwest::Client::new()
             .get(format!("http://{addr}/api/delay/1500"))
-            .header("authorization", format!("Bearer {}", token("alice")))
+            .header("authorization", format!("Bearer {}", alice()))
             .send()
             .await
             .map(|r| r.status().as_u16())
@@ -247,7 +225,7 @@ async fn sigterm_drains_in_flight_requests_then_exits_zero() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     p.signal("TERM");
     // New connections are refused once the listener is closed.
-    let refused = until(Duration::from_secs(5), || {
+    let refused = eventually(Duration::from_secs(5), || async {
         std::net::TcpStream::connect(addr).is_err()
     })
     .await;
@@ -257,15 +235,10 @@ async fn sigterm_drains_in_flight_requests_then_exits_zero() {
         200,
         "in-flight request was cut off"
     );
-    let st = tokio::task::spawn_blocking(move || {
-        let st = p.wait_exit(Duration::from_secs(15));
-        (st, p.log())
-    })
-    .await
-    .unwrap();
+    let st = (p.wait_exit(Duration::from_secs(15)).await, p.logs());
     assert_eq!(st.0.and_then(|s| s.code()), Some(0), "{}", st.1);
     // The token used above never appears in a log line.
-    assert!(!st.1.contains(&token("alice")[..40]));
+    assert!(!st.1.contains(&alice()[..40]));
     assert!(
         !st.1.contains("eyJ"),
         "a JWT-looking string was logged: {}",
@@ -280,26 +253,23 @@ async fn sigterm_drains_in_flight_requests_then_exits_zero() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_exits_one_when_the_grace_period_cuts_requests_off() {
-    let (up, _) = spawn_upstream().await;
-    let mut p = Proxy::start_logging(
-        "shutdown_grace = \"500ms\"",
-        &only_api(up),
-        tempfile::tempdir().unwrap(),
-        "debug",
-    );
+    let up = spawn_streaming_upstream().await.addr;
+    let mut p = Proxy::builder()
+        .env("RUST_LOG", "debug")
+        .server("shutdown_grace = \"500ms\"")
+        .start(&only_api(up))
+        .await;
     let addr = p.addr;
     let slow = tokio::spawn(async move {
         reqwest::Client::new()
             .get(format!("http://{addr}/api/delay/5000"))
-            .header("authorization", format!("Bearer {}", token("alice")))
+            .header("authorization", format!("Bearer {}", alice()))
             .send()
             .await
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     p.signal("TERM");
-    let st = tokio::task::spawn_blocking(move || (p.wait_exit(Duration::from_secs(15)), p.log()))
-        .await
-        .unwrap();
+    let st = (p.wait_exit(Duration::from_secs(15)).await, p.logs());
     assert_eq!(st.0.and_then(|s| s.code()), Some(1), "{}", st.1);
     assert!(
         slow.await.unwrap().is_err(),
@@ -313,13 +283,12 @@ async fn sigterm_exits_one_when_the_grace_period_cuts_requests_off() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_closes_idle_connections_and_finishes_http2_streams() {
     use std::io::{Read, Write};
-    let (up, _) = spawn_upstream().await;
-    let mut p = Proxy::start_logging(
-        "shutdown_grace = \"4s\"",
-        &only_api(up),
-        tempfile::tempdir().unwrap(),
-        "info",
-    );
+    let up = spawn_streaming_upstream().await.addr;
+    let mut p = Proxy::builder()
+        .binary()
+        .server("shutdown_grace = \"4s\"")
+        .start(&only_api(up))
+        .await;
     let addr = p.addr;
     // Connected, silent: still waiting for its first byte.
     let mut silent = std::net::TcpStream::connect(addr).unwrap();
@@ -337,7 +306,7 @@ async fn sigterm_closes_idle_connections_and_finishes_http2_streams() {
         .unwrap();
     let slow = tokio::spawn(async move {
         h2.get(format!("http://{addr}/api/delay/1500"))
-            .header("authorization", format!("Bearer {}", token("alice")))
+            .header("authorization", format!("Bearer {}", alice()))
             .send()
             .await
             .map(|r| (r.version(), r.status().as_u16()))
@@ -349,9 +318,7 @@ async fn sigterm_closes_idle_connections_and_finishes_http2_streams() {
         (reqwest::Version::HTTP_2, 200),
         "in-flight HTTP/2 stream was cut off"
     );
-    let st = tokio::task::spawn_blocking(move || (p.wait_exit(Duration::from_secs(15)), p.log()))
-        .await
-        .unwrap();
+    let st = (p.wait_exit(Duration::from_secs(15)).await, p.logs());
     assert_eq!(st.0.and_then(|s| s.code()), Some(0), "{}", st.1);
     // Both idle connections were closed by the proxy, not left to the grace period.
     for c in [&mut silent, &mut kept] {

@@ -320,14 +320,6 @@ fn assert_printed(ran: &[Ran]) {
     }
 }
 
-async fn wait_for_port(addr: SocketAddr) {
-    let deadline = Instant::now() + START_TIMEOUT;
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {addr}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
 // ====================================================================== the tour
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -337,14 +329,17 @@ async fn tour_runs_as_written() {
         demo.contains("[admin]\nlisten = \"127.0.0.1:9901\""),
         "the demo config has the admin listener the tour uses"
     );
-    let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    // The binary (the tour counts requests in the process-wide metrics) on ports written
+    // into the config (the tour shows the running config, addresses included).
     let p = Proxy::builder()
+        .on_free_port()
         .start_with(|addr| {
+            let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
             demo.replace("127.0.0.1:8080", &addr.to_string())
                 .replace("127.0.0.1:9901", &admin.to_string())
         })
         .await;
-    wait_for_port(admin).await;
+    let admin = p.admin.expect("the demo config has an admin listener");
     let ran = run_sh(
         &block("tour"),
         &[
@@ -485,7 +480,8 @@ async fn websocket_route_covers_a_trailing_slash() {
         hs_issuer(),
         block("websocket-route")
     );
-    let p = Proxy::start(&body).await;
+    // The binary: the test reads the access log.
+    let p = Proxy::builder().binary().start(&body).await;
     let out = cli(
         &["check", "--config", p.config_path.to_str().unwrap()],
         p.dir.path(),
@@ -518,22 +514,12 @@ async fn websocket_route_covers_a_trailing_slash() {
     p.get("/about", None).await.assert_status(200);
 
     // The access log names the route that decided `/ws/`.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let logs = p.logs();
-        let line = logs
-            .lines()
-            .find(|l| l.contains("\"path\":\"/ws/\"") && l.contains("\"status\":401"));
-        if let Some(l) = line {
-            assert!(l.contains("\"route\":\"chat\""), "{l}");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no access line for /ws/:\n{logs}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let line = p
+        .wait_log_line("access line for /ws/", |l| {
+            l["path"] == "/ws/" && l["status"] == 401
+        })
+        .await;
+    assert_eq!(line["route"], "chat", "{line}");
 }
 
 // ====================================================================== FastAPI
@@ -808,19 +794,6 @@ async fn swagger_ui_authorize_then_execute() {
 
 // ====================================================================== denials
 
-/// A TCP server that accepts and never answers (an upstream too slow).
-async fn silent_upstream() -> SocketAddr {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((s, _)) = l.accept().await {
-            held.push(s);
-        }
-    });
-    addr
-}
-
 /// The body's `detail`, with the status.
 fn detail(r: &Reply) -> (u16, String) {
     let d = r.json()["detail"]
@@ -903,7 +876,8 @@ async fn token_endpoint_denials(p: &Proxy) -> Vec<(u16, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn denial_details_in_readme_are_what_the_binary_answers() {
     let listed = denial_rows();
-    let dead = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let dead_port = closed_port();
+    let dead = dead_port.addr;
     let slow = silent_upstream().await;
     let hash = bcrypt::hash("secret", 4).unwrap();
     let users = format!(
@@ -936,7 +910,8 @@ async fn denial_details_in_readme_are_what_the_binary_answers() {
     seen.extend(Box::pin(token_endpoint_denials(&p)).await);
 
     // The state backend down: fail closed, on proxied requests and at the token endpoint.
-    let redis = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let redis_port = closed_port();
+    let redis = redis_port.addr;
     let q = Proxy::builder()
         .file("users.toml", &users)
         .start(&format!(

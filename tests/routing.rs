@@ -475,7 +475,9 @@ async fn every_response_carries_a_request_id() {
 /// A 400 keeps SPEC §4's body, and its access line names the rule that fired.
 #[tokio::test]
 async fn bad_request_access_line_names_the_rule() {
-    let (p, a, _b) = start().await;
+    let (a, b) = (spawn_upstream().await, spawn_upstream().await);
+    // The binary: the test reads its access log.
+    let p = Proxy::builder().binary().start(&config(&a, &b)).await;
     let cases = [
         (
             Req::get("/public/a%2Fb").header("X-Request-Id", "rule-1"),
@@ -497,23 +499,12 @@ async fn bad_request_access_line_names_the_rule() {
         r.assert_bad_request();
         assert_eq!(a.count(), n, "{rule}: reached the upstream");
         let id = r.header("x-request-id").unwrap().to_owned();
-        let line = wait_for_access_line(&p, &id).await;
+        let line = p
+            .wait_log_line(&format!("access line for {id}"), |l| {
+                l["request_id"] == id.as_str() && l.get("decision").is_some()
+            })
+            .await;
         assert_eq!(line["decision"], rule, "{line}");
         assert_eq!(line["status"], 400, "{line}");
     }
-}
-
-async fn wait_for_access_line(p: &Proxy, id: &str) -> serde_json::Value {
-    for _ in 0..200 {
-        let found = p
-            .logs()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .find(|l| l["request_id"] == id && l.get("decision").is_some());
-        if let Some(l) = found {
-            return l;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    panic!("no access line for {id}: {}", p.logs());
 }

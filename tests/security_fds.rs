@@ -16,9 +16,9 @@ use tokio::net::TcpStream;
 /// (and halves the rest: each client connection may hold an upstream one).
 const RESERVE: u64 = 64;
 
-fn config(up: &Upstream, admin: u16) -> String {
+fn config(up: &Upstream) -> String {
     format!(
-        "[admin]\nlisten = \"127.0.0.1:{admin}\"\n\
+        "{ADMIN}\
          [upstreams.app]\nurl = \"{}\"\n\
          [[routes]]\nname = \"health\"\npath = \"/health\"\naccess = \"public\"\nupstream = \"app\"\n",
         up.url()
@@ -26,14 +26,10 @@ fn config(up: &Upstream, admin: u16) -> String {
 }
 
 /// The running config from the admin listener, once it answers.
-async fn running_config(p: &Proxy, admin: u16) -> Value {
+async fn running_config(p: &Proxy) -> Value {
     let deadline = Instant::now() + TIMEOUT;
     loop {
-        if let Ok(r) = http_client()
-            .get(format!("http://127.0.0.1:{admin}/config"))
-            .send()
-            .await
-        {
+        if let Ok(r) = http_client().get(p.admin_url("/config")).send().await {
             assert_eq!(r.status(), 200);
             return r.json().await.unwrap();
         }
@@ -44,9 +40,8 @@ async fn running_config(p: &Proxy, admin: u16) -> Value {
 
 /// The proxy's log lines (JSON) whose message is `accept failed`.
 fn accept_failures(p: &Proxy) -> Vec<Value> {
-    p.logs()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+    p.log_lines()
+        .into_iter()
         .filter(|l| l["message"] == "accept failed")
         .collect()
 }
@@ -65,21 +60,16 @@ fn hard_nofile() -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fd_exhaustion_backs_off_logs_sparingly_and_recovers() {
     let up = spawn_upstream().await;
-    let admin = free_port();
     // 128 fds, max_connections far above: accept() meets EMFILE before the semaphore.
     let p = Proxy::builder()
         .nofile(64, 128)
         .server("max_connections = 1000\nheader_timeout = \"60s\"")
-        .start(&config(&up, admin))
+        .start(&config(&up))
         .await;
-    assert_eq!(
-        running_config(&p, admin).await["server"]["max_connections"],
-        1000
-    );
+    assert_eq!(running_config(&p).await["server"]["max_connections"], 1000);
     let warned = p
-        .logs()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .log_lines()
+        .into_iter()
         .find(|l| l["level"] == "WARN" && l["max_connections"] == 1000);
     assert!(
         warned.is_some_and(|l| l["open_files_limit"] == 128),
@@ -135,12 +125,8 @@ async fn default_max_connections_follows_the_open_files_limit() {
     let up = spawn_upstream().await;
     // Started with soft 64 / hard 128: the soft limit is raised to 128, and the
     // default leaves 64 fds in reserve and one upstream fd per client connection.
-    let admin = free_port();
-    let p = Proxy::builder()
-        .nofile(64, 128)
-        .start(&config(&up, admin))
-        .await;
-    let cfg = running_config(&p, admin).await;
+    let p = Proxy::builder().nofile(64, 128).start(&config(&up)).await;
+    let cfg = running_config(&p).await;
     assert_eq!(
         cfg["server"]["max_connections"],
         (128 - RESERVE) / 2,
@@ -159,9 +145,8 @@ async fn default_max_connections_follows_the_open_files_limit() {
     drop(p);
 
     // Under this process's own limit: the configured default unless the fds are fewer.
-    let admin = free_port();
-    let p = Proxy::builder().start(&config(&up, admin)).await;
+    let p = Proxy::builder().binary().start(&config(&up)).await;
     let want = 25_000.min(hard_nofile().saturating_sub(RESERVE) / 2);
-    let cfg = running_config(&p, admin).await;
+    let cfg = running_config(&p).await;
     assert_eq!(cfg["server"]["max_connections"], want, "{cfg}");
 }

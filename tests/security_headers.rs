@@ -5,13 +5,11 @@
 //! the status and what the recording upstream may receive.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-mod security_support;
+mod support;
 
-use common::{token, Proxy};
-use security_support::*;
 use std::net::SocketAddr;
 use std::time::Duration;
+use support::*;
 
 /// Identity headers configured below, folded (lowercase, `_` as `-`).
 const IDENTITY: &[&str] = &["x-user", "x-user-email"];
@@ -21,7 +19,7 @@ fn folds_to_identity(name: &str) -> bool {
     IDENTITY.contains(&f.trim())
 }
 
-type Check = fn(&Seen) -> Result<(), String>;
+type Check = fn(&Recorded) -> Result<(), String>;
 
 /// `request`: the bytes after the request line's target (`{path}` is substituted).
 struct Case {
@@ -36,7 +34,7 @@ struct Case {
 
 /// The identity the upstream sees: exactly one `X-User: alice`, no other spelling
 /// of an identity header anywhere (headers or trailers), X-User-Email only ours.
-fn only_alice(s: &Seen) -> Result<(), String> {
+fn only_alice(s: &Recorded) -> Result<(), String> {
     let ids: Vec<_> = s
         .headers
         .iter()
@@ -56,7 +54,7 @@ fn only_alice(s: &Seen) -> Result<(), String> {
 }
 
 /// Public route: no identity header of any spelling reaches the upstream.
-fn no_identity(s: &Seen) -> Result<(), String> {
+fn no_identity(s: &Recorded) -> Result<(), String> {
     let ids: Vec<_> = s
         .headers
         .iter()
@@ -70,7 +68,7 @@ fn no_identity(s: &Seen) -> Result<(), String> {
     }
 }
 
-fn xff_appended(s: &Seen) -> Result<(), String> {
+fn xff_appended(s: &Recorded) -> Result<(), String> {
     only_alice(s)?;
     let xff = s.header_all("x-forwarded-for");
     let proto = s.header_all("x-forwarded-proto");
@@ -82,7 +80,7 @@ fn xff_appended(s: &Seen) -> Result<(), String> {
     }
 }
 
-fn no_forwarded(s: &Seen) -> Result<(), String> {
+fn no_forwarded(s: &Recorded) -> Result<(), String> {
     only_alice(s)?;
     match s.header_all("forwarded").as_slice() {
         [] => Ok(()),
@@ -92,7 +90,7 @@ fn no_forwarded(s: &Seen) -> Result<(), String> {
     }
 }
 
-fn host_is_target(s: &Seen) -> Result<(), String> {
+fn host_is_target(s: &Recorded) -> Result<(), String> {
     only_alice(s)?;
     let host = s.header_all("host");
     let xfh = s.header_all("x-forwarded-host");
@@ -293,25 +291,20 @@ fn config(up: SocketAddr) -> String {
          [identity.claims_to_headers]\n\"X-User-Email\" = \"email\"\n\
          [[routes]]\nname = \"a-host\"\nhost = \"a.example\"\npath = \"/**\"\nupstream = \"app\"\n\
          [[routes]]\nname = \"pub\"\npath = \"/pub/**\"\naccess = \"public\"\nupstream = \"app\"\n\
-         [[routes]]\nname = \"all\"\npath = \"/**\"\nupstream = \"app\"\n"
+         [[routes]]\nname = \"all\"\npath = \"/**\"\nupstream = \"app\"\n{}",
+        hs_issuer()
     )
 }
 
 fn alice_token() -> String {
-    let _ = token("warm-up");
-    let now = now();
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &serde_json::json!({"sub": "alice", "iss": "test", "exp": now + 600, "email": "alice@example.com"}),
-        &jsonwebtoken::EncodingKey::from_secret(common::SECRET.as_bytes()),
-    )
-    .unwrap()
+    token("alice", serde_json::json!({"email": "alice@example.com"}))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn header_corpus() {
-    let (up, rec) = recording_upstream().await;
-    let proxy = Proxy::start("", &config(up), tempfile::tempdir().unwrap());
+    let rec = spawn_upstream().await;
+    let up = rec.addr;
+    let proxy = Proxy::builder().start(&config(up)).await;
     let tok = alice_token();
     let cases = corpus(&tok);
     let addr = proxy.addr;
@@ -327,11 +320,11 @@ async fn header_corpus() {
     })
     .await
     .unwrap();
-    let seen = rec.all();
+    let seen = rec.requests();
     let mut failures = Vec::new();
     for (i, (c, ex)) in cases.iter().zip(&results).enumerate() {
         let suffix = format!("/h/{i}");
-        let hits: Vec<&Seen> = seen.iter().filter(|s| s.path.ends_with(&suffix)).collect();
+        let hits: Vec<&Recorded> = seen.iter().filter(|s| s.path.ends_with(&suffix)).collect();
         let status = ex.first_status();
         let problem = if !c.status.contains(&status) {
             Some(format!("status {status}, expected one of {:?}", c.status))
@@ -360,17 +353,11 @@ async fn header_corpus() {
 /// must not reach the upstream; routing and the forwarded Host use one value.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h2_host_and_authority_disagree() {
-    let (up, rec) = recording_upstream().await;
-    let proxy = Proxy::start("", &config(up), tempfile::tempdir().unwrap());
+    let rec = spawn_upstream().await;
+    let up = rec.addr;
+    let proxy = Proxy::builder().start(&config(up)).await;
     let tok = alice_token();
-    let stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
-    let (mut send, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(stream),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(conn);
+    let mut send = h2_connect(proxy.addr).await;
     /// (:authority, host header, allowed statuses, Host the upstream must see)
     type H2Case<'a> = (&'a str, Option<&'a str>, &'a [u16], Option<&'a str>);
     let cases: &[H2Case] = &[

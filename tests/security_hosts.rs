@@ -19,17 +19,14 @@
 //! the refusal it is, for the cases that must be refused as invalid.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
 mod support;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use support::nginx::Nginx;
-use support::{Proxy, Reply, TIMEOUT};
+use support::{h2_handshake, tls_connect, Pki, Proxy, Reply, TIMEOUT};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -231,32 +228,15 @@ struct Target {
 }
 
 async fn connect(t: &Target, transport: Transport) -> Box<dyn Io> {
-    let tcp = TcpStream::connect(t.addr).await.unwrap();
     let Some(ca) = &t.ca else {
-        return Box::new(tcp);
+        return Box::new(TcpStream::connect(t.addr).await.unwrap());
     };
-    use rustls_pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_pki_types::CertificateDer::pem_slice_iter(ca.as_bytes()) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
     let alpn: &[u8] = if transport == Transport::H2Tls {
         b"h2"
     } else {
         b"http/1.1"
     };
-    cfg.alpn_protocols = vec![alpn.to_vec()];
-    let name = rustls_pki_types::ServerName::try_from("secure.example.com").unwrap();
-    let s = tokio_rustls::TlsConnector::from(Arc::new(cfg))
-        .connect(name, tcp)
-        .await
-        .unwrap();
+    let s = tls_connect(t.addr, ca, "secure.example.com", &[alpn]).await;
     assert_eq!(s.get_ref().1.alpn_protocol(), Some(alpn), "ALPN");
     Box::new(s)
 }
@@ -298,12 +278,7 @@ async fn h2(
     let Some(Ok(auth)) = parsed else {
         return h2_raw(connect(t, transport).await, scheme, authority, host, path).await;
     };
-    let io = connect(t, transport).await;
-    let (mut send, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let mut send = h2_handshake(connect(t, transport).await).await;
     let uri = http::Uri::builder()
         .scheme(scheme)
         .authority(auth)
@@ -523,22 +498,13 @@ async fn host_spellings_never_reach_a_denied_vhost() {
     }
 
     let plain = Proxy::start(&cfg).await;
-    let pki = common::Pki::new();
-    let b = Proxy::builder();
+    let pki = Pki::new();
     let names = [
         "secure.example.com",
         "*.internal.example.com",
         "public.example.com",
     ];
-    let (crt, key) = pki.leaf(b.dir(), "tls", &names);
-    let tls = b
-        .server(&format!(
-            "[server.tls]\ncert = \"{}\"\nkey = \"{}\"",
-            crt.display(),
-            key.display()
-        ))
-        .start(&cfg)
-        .await;
+    let tls = Proxy::builder().tls(&pki, &names).start(&cfg).await;
     let targets = [
         (
             Transport::H1,

@@ -1,21 +1,18 @@
 //! JWT attack corpus (issue #9, SECURITY.md "Tokens"). Every case is a bearer token
-//! (or Authorization header shape) sent to a protected `/**` route on the real
-//! binary, with an explicit expectation: the status, and whether the recording
+//! (or Authorization header shape) sent to a protected `/**` route on portcullis, with an explicit expectation: the status, and whether the recording
 //! upstream may see the request (and with which `X-User`).
 //!
-//! Trusted issuers: `test` (HS256, the harness secret), `https://rsa.example/`
+//! Trusted issuers: `test` (HS256, the harness's `SECRET`), `https://rsa.example/`
 //! (RS256 public key), `ec-issuer` (ES256 public key), `aud-issuer` (HS256 with
 //! `audiences = ["api"]`). The attacker holds their own RSA key and knows every
 //! public key.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-mod security_support;
+mod support;
 
-use common::{Proxy, SECRET};
-use security_support::*;
 use serde_json::json;
 use std::net::SocketAddr;
+use support::*;
 
 const AUD_SECRET: &str = "audience-issuer-secret-0123456789abcdef";
 
@@ -43,9 +40,9 @@ fn refused(name: impl Into<String>, token: &str) -> Case {
 }
 
 struct Keys {
-    rsa: RsaKey,
-    attacker: RsaKey,
-    ec: EcKey,
+    rsa: TestKey,
+    attacker: TestKey,
+    ec: TestKey,
 }
 
 fn claims(iss: &str, sub: &str) -> String {
@@ -56,14 +53,16 @@ fn hs(header: &str, payload: &str) -> String {
     hs256_raw(header, payload, SECRET.as_bytes())
 }
 
-fn rs(key: &RsaKey, header: &str, payload: &str) -> String {
-    let input = signing_input(header, payload);
-    format!("{input}.{}", b64(&key.rs256(input.as_bytes())))
+fn hs256_raw(header: &str, payload: &str, secret: &[u8]) -> String {
+    jws_raw(header, payload, "HS256", Signer::Secret(secret))
 }
 
-fn es(key: &EcKey, header: &str, payload: &str) -> String {
-    let input = signing_input(header, payload);
-    format!("{input}.{}", b64(&key.es256(input.as_bytes())))
+fn rs(key: &TestKey, header: &str, payload: &str) -> String {
+    jws_raw(header, payload, "RS256", Signer::Key(key))
+}
+
+fn es(key: &TestKey, header: &str, payload: &str) -> String {
+    jws_raw(header, payload, "ES256", Signer::Key(key))
 }
 
 /// `token` without its signature: `a.b.` (`dot = true`) or `a.b`.
@@ -214,7 +213,7 @@ fn corpus(k: &Keys, attacker_url: &str) -> Vec<Case> {
 
     // ---- key substitution through header parameters, signed by the attacker.
     let mallory = claims(RSA_ISS, "mallory");
-    let attacker_jwk = k.attacker.jwk();
+    let attacker_jwk = k.attacker.rsa_jwk();
     let spki_der = {
         use base64::Engine;
         let b: String = k
@@ -588,7 +587,7 @@ fn base64_cases(alice: &str) -> Vec<Case> {
         let input = format!("{h}.{p}");
         format!(
             "{input}.{}",
-            b64(&hmac256(SECRET.as_bytes(), input.as_bytes()))
+            b64(&hmac("HS256", SECRET.as_bytes(), input.as_bytes()))
         )
     };
     let padded = |s: &str| format!("{s}{}", "=".repeat((4 - s.len() % 4) % 4));
@@ -657,6 +656,7 @@ fn config(up: SocketAddr) -> String {
         "[upstreams.app]\nurl = \"http://{up}\"\n\
          [[issuers]]\nname = \"rsa\"\nissuer = \"{RSA_ISS}\"\npublic_key = \"rsa.pub.pem\"\n\
          [[issuers]]\nname = \"ec\"\nissuer = \"ec-issuer\"\npublic_key = \"ec.pub.pem\"\n\
+         [[issuers]]\nname = \"t\"\nissuer = \"test\"\nsecret = \"{SECRET}\"\n\
          [[issuers]]\nname = \"aud\"\nissuer = \"aud-issuer\"\nsecret = \"{AUD_SECRET}\"\naudiences = [\"api\"]\n\
          [[routes]]\nname = \"all\"\npath = \"/**\"\nupstream = \"app\"\n"
     )
@@ -665,20 +665,22 @@ fn config(up: SocketAddr) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jwt_attack_corpus() {
     let keys = Keys {
-        rsa: RsaKey::generate(),
-        attacker: RsaKey::generate(),
-        ec: EcKey::generate(),
+        rsa: TestKey::rsa(),
+        attacker: TestKey::rsa(),
+        ec: TestKey::p256(),
     };
     // Where jku / x5u point: nothing may ever connect here.
     let attacker = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     attacker.set_nonblocking(true).unwrap();
     let attacker_url = format!("http://{}", attacker.local_addr().unwrap());
 
-    let (up, rec) = recording_upstream().await;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("rsa.pub.pem"), &keys.rsa.public_pem).unwrap();
-    std::fs::write(dir.path().join("ec.pub.pem"), &keys.ec.public_pem).unwrap();
-    let proxy = Proxy::start("", &config(up), dir);
+    let rec = spawn_upstream().await;
+    let up = rec.addr;
+    let proxy = Proxy::builder()
+        .file("rsa.pub.pem", &keys.rsa.public_pem)
+        .file("ec.pub.pem", &keys.ec.public_pem)
+        .start(&config(up))
+        .await;
 
     let cases = corpus(&keys, &attacker_url);
     assert!(cases.len() >= 100, "corpus has {} cases", cases.len());
@@ -696,7 +698,7 @@ async fn jwt_attack_corpus() {
     .await
     .unwrap();
 
-    let seen = rec.all();
+    let seen = rec.requests();
     let mut failures = Vec::new();
     for (i, c, ex) in &results {
         let path = format!("/jwt/{i}");
@@ -735,7 +737,7 @@ async fn jwt_attack_corpus() {
         failures.len(),
         results.len(),
         failures.join("\n"),
-        proxy.log()
+        proxy.logs()
     );
     assert!(
         attacker.accept().is_err(),

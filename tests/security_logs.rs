@@ -130,14 +130,6 @@ async fn h2_exchange(p: &Proxy, requests: &[(Vec<u8>, Option<&str>)]) -> Vec<Opt
 
 // ------------------------------------------------------------ the traffic
 
-/// The log lines (JSON objects) on stdout and stderr.
-fn lines(p: &Proxy) -> Vec<Value> {
-    p.logs()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .collect()
-}
-
 fn is_own(target: &str) -> bool {
     target == "portcullis"
         || target.starts_with("portcullis::")
@@ -151,7 +143,8 @@ async fn own_debug_line(p: &Proxy) -> Value {
     let deadline = Instant::now() + TIMEOUT;
     loop {
         drop(TcpStream::connect(p.addr).await.unwrap());
-        let found = lines(p)
+        let found = p
+            .log_lines()
             .into_iter()
             .find(|l| l["level"] == "DEBUG" && l["target"].as_str().is_some_and(is_own));
         if let Some(l) = found {
@@ -242,7 +235,8 @@ async fn no_token_logged_at(level: &str) {
     let own = own_debug_line(&p).await;
     assert_no_secret(&p, &secrets);
     // Nothing below info from a target we did not name.
-    let third: Vec<Value> = lines(&p)
+    let third: Vec<Value> = p
+        .log_lines()
         .into_iter()
         .filter(|l| {
             (l["level"] == "DEBUG" || l["level"] == "TRACE")
@@ -251,7 +245,8 @@ async fn no_token_logged_at(level: &str) {
         .collect();
     assert!(third.is_empty(), "third-party lines below info: {third:?}");
     // The access log still has the request, its path without the query.
-    let access = lines(&p)
+    let access = p
+        .log_lines()
         .into_iter()
         .find(|l| l["path"] == "/api/a")
         .unwrap_or_else(|| panic!("no access line for /api/a: {}", p.logs()));
@@ -279,17 +274,13 @@ async fn a_named_third_party_target_logs_below_info() {
         .await;
     let answers = h2_exchange(&p, &[(b"/pub/x y".to_vec(), None)]).await;
     assert_eq!(answers, [None]);
-    let deadline = Instant::now() + TIMEOUT;
-    while !lines(&p)
-        .iter()
-        .any(|l| l["level"] == "DEBUG" && l["target"].as_str().is_some_and(|t| t.starts_with("h2")))
-    {
-        assert!(Instant::now() < deadline, "no h2 DEBUG line: {}", p.logs());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    p.wait_log_line("h2 DEBUG line", |l| {
+        l["level"] == "DEBUG" && l["target"].as_str().is_some_and(|t| t.starts_with("h2"))
+    })
+    .await;
     // Our own targets stay at info: nothing of ours below it.
     assert!(
-        !lines(&p)
+        !p.log_lines()
             .iter()
             .any(|l| l["level"] == "DEBUG" && l["target"].as_str().is_some_and(is_own)),
         "{}",

@@ -1,5 +1,5 @@
 //! Path-normalization corpus (issue #9, SECURITY.md "Paths"): request targets sent
-//! byte for byte over raw TCP to the real binary, each with an explicit expectation.
+//! byte for byte over raw TCP to portcullis, each with an explicit expectation.
 //!
 //! Routes: `/admin/**` protected (no token is ever sent, so reaching it means 401),
 //! `/secret` (exact) and `/vault/**` deny, everything else public. A forwarded case
@@ -9,11 +9,9 @@
 //! matcher saw — so proxy and backend never disagree about which path was authorized.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-mod security_support;
+mod support;
 
-use common::Proxy;
-use security_support::*;
+use support::*;
 
 #[derive(Debug, Clone, Copy)]
 enum Expect {
@@ -320,15 +318,17 @@ fn tagged(target: &str, n: usize) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn path_corpus_and_differential() {
     assert!(CORPUS.len() >= 60, "{}", CORPUS.len());
-    let (up, rec) = recording_upstream().await;
+    let rec = spawn_upstream().await;
+    let up = rec.addr;
     let body = format!(
         "[upstreams.app]\nurl = \"http://{up}\"\n\
          [[routes]]\nname = \"admin\"\npath = \"/admin/**\"\nupstream = \"app\"\n\
          [[routes]]\nname = \"secret\"\npath = \"/secret\"\naccess = \"deny\"\n\
          [[routes]]\nname = \"vault\"\npath = \"/vault/**\"\naccess = \"deny\"\n\
-         [[routes]]\nname = \"public\"\npath = \"/**\"\naccess = \"public\"\nupstream = \"app\"\n"
+         [[routes]]\nname = \"public\"\npath = \"/**\"\naccess = \"public\"\nupstream = \"app\"\n{}",
+        hs_issuer()
     );
-    let proxy = Proxy::start("", &body, tempfile::tempdir().unwrap());
+    let proxy = Proxy::builder().start(&body).await;
     let addr = proxy.addr;
     let results = tokio::task::spawn_blocking(move || {
         CORPUS
@@ -346,12 +346,12 @@ async fn path_corpus_and_differential() {
     .await
     .unwrap();
 
-    let seen = rec.all();
+    let seen = rec.requests();
     let mut failures = Vec::new();
     let mut forwarded = 0;
     for (n, ((method, target, expect, why), ex)) in CORPUS.iter().zip(&results).enumerate() {
         let tag = format!("c={n}");
-        let hits: Vec<&Seen> = seen
+        let hits: Vec<&Recorded> = seen
             .iter()
             .filter(|s| {
                 s.query
@@ -413,17 +413,19 @@ async fn path_corpus_and_differential() {
 /// Over-long paths are refused before any work (`MAX_PATH_LEN`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overlong_path_is_refused() {
-    let (up, rec) = recording_upstream().await;
+    let rec = spawn_upstream().await;
+    let up = rec.addr;
     let body = format!(
         "[upstreams.app]\nurl = \"http://{up}\"\n\
-         [[routes]]\nname = \"public\"\npath = \"/**\"\naccess = \"public\"\nupstream = \"app\"\n"
+         [[routes]]\nname = \"public\"\npath = \"/**\"\naccess = \"public\"\nupstream = \"app\"\n{}",
+        hs_issuer()
     );
-    let proxy = Proxy::start("", &body, tempfile::tempdir().unwrap());
+    let proxy = Proxy::builder().start(&body).await;
     let long = format!("/{}", "a/".repeat(portcullis::path::MAX_PATH_LEN / 2 + 1));
     let addr = proxy.addr;
     let ex = tokio::task::spawn_blocking(move || get(addr, &long, ""))
         .await
         .unwrap();
     assert!(matches!(ex.first_status(), 400 | 414 | 431), "{}", ex.raw);
-    assert_eq!(rec.len(), 0);
+    assert_eq!(rec.count(), 0);
 }

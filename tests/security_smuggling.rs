@@ -7,12 +7,10 @@
 //! (0 = the connection was closed without one) and never a smuggled request upstream.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-mod security_support;
+mod support;
 
-use common::Proxy;
-use security_support::*;
 use std::time::Duration;
+use support::*;
 
 struct Case {
     name: &'static str,
@@ -277,14 +275,16 @@ fn routes(up: std::net::SocketAddr) -> String {
     format!(
         "[upstreams.app]\nurl = \"http://{up}\"\n\
          [[routes]]\nname = \"smuggled\"\npath = \"/smuggled/**\"\naccess = \"deny\"\n\
-         [[routes]]\nname = \"public\"\npath = \"/**\"\naccess = \"public\"\nupstream = \"app\"\n"
+         [[routes]]\nname = \"public\"\npath = \"/**\"\naccess = \"public\"\nupstream = \"app\"\n{}",
+        hs_issuer()
     )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smuggling_corpus() {
-    let (up, rec) = recording_upstream().await;
-    let proxy = Proxy::start("", &routes(up), tempfile::tempdir().unwrap());
+    let rec = spawn_upstream().await;
+    let up = rec.addr;
+    let proxy = Proxy::builder().start(&routes(up)).await;
     let cases = corpus();
     let addr = proxy.addr;
     let reqs: Vec<Vec<u8>> = cases
@@ -300,11 +300,11 @@ async fn smuggling_corpus() {
     .await
     .unwrap();
 
-    let seen = rec.all();
+    let seen = rec.requests();
     let mut failures = Vec::new();
     for (n, (c, ex)) in cases.iter().zip(&results).enumerate() {
         let status = ex.first_status();
-        let mine: Vec<&Seen> = seen
+        let mine: Vec<&Recorded> = seen
             .iter()
             .filter(|s| s.path == format!("/s/{n}"))
             .collect();
@@ -332,7 +332,7 @@ async fn smuggling_corpus() {
             ));
         }
     }
-    let smuggled: Vec<&Seen> = seen
+    let smuggled: Vec<&Recorded> = seen
         .iter()
         .filter(|s| s.path.starts_with("/smuggled"))
         .collect();
@@ -457,11 +457,11 @@ enum Mode {
 }
 
 /// What a 400 from the guard looks like (SPEC §4): JSON body, a request id, close.
-fn check_bad_request(r: &RawResponse, what: &str) -> Vec<String> {
+fn check_bad_request(r: &Reply, what: &str) -> Vec<String> {
     check_refusal(r, 400, "Bad Request", what)
 }
 
-fn check_refusal(r: &RawResponse, status: u16, detail: &str, what: &str) -> Vec<String> {
+fn check_refusal(r: &Reply, status: u16, detail: &str, what: &str) -> Vec<String> {
     let mut p = Vec::new();
     if r.status != status {
         p.push(format!("{what}: status {}, expected {status}", r.status));
@@ -499,8 +499,9 @@ fn check_refusal(r: &RawResponse, status: u16, detail: &str, what: &str) -> Vec<
 /// connection closes; the upstream never sees it nor what it hides.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guard_holds_for_every_request_of_a_connection() {
-    let (up, rec) = recording_upstream().await;
-    let proxy = Proxy::start("", &routes(up), tempfile::tempdir().unwrap());
+    let rec = spawn_upstream().await;
+    let up = rec.addr;
+    let proxy = Proxy::builder().start(&routes(up)).await;
     let addr = proxy.addr;
     let inn = innocents();
     // (label, requests before the ambiguous one, the ambiguous one, mode)
@@ -565,7 +566,7 @@ async fn guard_holds_for_every_request_of_a_connection() {
     .await
     .unwrap();
 
-    let seen = rec.all();
+    let seen = rec.requests();
     let mut failures = Vec::new();
     for (n, ((label, before, _, _), ex)) in cases.iter().zip(&results).enumerate() {
         let k = before.len();
@@ -623,12 +624,12 @@ async fn guard_holds_for_every_request_of_a_connection() {
 /// request and trickled over many small reads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn library_rejections_are_answered_in_json() {
-    let (up, rec) = recording_upstream().await;
-    let proxy = Proxy::start(
-        "max_header_bytes = 16384\n",
-        &routes(up),
-        tempfile::tempdir().unwrap(),
-    );
+    let rec = spawn_upstream().await;
+    let up = rec.addr;
+    let proxy = Proxy::builder()
+        .server("max_header_bytes = 16384\n")
+        .start(&routes(up))
+        .await;
     let addr = proxy.addr;
     let get = |extra: &str| format!("GET /lib HTTP/1.1\r\nHost: localhost\r\n{extra}\r\n");
     let big = format!("X-Big: {}\r\n", "a".repeat(20_000));
@@ -754,7 +755,7 @@ async fn library_rejections_are_answered_in_json() {
             failures.push(format!("{name}: {}\n  raw: {:?}", p.join("; "), alone.raw));
         }
     }
-    let forwarded: Vec<String> = rec.all().into_iter().map(|s| s.path).collect();
+    let forwarded: Vec<String> = rec.requests().into_iter().map(|s| s.path).collect();
     assert_eq!(
         forwarded.len(),
         cases.len(),
@@ -773,12 +774,12 @@ async fn library_rejections_are_answered_in_json() {
 /// it: 414 with the JSON body.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overlong_target_is_answered_in_json() {
-    let (up, rec) = recording_upstream().await;
-    let proxy = Proxy::start(
-        "max_header_bytes = 131072\n",
-        &routes(up),
-        tempfile::tempdir().unwrap(),
-    );
+    let rec = spawn_upstream().await;
+    let up = rec.addr;
+    let proxy = Proxy::builder()
+        .server("max_header_bytes = 131072\n")
+        .start(&routes(up))
+        .await;
     let addr = proxy.addr;
     let req = format!(
         "GET /{} HTTP/1.1\r\nHost: localhost\r\n\r\n",
@@ -797,5 +798,5 @@ async fn overlong_target_is_answered_in_json() {
         &ex.raw[..ex.raw.len().min(500)]
     );
     assert!(ex.closed);
-    assert_eq!(rec.len(), 0);
+    assert_eq!(rec.count(), 0);
 }

@@ -16,7 +16,7 @@ mod support;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use support::*;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 // ====================================================================== Hypercorn
 
@@ -184,17 +184,6 @@ async fn h1_get(
         .await
         .expect("no response in time")
         .unwrap()
-}
-
-/// An HTTP/2 (prior knowledge, plain TCP) connection to `addr`.
-async fn h2_connect(addr: SocketAddr) -> hyper::client::conn::http2::SendRequest<Empty<Bytes>> {
-    let stream = TcpStream::connect(addr).await.unwrap();
-    let (send, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
-    send
 }
 
 fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
@@ -405,118 +394,6 @@ async fn other_upgrade_tokens_are_removed() {
         "websocket",
     ])
     .await;
-}
-
-/// One connection to the raw upstream: the request head, then every byte after it.
-#[derive(Default)]
-struct RawConn {
-    head: String,
-    after: Vec<u8>,
-    closed: bool,
-}
-
-/// The RFC 6455 §1.3 example handshake key and its `Sec-WebSocket-Accept`.
-const WS_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
-const WS_ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
-
-/// A raw TCP upstream that answers every request head with `101 Switching Protocols`
-/// and never anything else. The last path segment picks the answer's `Upgrade`:
-/// `as-asked` echoes the request's (`h2c` when it had none), `h2c` says `h2c`,
-/// `no-accept` / `wrong-accept` / `accept` say `websocket` without, with a wrong, or
-/// with the right `Sec-WebSocket-Accept` for [`WS_KEY`].
-async fn switching_upstream() -> (SocketAddr, Arc<Mutex<Vec<RawConn>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let conns: Arc<Mutex<Vec<RawConn>>> = Arc::default();
-    let all = conns.clone();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            let all = all.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut tmp = [0u8; 8192];
-                let end = loop {
-                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        break i + 4;
-                    }
-                    match s.read(&mut tmp).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&tmp[..n]),
-                    }
-                };
-                let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-                let idx = {
-                    let mut v = all.lock().unwrap();
-                    v.push(RawConn {
-                        head: head.clone(),
-                        after: buf[end..].to_vec(),
-                        closed: false,
-                    });
-                    v.len() - 1
-                };
-                let asked = head
-                    .lines()
-                    .find_map(|l| {
-                        let (k, v) = l.split_once(':')?;
-                        k.eq_ignore_ascii_case("upgrade")
-                            .then(|| v.trim().to_owned())
-                    })
-                    .unwrap_or_else(|| "h2c".into());
-                let target = head.split(' ').nth(1).unwrap_or("");
-                let extra = match target.rsplit('/').next().unwrap_or("") {
-                    "h2c" => "Upgrade: h2c\r\n".to_owned(),
-                    "no-accept" => "Upgrade: websocket\r\n".to_owned(),
-                    "wrong-accept" => {
-                        "Upgrade: websocket\r\nSec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n"
-                            .to_owned()
-                    }
-                    "accept" => format!("Upgrade: websocket\r\nSec-WebSocket-Accept: {WS_ACCEPT}\r\n"),
-                    _ => format!("Upgrade: {asked}\r\n"),
-                };
-                let resp = format!(
-                    "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n{extra}\r\n"
-                );
-                if s.write_all(resp.as_bytes()).await.is_err() {
-                    return;
-                }
-                loop {
-                    match s.read(&mut tmp).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => all.lock().unwrap()[idx].after.extend_from_slice(&tmp[..n]),
-                    }
-                }
-                all.lock().unwrap()[idx].closed = true;
-            });
-        }
-    });
-    (addr, conns)
-}
-
-/// Waits (bounded) until the upstream connection whose head names `path` is closed.
-async fn raw_conn_closed(conns: &Mutex<Vec<RawConn>>, path: &str) -> Result<Vec<u8>, String> {
-    let needle = format!(" {path} ");
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        {
-            let v = conns.lock().unwrap();
-            let c = v.iter().find(|c| c.head.contains(&needle));
-            match c {
-                Some(c) if c.closed => return Ok(c.after.clone()),
-                None if Instant::now() > deadline => {
-                    return Err("the upstream never saw the request".into())
-                }
-                Some(c) if Instant::now() > deadline => {
-                    return Err(format!(
-                        "the upstream connection was left open, {} bytes tunnelled: {:?}",
-                        c.after.len(),
-                        String::from_utf8_lossy(&c.after)
-                    ))
-                }
-                _ => {}
-            }
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
 }
 
 /// What the client writes after the proxy's answer: if a tunnel were open, this

@@ -1,10 +1,10 @@
 //! Shared state on Redis (issue #8, SPEC §2 `[state]`, §5, §6).
 //!
 //! Two levels: the [`Store`] contract run against both backends (one suite, so the
-//! memory backend keeps the semantics Redis has), and two real portcullis processes
-//! sharing one real `redis-server` (started here on a free loopback port, killed on
-//! drop): revocation through A seen by B at once, one refresh token redeemed on A
-//! and B at the same time, login limits counted across both, Redis killed (503,
+//! memory backend keeps the semantics Redis has), and two portcullis replicas
+//! (in-process; real processes where a test reads their logs) sharing one real
+//! `redis-server` (started on a free loopback port, killed on drop): revocation
+//! through A seen by B at once, one refresh token redeemed on A and B at the same time, login limits counted across both, Redis killed (503,
 //! `/readyz` 503) and restarted (service resumes, no portcullis restart).
 //! `scripts/test-all.sh` installs `redis-server` when missing; the server is
 //! `support::redis::Redis` (the Cluster and Sentinel suites are `state_topologies`).
@@ -16,23 +16,13 @@ use portcullis::state::memory::{unix_now, MemoryStore};
 use portcullis::state::redis::RedisStore;
 use portcullis::state::{RefreshGrant, Rotation, Store};
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::redis::Redis;
+use support::{eventually, login, post_form, refresh, Proxy, ProxyBuilder, ADMIN};
 
 /// The FastAPI tutorial's bcrypt hash of "secret" (cost 12).
 const HASH: &str = "$2b$12$EixZaYVK1fsbw1ZfbX3OXePaWxn96p36WQoeG6Lruj3vjPGga31lW";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 // ---- the Store contract, both backends ---------------------------------------
 
@@ -42,24 +32,6 @@ fn grant(family: &str, expires_at: u64) -> RefreshGrant {
         sub: "alice".into(),
         scope: "a b".into(),
         expires_at,
-    }
-}
-
-/// Polls `f` until it holds or `within` passes.
-async fn eventually<F, Fu>(within: Duration, mut f: F) -> bool
-where
-    F: FnMut() -> Fu,
-    Fu: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        if f().await {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -458,41 +430,30 @@ async fn redis_store_fails_then_recovers() {
 
 // ---- two portcullis replicas on one Redis ------------------------------------
 
-struct Proxy {
-    child: Child,
-    addr: SocketAddr,
-    admin: SocketAddr,
-    log: std::path::PathBuf,
+/// What the replicas share: one signing key, one users file.
+struct Shared {
+    pem: String,
+    users: String,
 }
 
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+fn shared() -> Shared {
+    portcullis::install_crypto_providers();
+    Shared {
+        pem: portcullis::auth::keys::generate_ed25519_pem().unwrap(),
+        users: format!(
+            "[users.johndoe]\npassword_hash = \"{HASH}\"\nscopes = [\"items:read\", \"me\"]\n\n\
+             [users.mallory]\npassword_hash = \"{HASH}\"\nscopes = [\"me\"]\n"
+        ),
     }
 }
 
-/// A directory shared by the replicas: one signing key, one users file.
-fn shared_dir() -> tempfile::TempDir {
-    portcullis::install_crypto_providers();
-    let dir = tempfile::tempdir().unwrap();
-    let pem = portcullis::auth::keys::generate_ed25519_pem().unwrap();
-    std::fs::write(dir.path().join("signing.pem"), pem).unwrap();
-    let users = format!(
-        "[users.johndoe]\npassword_hash = \"{HASH}\"\nscopes = [\"items:read\", \"me\"]\n\n\
-         [users.mallory]\npassword_hash = \"{HASH}\"\nscopes = [\"me\"]\n"
-    );
-    std::fs::write(dir.path().join("users.toml"), users).unwrap();
-    dir
-}
-
-impl Proxy {
-    /// Replica `name` on `redis`, waiting until `/readyz` says 200.
-    fn start(dir: &tempfile::TempDir, name: &str, redis: &Redis, extra_state: &str) -> Proxy {
-        let (port, admin) = (free_port(), free_port());
-        let cfg = format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\n\n\
-             [admin]\nlisten = \"127.0.0.1:{admin}\"\n\n\
+/// A replica on `redis` (in-process, or as `b` says), once `/readyz` says 200.
+async fn replica(b: ProxyBuilder, shared: &Shared, redis: &Redis, extra_state: &str) -> Proxy {
+    let p = b
+        .file("signing.pem", &shared.pem)
+        .file("users.toml", &shared.users)
+        .start(&format!(
+            "{ADMIN}\n\
              [upstreams.app]\nurl = \"echo:\"\n\n\
              [[issuers]]\nname = \"local\"\nissuer = \"https://auth.example.test\"\n\
              private_key = \"signing.pem\"\n\n\
@@ -500,64 +461,10 @@ impl Proxy {
              [state]\nbackend = \"redis\"\nurl = \"{}\"\nkey_prefix = \"pc-test:\"\n{extra_state}\n\
              [[routes]]\nname = \"items\"\npath = \"/items/**\"\nscopes = [\"items:read\"]\nupstream = \"app\"\n",
             redis.url()
-        );
-        let path = dir.path().join(format!("{name}.toml"));
-        std::fs::write(&path, cfg).unwrap();
-        let log = dir.path().join(format!("{name}.log"));
-        let f = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-            .arg("--config")
-            .arg(&path)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::from(f.try_clone().unwrap()))
-            .stderr(Stdio::from(f))
-            .spawn()
-            .unwrap();
-        let mut p = Proxy {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            admin: SocketAddr::from(([127, 0, 0, 1], admin)),
-            log,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while p.readyz() != 200 {
-            if let Ok(Some(st)) = p.child.try_wait() {
-                panic!("{name} exited {st}: {}", p.log());
-            }
-            assert!(Instant::now() < deadline, "{name} not ready: {}", p.log());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        p
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// `GET /readyz` on the admin listener (0: no answer).
-    fn readyz(&self) -> u16 {
-        admin_get(self.admin, "/readyz").0
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-}
-
-/// A bare HTTP/1.1 GET: status and body (0 when the listener is not up).
-fn admin_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let Ok(mut s) = TcpStream::connect(addr) else {
-        return (0, String::new());
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    let req = format!("GET {path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
-    if s.write_all(req.as_bytes()).is_err() {
-        return (0, String::new());
-    }
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    let status = out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (status, out)
+        ))
+        .await;
+    p.wait_ready().await;
+    p
 }
 
 fn client() -> reqwest::Client {
@@ -567,45 +474,7 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
-async fn post(
-    http: &reqwest::Client,
-    p: &Proxy,
-    path: &str,
-    form: &[(&str, &str)],
-) -> (u16, reqwest::header::HeaderMap, Value) {
-    let r = http.post(p.url(path)).form(form).send().await.unwrap();
-    let st = r.status().as_u16();
-    let h = r.headers().clone();
-    let body = serde_json::from_str(&r.text().await.unwrap()).unwrap_or(Value::Null);
-    (st, h, body)
-}
-
-async fn login(http: &reqwest::Client, p: &Proxy, user: &str, pw: &str) -> (u16, Value) {
-    let (st, _, body) = post(
-        http,
-        p,
-        "/token",
-        &[
-            ("grant_type", "password"),
-            ("username", user),
-            ("password", pw),
-        ],
-    )
-    .await;
-    (st, body)
-}
-
-async fn refresh(http: &reqwest::Client, p: &Proxy, rt: &str) -> (u16, Value) {
-    let (st, _, body) = post(
-        http,
-        p,
-        "/token",
-        &[("grant_type", "refresh_token"), ("refresh_token", rt)],
-    )
-    .await;
-    (st, body)
-}
-
+/// `GET /items/1` with `token`: status, headers and JSON body.
 async fn get(
     http: &reqwest::Client,
     p: &Proxy,
@@ -633,20 +502,21 @@ fn field(v: &Value, k: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocation_reaches_the_other_replica_at_once() {
     let redis = Redis::start();
-    let dir = shared_dir();
+    let shared = shared();
+    // The binary: the test reads the logs.
     let (a, b) = (
-        Proxy::start(&dir, "a", &redis, ""),
-        Proxy::start(&dir, "b", &redis, ""),
+        replica(Proxy::builder().binary(), &shared, &redis, "").await,
+        replica(Proxy::builder().binary(), &shared, &redis, "").await,
     );
     let http = client();
-    let (st, body) = login(&http, &a, "johndoe", "secret").await;
-    assert_eq!(st, 200, "{body}\n{}", a.log());
+    let (st, body) = login(&http, &a.base_url(), "johndoe", "secret").await;
+    assert_eq!(st, 200, "{body}\n{}", a.logs());
     let at = field(&body, "access_token");
     // B verifies A's token and caches it.
     for _ in 0..3 {
-        assert_eq!(get(&http, &b, &at).await.0, 200, "{}", b.log());
+        assert_eq!(get(&http, &b, &at).await.0, 200, "{}", b.logs());
     }
-    let (st, _, _) = post(&http, &a, "/revoke", &[("token", &at)]).await;
+    let (st, _, _) = post_form(&http, &a.url("/revoke"), &[("token", &at)]).await;
     assert_eq!(st, 200);
     // The documented delay is zero: the very next request on B is refused.
     let (st, h, body) = get(&http, &b, &at).await;
@@ -658,18 +528,23 @@ async fn revocation_reaches_the_other_replica_at_once() {
         .starts_with("Bearer error=\"invalid_token\""));
     assert_eq!(get(&http, &a, &at).await.0, 401);
     // Revoking a refresh token on B kills the family's access tokens on A.
-    let (_, body) = login(&http, &b, "johndoe", "secret").await;
+    let (_, body) = login(&http, &b.base_url(), "johndoe", "secret").await;
     let (at2, rt2) = (field(&body, "access_token"), field(&body, "refresh_token"));
     assert_eq!(get(&http, &a, &at2).await.0, 200);
-    assert_eq!(post(&http, &b, "/revoke", &[("token", &rt2)]).await.0, 200);
+    assert_eq!(
+        post_form(&http, &b.url("/revoke"), &[("token", &rt2)])
+            .await
+            .0,
+        200
+    );
     assert_eq!(
         get(&http, &a, &at2).await.2["detail"],
         "Token has been revoked"
     );
-    assert_eq!(refresh(&http, &a, &rt2).await.0, 400);
+    assert_eq!(refresh(&http, &a.base_url(), &rt2).await.0, 400);
     for p in [&a, &b] {
         assert!(
-            !p.log().contains(&at) && !p.log().contains(&rt2),
+            !p.logs().contains(&at) && !p.logs().contains(&rt2),
             "token in a log"
         );
     }
@@ -678,17 +553,18 @@ async fn revocation_reaches_the_other_replica_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_refresh_token_redeemed_on_both_replicas_at_once() {
     let redis = Redis::start();
-    let dir = shared_dir();
+    let shared = shared();
     let (a, b) = (
-        Proxy::start(&dir, "a", &redis, ""),
-        Proxy::start(&dir, "b", &redis, ""),
+        replica(Proxy::builder(), &shared, &redis, "").await,
+        replica(Proxy::builder(), &shared, &redis, "").await,
     );
     let http = client();
     for round in 0..4 {
-        let (st, body) = login(&http, &a, "johndoe", "secret").await;
+        let (st, body) = login(&http, &a.base_url(), "johndoe", "secret").await;
         assert_eq!(st, 200, "{body}");
         let (at, rt) = (field(&body, "access_token"), field(&body, "refresh_token"));
-        let ((sa, ba), (sb, bb)) = tokio::join!(refresh(&http, &a, &rt), refresh(&http, &b, &rt));
+        let (ua, ub) = (a.base_url(), b.base_url());
+        let ((sa, ba), (sb, bb)) = tokio::join!(refresh(&http, &ua, &rt), refresh(&http, &ub, &rt));
         let mut statuses = [sa, sb];
         statuses.sort_unstable();
         assert_eq!(statuses, [200, 400], "round {round}: {ba} {bb}");
@@ -698,7 +574,9 @@ async fn one_refresh_token_redeemed_on_both_replicas_at_once() {
         // The second redemption was a reuse: the whole family is revoked, the
         // winner's new pair included, on both replicas.
         assert_eq!(
-            refresh(&http, &b, &field(&won, "refresh_token")).await.0,
+            refresh(&http, &b.base_url(), &field(&won, "refresh_token"))
+                .await
+                .0,
             400
         );
         for p in [&a, &b] {
@@ -714,24 +592,23 @@ async fn one_refresh_token_redeemed_on_both_replicas_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_logins_are_counted_across_replicas() {
     let redis = Redis::start();
-    let dir = shared_dir();
+    let shared = shared();
     let (a, b) = (
-        Proxy::start(&dir, "a", &redis, ""),
-        Proxy::start(&dir, "b", &redis, ""),
+        replica(Proxy::builder(), &shared, &redis, "").await,
+        replica(Proxy::builder(), &shared, &redis, "").await,
     );
     let http = client();
     // Five failures, spread over both replicas, are answered 401...
     for i in 0..5 {
         let p = if i % 2 == 0 { &a } else { &b };
-        let (st, body) = login(&http, p, "mallory", "wrong").await;
+        let (st, body) = login(&http, &p.base_url(), "mallory", "wrong").await;
         assert_eq!(st, 401, "failure {i}: {body}");
     }
     // ...then both answer 429, even to the right password.
     for p in [&b, &a] {
-        let (st, h, body) = post(
+        let (st, h, body) = post_form(
             &http,
-            p,
-            "/token",
+            &p.url("/token"),
             &[("username", "mallory"), ("password", "secret")],
         )
         .await;
@@ -740,17 +617,21 @@ async fn failed_logins_are_counted_across_replicas() {
         assert!(retry > 0 && retry <= 15 * 60, "{retry}");
     }
     // Another user is not affected.
-    assert_eq!(login(&http, &b, "johndoe", "secret").await.0, 200);
+    assert_eq!(
+        login(&http, &b.base_url(), "johndoe", "secret").await.0,
+        200
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_down_fails_closed_and_recovers() {
     let mut redis = Redis::start();
-    let dir = shared_dir();
-    let a = Proxy::start(&dir, "a", &redis, "");
-    let open = Proxy::start(&dir, "open", &redis, "fail_open = true\n");
+    let shared = shared();
+    // `a` is the binary: the test reads its logs and the process's metrics.
+    let a = replica(Proxy::builder().binary(), &shared, &redis, "").await;
+    let open = replica(Proxy::builder(), &shared, &redis, "fail_open = true\n").await;
     let http = client();
-    let (st, body) = login(&http, &a, "johndoe", "secret").await;
+    let (st, body) = login(&http, &a.base_url(), "johndoe", "secret").await;
     assert_eq!(st, 200, "{body}");
     let at = field(&body, "access_token");
     assert_eq!(get(&http, &a, &at).await.0, 200);
@@ -761,40 +642,47 @@ async fn redis_down_fails_closed_and_recovers() {
     assert_eq!(st, 503, "{body}");
     assert_eq!(body, serde_json::json!({"detail": "Service Unavailable"}));
     // The token endpoint cannot count failures or store refresh tokens: 503.
-    let (st, body) = login(&http, &a, "johndoe", "secret").await;
+    let (st, body) = login(&http, &a.base_url(), "johndoe", "secret").await;
     assert_eq!(st, 503, "{body}");
     assert_eq!(body["detail"], "Service Unavailable");
     // Readiness follows within a ping or two.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while a.readyz() != 503 {
+    while a.readyz().await != 503 {
         assert!(
             Instant::now() < deadline,
             "/readyz still 200 with redis down"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (_, metrics) = admin_get(a.admin, "/metrics");
+    let metrics = a
+        .admin_get("/metrics")
+        .await
+        .map(|r| r.text())
+        .unwrap_or_default();
     assert!(
         metrics.contains("portcullis_state_errors_total"),
         "{metrics}"
     );
     // With fail_open, the revocation check is skipped (and readiness stays up).
     assert_eq!(get(&http, &open, &at).await.0, 200);
-    assert_eq!(open.readyz(), 200);
+    assert_eq!(open.readyz().await, 200);
 
     // Same port, new (empty) server: service resumes without a restart.
     redis.restart();
     let deadline = Instant::now() + Duration::from_secs(10);
     while get(&http, &a, &at).await.0 != 200 {
-        assert!(Instant::now() < deadline, "did not reconnect: {}", a.log());
+        assert!(Instant::now() < deadline, "did not reconnect: {}", a.logs());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    while a.readyz() != 200 {
+    while a.readyz().await != 200 {
         assert!(Instant::now() < deadline, "/readyz did not recover");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(login(&http, &a, "johndoe", "secret").await.0, 200);
-    assert!(a.log().contains("unreachable"), "{}", a.log());
+    assert_eq!(
+        login(&http, &a.base_url(), "johndoe", "secret").await.0,
+        200
+    );
+    assert!(a.logs().contains("unreachable"), "{}", a.logs());
 }
 
 /// The revocation check: one Redis round trip per request with a `jti`. Both stores

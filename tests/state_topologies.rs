@@ -3,7 +3,7 @@
 //! Real topologies from Debian's `redis-server` on loopback ports
 //! (`support::redis`): a 3-master cluster made by `redis-cli --cluster create`, and
 //! a primary with replicas watched by three Sentinels (down after 1 s, failover
-//! timeout 5 s). Two real portcullis replicas on each:
+//! timeout 5 s). Two portcullis replicas (in-process) on each:
 //! - Cluster: a refresh token redeemed once across both replicas under concurrent
 //!   presentation, reuse revoking the family on both, revocation seen by the other
 //!   replica, login limits shared; the key layout (one hash tag per issuer).
@@ -30,6 +30,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::redis::{Cluster, Redis, Sentinels};
+use support::{get_json, login, post_form, refresh, revoke};
 
 /// The FastAPI tutorial's bcrypt hash of "secret" (cost 12).
 const HASH: &str = "$2b$12$EixZaYVK1fsbw1ZfbX3OXePaWxn96p36WQoeG6Lruj3vjPGga31lW";
@@ -39,10 +40,9 @@ const PREFIX: &str = "pc-test:";
 
 // ---- two portcullis replicas ----------------------------------------------------
 
-/// One portcullis process on the shared state, with its admin listener.
+/// One portcullis on the shared state (in-process), with its admin listener.
 struct Replica {
     proxy: support::Proxy,
-    admin: String,
 }
 
 impl Replica {
@@ -59,86 +59,31 @@ fn signing_key() -> String {
 /// A replica on `state_url` (sharing `pem`, the users file and the key prefix with
 /// the others), once `/readyz` says 200.
 async fn replica(pem: &str, state_url: &str, extra_state: &str) -> Replica {
-    let admin = support::free_port();
     let users = format!(
         "[users.johndoe]\npassword_hash = \"{HASH}\"\nscopes = [\"items:read\"]\n\n\
          [users.mallory]\npassword_hash = \"{HASH}\"\nscopes = [\"items:read\"]\n"
     );
     let body = format!(
-        "[admin]\nlisten = \"127.0.0.1:{admin}\"\n\n\
+        "{}\n\
          [upstreams.app]\nurl = \"echo:\"\n\n\
          [[issuers]]\nname = \"local\"\nissuer = \"{ISS}\"\nprivate_key = \"signing.pem\"\n\n\
          [token_endpoint]\nissuer = \"local\"\nusers = \"users.toml\"\n\n\
          [state]\nbackend = \"redis\"\nurl = \"{state_url}\"\nkey_prefix = \"{PREFIX}\"\n{extra_state}\n\
-         [[routes]]\nname = \"items\"\npath = \"/items/**\"\nscopes = [\"items:read\"]\nupstream = \"app\"\n"
+         [[routes]]\nname = \"items\"\npath = \"/items/**\"\nscopes = [\"items:read\"]\nupstream = \"app\"\n",
+        support::ADMIN
     );
     let proxy = support::Proxy::builder()
         .file("signing.pem", pem)
         .file("users.toml", users)
         .start(&body)
         .await;
-    let r = Replica {
-        proxy,
-        admin: format!("http://127.0.0.1:{admin}"),
-    };
-    let http = support::http_client();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let st = http.get(format!("{}/readyz", r.admin)).send().await;
-        if st.is_ok_and(|s| s.status() == 200) {
-            return r;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "replica not ready: {}",
-            r.proxy.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn post(http: &reqwest::Client, url: String, form: &[(&str, &str)]) -> (u16, Value) {
-    match http.post(url).form(form).send().await {
-        Ok(r) => {
-            let st = r.status().as_u16();
-            let text = r.text().await.unwrap_or_default();
-            (st, serde_json::from_str(&text).unwrap_or(Value::Null))
-        }
-        Err(e) => panic!("no answer: {e}"),
-    }
-}
-
-async fn login(http: &reqwest::Client, r: &str, user: &str, pw: &str) -> (u16, Value) {
-    let form = [
-        ("grant_type", "password"),
-        ("username", user),
-        ("password", pw),
-    ];
-    post(http, format!("{r}/token"), &form).await
-}
-
-async fn refresh(http: &reqwest::Client, r: &str, rt: &str) -> (u16, Value) {
-    let form = [("grant_type", "refresh_token"), ("refresh_token", rt)];
-    post(http, format!("{r}/token"), &form).await
-}
-
-async fn revoke(http: &reqwest::Client, r: &str, token: &str) -> u16 {
-    post(http, format!("{r}/revoke"), &[("token", token)])
-        .await
-        .0
+    proxy.wait_ready().await;
+    Replica { proxy }
 }
 
 /// `GET /items/1` with `token`: status and JSON body.
 async fn items(http: &reqwest::Client, r: &str, token: &str) -> (u16, Value) {
-    let resp = http
-        .get(format!("{r}/items/1"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("no answer");
-    let st = resp.status().as_u16();
-    let text = resp.text().await.unwrap_or_default();
-    (st, serde_json::from_str(&text).unwrap_or(Value::Null))
+    get_json(http, r, "/items/1", token).await
 }
 
 fn field(v: &Value, k: &str) -> String {
@@ -364,6 +309,21 @@ async fn cluster_slot_migration_under_load() {
     let stop = Arc::new(AtomicBool::new(false));
     let tasks = start_load(&a, &b, 4, &stop);
     tokio::time::sleep(Duration::from_millis(2500)).await;
+    // On a loaded machine the first logins take longer: migrate once the slot holds
+    // keys (a revocation or a refresh token), not after a fixed time.
+    let c = cluster.clone();
+    tokio::task::spawn_blocking(move || {
+        let port = c.nodes[home].port;
+        let count = redis::cmd("CLUSTER")
+            .arg("COUNTKEYSINSLOT")
+            .arg(slot)
+            .clone();
+        support::redis::wait_until(Duration::from_secs(60), "no key in the slot", || {
+            c.query::<u64>(port, &count).unwrap_or(0) >= 5
+        });
+    })
+    .await
+    .unwrap();
 
     // There and back, ten keys per MIGRATE, 20 ms apart: the slot is half-migrated
     // for most of the load.
@@ -512,7 +472,7 @@ async fn sentinel_failover_keeps_what_replicas_acknowledged() {
     // No replica listening: A cannot have its revocation acknowledged and says so.
     let old = topo.primary_port().unwrap();
     topo.cut_replicas(old);
-    let (st, body) = post(&http, format!("{ua}/revoke"), &[("token", refused)]).await;
+    let (st, _, body) = post_form(&http, &format!("{ua}/revoke"), &[("token", refused)]).await;
     assert_eq!(
         st, 503,
         "an unacknowledged revocation was confirmed: {body}"

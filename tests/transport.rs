@@ -1,25 +1,44 @@
 //! Transport (issue #3): TLS termination with generated certificates, SNI, HTTP/2,
 //! WebSocket, streaming of large bodies with bounded memory, 502/504, 431,
-//! slowloris, request smuggling. Everything runs the real binary on loopback.
+//! slowloris, request smuggling. On loopback, in-process; the memory-bound tests run
+//! the real binary (its RSS is the process's).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+mod support;
 
-use common::*;
+use support::*;
 
 use futures_util::{SinkExt, StreamExt};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::Command;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-use tokio::net::TcpListener;
+
+/// `up` behind a WebSocket route (`/ws`, token also from the query) and a protected
+/// catch-all, the HS256 issuer, and `extra_upstream` lines for `[upstreams.app]`.
+fn routes(up: SocketAddr, extra_upstream: &str) -> String {
+    format!(
+        "[upstreams.app]\nurl = \"http://{up}\"\n{extra_upstream}\n\
+         [[routes]]\nname = \"ws\"\npath = \"/ws\"\ntoken_from = [\"header\", \"query:access_token\"]\nupstream = \"app\"\n\
+         [[routes]]\nname = \"all\"\npath = \"/**\"\nupstream = \"app\"\n{}",
+        hs_issuer()
+    )
+}
+
+fn alice() -> String {
+    token("alice", serde_json::json!({}))
+}
+
+/// What the proxy answered to `req` on a fresh connection, as received.
+fn raw_text(addr: SocketAddr, req: &[u8]) -> String {
+    exchange(addr, req, Duration::from_millis(500)).raw
+}
 
 // ---------------------------------------------------------------- TLS, SNI, HTTP/2
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_sni_and_http2() {
-    let (up, _) = spawn_upstream().await;
+    let up = spawn_streaming_upstream().await;
+    let up = up.addr;
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new();
     let (c1, k1) = pki.leaf(dir.path(), "default", &["localhost"]);
@@ -31,9 +50,13 @@ async fn tls_sni_and_http2() {
         c2.display(),
         k2.display()
     );
-    let p = Proxy::start(&tls, &routes(up, ""), dir);
+    let p = Proxy::builder()
+        .server(&tls)
+        .in_dir(dir)
+        .start(&routes(up, ""))
+        .await;
     let port = p.addr.port();
-    let auth = format!("Bearer {}", token("alice"));
+    let auth = format!("Bearer {}", alice());
 
     // HTTP/1.1 over TLS, verified against the test CA.
     let r = pki
@@ -42,7 +65,7 @@ async fn tls_sni_and_http2() {
         .header("authorization", &auth)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e:?}\n{}", p.log()));
+        .unwrap_or_else(|e| panic!("{e:?}\n{}", p.logs()));
     assert_eq!(r.status(), 200);
     assert_eq!(r.version(), reqwest::Version::HTTP_11);
 
@@ -97,8 +120,8 @@ async fn tls_sni_and_http2() {
     );
 }
 
-#[test]
-fn tls_config_errors_name_the_file() {
+#[tokio::test]
+async fn tls_config_errors_name_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new();
     let (c1, _) = pki.leaf(dir.path(), "a", &["localhost"]);
@@ -108,60 +131,27 @@ fn tls_config_errors_name_the_file() {
         (c1.clone(), k2.clone(), "b.key"),
     ] {
         let cfg = format!(
-            "[server]\nlisten = \"127.0.0.1:{}\"\n[server.tls]\ncert = \"{}\"\nkey = \"{}\"\n\
+            "[server]\nlisten = \"{LISTEN}\"\n[server.tls]\ncert = \"{}\"\nkey = \"{}\"\n\
              [upstreams.e]\nurl = \"echo:\"\n[[routes]]\npath = \"/**\"\naccess = \"public\"\nupstream = \"e\"\n",
-            free_port(),
             cert.display(),
             key.display()
         );
         let path = dir.path().join("tls.toml");
         std::fs::write(&path, cfg).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-            .arg("--config")
-            .arg(&path)
-            .output()
-            .unwrap();
-        assert!(!out.status.success());
-        let text = String::from_utf8_lossy(&out.stderr).to_string()
-            + &String::from_utf8_lossy(&out.stdout);
+        let out = cli(&["--config", path.to_str().unwrap()], dir.path(), &[]).await;
+        assert!(out.code.is_some_and(|c| c != 0), "{out:?}");
+        let text = out.stderr + &out.stdout;
         assert!(text.contains(want), "error should name {want}: {text}");
     }
 }
 
 // ---------------------------------------------------------------- WebSocket
 
-async fn spawn_ws_echo() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((s, _)) = listener.accept().await else {
-                return;
-            };
-            tokio::spawn(async move {
-                let Ok(mut ws) = tokio_tungstenite::accept_async(s).await else {
-                    return;
-                };
-                while let Some(Ok(m)) = ws.next().await {
-                    if m.is_text() || m.is_binary() {
-                        if ws.send(m).await.is_err() {
-                            return;
-                        }
-                    } else if m.is_close() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_is_authorized_then_spliced() {
     use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
     let up = spawn_ws_echo().await;
-    let p = Proxy::start("", &routes(up, ""), tempfile::tempdir().unwrap());
+    let p = Proxy::builder().start(&routes(up, "")).await;
     let base = format!("ws://{}/ws", p.addr);
 
     // No token: the upgrade is refused with the normal 401.
@@ -184,7 +174,7 @@ async fn websocket_is_authorized_then_spliced() {
     ));
 
     // Token in the query (browsers cannot set headers on WebSocket): messages echo.
-    let url = format!("{base}?access_token={}", token("alice"));
+    let url = format!("{base}?access_token={}", alice());
     let (mut ws, resp) = tokio_tungstenite::connect_async(url.as_str())
         .await
         .unwrap();
@@ -209,7 +199,9 @@ async fn websocket_is_authorized_then_spliced() {
     let mut req = base.as_str().into_client_request().unwrap();
     req.headers_mut().insert(
         "authorization",
-        format!("Bearer {}", token("bob")).parse().unwrap(),
+        format!("Bearer {}", token("bob", serde_json::json!({})))
+            .parse()
+            .unwrap(),
     );
     let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
     ws.send(Message::text("x")).await.unwrap();
@@ -234,13 +226,13 @@ async fn open_websocket(
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
 ) {
     let up = spawn_ws_echo().await;
-    let p = Proxy::start_logging(
-        server_extra,
-        &routes(up, ""),
-        tempfile::tempdir().unwrap(),
-        "info",
-    );
-    let url = format!("ws://{}/ws?access_token={}", p.addr, token("alice"));
+    // The binary: the tests send SIGTERM, read the exit code and the drain's log line.
+    let p = Proxy::builder()
+        .server(server_extra)
+        .env("RUST_LOG", "info")
+        .start(&routes(up, ""))
+        .await;
+    let url = format!("ws://{}/ws?access_token={}", p.addr, alice());
     let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
         .await
         .unwrap();
@@ -282,9 +274,7 @@ async fn sigterm_drain_waits_for_an_open_websocket() {
     echo(&mut ws, "while draining").await;
     ws.close(None).await.unwrap();
     drop(ws);
-    let st = tokio::task::spawn_blocking(move || (p.wait_exit(Duration::from_secs(20)), p.log()))
-        .await
-        .unwrap();
+    let st = (p.wait_exit(Duration::from_secs(20)).await, p.logs());
     assert_eq!(st.0.and_then(|s| s.code()), Some(0), "{}", st.1);
     assert!(st.1.contains("drained"), "{}", st.1);
 }
@@ -295,9 +285,7 @@ async fn sigterm_drain_waits_for_an_open_websocket() {
 async fn sigterm_cuts_off_a_websocket_open_past_the_grace_period() {
     let (mut p, _ws) = open_websocket("shutdown_grace = \"300ms\"").await;
     p.signal("TERM");
-    let st = tokio::task::spawn_blocking(move || (p.wait_exit(Duration::from_secs(20)), p.log()))
-        .await
-        .unwrap();
+    let st = (p.wait_exit(Duration::from_secs(20)).await, p.logs());
     assert_eq!(st.0.and_then(|s| s.code()), Some(1), "{}", st.1);
     assert!(st.1.contains("\"upgraded_open\":1"), "{}", st.1);
 }
@@ -315,10 +303,11 @@ fn sha256_hex(ctx: aws_lc_rs::digest::Context) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_bodies_stream_with_bounded_memory() {
     const MIB: u64 = 256;
-    let (up, _) = spawn_upstream().await;
-    let p = Proxy::start("", &routes(up, ""), tempfile::tempdir().unwrap());
+    let up = spawn_streaming_upstream().await;
+    let up = up.addr;
+    let p = Proxy::builder().binary().start(&routes(up, "")).await;
     let client = reqwest::Client::builder().http1_only().build().unwrap();
-    let auth = format!("Bearer {}", token("alice"));
+    let auth = format!("Bearer {}", alice());
     // Warm up so the baseline includes the runtime's steady state.
     let r = client
         .get(format!("http://{}/x", p.addr))
@@ -375,15 +364,16 @@ async fn large_bodies_stream_with_bounded_memory() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_reader_does_not_make_the_proxy_buffer() {
-    let (up, _) = spawn_upstream().await;
-    let p = Proxy::start("", &routes(up, ""), tempfile::tempdir().unwrap());
+    let up = spawn_streaming_upstream().await;
+    let up = up.addr;
+    let p = Proxy::builder().binary().start(&routes(up, "")).await;
     let base_rss = p.rss_kib();
     // Ask for 512 MiB and read nothing for a while: back-pressure must stop the
     // proxy from pulling the upstream's body into memory.
     let mut s = tokio::net::TcpStream::connect(p.addr).await.unwrap();
     let req = format!(
         "GET /download/512 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
-        token("alice")
+        alice()
     );
     tokio::io::AsyncWriteExt::write_all(&mut s, req.as_bytes())
         .await
@@ -400,14 +390,16 @@ async fn slow_reader_does_not_make_the_proxy_buffer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_failures_get_spec_bodies() {
-    let (up, _) = spawn_upstream().await;
-    let closed = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let up = spawn_streaming_upstream().await;
+    let up = up.addr;
+    let closed_port = closed_port();
+    let closed = closed_port.addr;
     let extra = format!(
         "[upstreams.dead]\nurl = \"http://{closed}\"\n[upstreams.slowpoke]\nurl = \"http://{up}\"\ntimeout = \"500ms\"\n\
          [[routes]]\nname = \"dead\"\npath = \"/dead/**\"\naccess = \"public\"\nupstream = \"dead\"\n\
          [[routes]]\nname = \"slow\"\npath = \"/slow\"\naccess = \"public\"\nupstream = \"slowpoke\"\n"
     );
-    let p = Proxy::start("", &(extra + &routes(up, "")), tempfile::tempdir().unwrap());
+    let p = Proxy::builder().start(&(extra + &routes(up, ""))).await;
     let c = reqwest::Client::new();
     let r = c
         .get(format!("http://{}/dead/x", p.addr))
@@ -429,16 +421,16 @@ async fn upstream_failures_get_spec_bodies() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_head_gets_431() {
-    let (up, hits) = spawn_upstream().await;
-    let p = Proxy::start(
-        "max_header_bytes = 8192",
-        &routes(up, ""),
-        tempfile::tempdir().unwrap(),
-    );
+    let hits = spawn_streaming_upstream().await;
+    let up = hits.addr;
+    let p = Proxy::builder()
+        .server("max_header_bytes = 8192")
+        .start(&routes(up, ""))
+        .await;
     let addr = p.addr;
     let out = tokio::task::spawn_blocking(move || {
         let big = "a".repeat(10_000);
-        raw(
+        raw_text(
             addr,
             format!("GET /x HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n").as_bytes(),
         )
@@ -446,17 +438,17 @@ async fn oversized_head_gets_431() {
     .await
     .unwrap();
     assert!(out.starts_with("HTTP/1.1 431"), "{out}");
-    assert_eq!(hits.load(Ordering::SeqCst), 0);
+    assert_eq!(hits.count(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slowloris_is_disconnected_after_header_timeout() {
-    let (up, hits) = spawn_upstream().await;
-    let p = Proxy::start(
-        "header_timeout = \"1s\"",
-        &routes(up, ""),
-        tempfile::tempdir().unwrap(),
-    );
+    let hits = spawn_streaming_upstream().await;
+    let up = hits.addr;
+    let p = Proxy::builder()
+        .server("header_timeout = \"1s\"")
+        .start(&routes(up, ""))
+        .await;
     let addr = p.addr;
     let closed = tokio::task::spawn_blocking(move || {
         let mut s = TcpStream::connect(addr).unwrap();
@@ -491,19 +483,19 @@ async fn slowloris_is_disconnected_after_header_timeout() {
         closed.is_some(),
         "a byte-per-250ms client was never disconnected"
     );
-    assert_eq!(hits.load(Ordering::SeqCst), 0);
+    assert_eq!(hits.count(), 0);
 }
 
 /// The first head is due within header_timeout of the connect, however late its first
 /// byte: the version sniff and hyper's own head timer do not add up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_first_byte_does_not_extend_header_timeout() {
-    let (up, hits) = spawn_upstream().await;
-    let p = Proxy::start(
-        "header_timeout = \"2s\"",
-        &routes(up, ""),
-        tempfile::tempdir().unwrap(),
-    );
+    let hits = spawn_streaming_upstream().await;
+    let up = hits.addr;
+    let p = Proxy::builder()
+        .server("header_timeout = \"2s\"")
+        .start(&routes(up, ""))
+        .await;
     let addr = p.addr;
     let closed_after = tokio::task::spawn_blocking(move || {
         let start = Instant::now();
@@ -536,15 +528,16 @@ async fn late_first_byte_does_not_extend_header_timeout() {
         closed_after < Duration::from_millis(3300),
         "first head allowed {closed_after:?} with header_timeout = 2s"
     );
-    assert_eq!(hits.load(Ordering::SeqCst), 0);
+    assert_eq!(hits.count(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smuggling_shapes_get_400_and_never_reach_the_upstream() {
-    let (up, hits) = spawn_upstream().await;
-    let p = Proxy::start("", &routes(up, ""), tempfile::tempdir().unwrap());
+    let hits = spawn_streaming_upstream().await;
+    let up = hits.addr;
+    let p = Proxy::builder().start(&routes(up, "")).await;
     let addr = p.addr;
-    let auth = token("alice");
+    let auth = alice();
     let cases = [
         // CL.TE
         format!("POST /x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {auth}\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nG"),
@@ -559,28 +552,24 @@ async fn smuggling_shapes_get_400_and_never_reach_the_upstream() {
     ];
     for c in cases {
         let shown = c.replace(&auth, "TOKEN");
-        let out = tokio::task::spawn_blocking(move || raw(addr, c.as_bytes()))
+        let out = tokio::task::spawn_blocking(move || raw_text(addr, c.as_bytes()))
             .await
             .unwrap();
         assert!(out.starts_with("HTTP/1.1 400"), "{shown}\n=> {out}");
     }
-    assert_eq!(
-        hits.load(Ordering::SeqCst),
-        0,
-        "a smuggling shape reached the upstream"
-    );
+    assert_eq!(hits.count(), 0, "a smuggling shape reached the upstream");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_keep_alive_connection_is_closed() {
-    let (up, _) = spawn_upstream().await;
-    let p = Proxy::start(
-        "idle_timeout = \"1s\"\nheader_timeout = \"30s\"",
-        &routes(up, ""),
-        tempfile::tempdir().unwrap(),
-    );
+    let up = spawn_streaming_upstream().await;
+    let up = up.addr;
+    let p = Proxy::builder()
+        .server("idle_timeout = \"1s\"\nheader_timeout = \"30s\"")
+        .start(&routes(up, ""))
+        .await;
     let addr = p.addr;
-    let auth = token("alice");
+    let auth = alice();
     let waited = tokio::task::spawn_blocking(move || {
         let mut s = TcpStream::connect(addr).unwrap();
         s.write_all(

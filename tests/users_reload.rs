@@ -11,9 +11,7 @@
 mod support;
 
 use serde_json::{json, Value};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use support::redis::Redis;
 use support::{Proxy, Reply};
@@ -42,10 +40,9 @@ fn write_users(path: &Path, text: &str) {
     std::fs::rename(&tmp, path).unwrap();
 }
 
-/// One portcullis process and its admin listener.
+/// One portcullis process (with an admin listener).
 struct Replica {
     proxy: Proxy,
-    admin: SocketAddr,
 }
 
 /// The shared files of a deployment: the Ed25519 signing key and the users file.
@@ -75,15 +72,14 @@ impl Replica {
     /// route to the `echo:` upstream, and an admin listener.
     async fn start(files: &Files, state: &str) -> Replica {
         let users = files.users().display().to_string();
-        let admin_port = Mutex::new(0u16);
         let proxy = Proxy::builder()
             .file("signing.pem", &files.pem)
+            // SIGHUP reloads: a real process.
+            .binary()
             .start_with(|addr| {
-                let admin = support::free_port();
-                *admin_port.lock().unwrap() = admin;
                 format!(
                     "[server]\nlisten = \"{addr}\"\n\n\
-                     [admin]\nlisten = \"127.0.0.1:{admin}\"\n\n{state}\n\
+                     [admin]\nlisten = \"127.0.0.1:0\"\n\n{state}\n\
                      [upstreams.app]\nurl = \"echo:\"\n\n\
                      [[issuers]]\nname = \"local\"\nissuer = \"{LOCAL_ISS}\"\n\
                      private_key = \"signing.pem\"\nkid = \"k1\"\n\n{}\n\
@@ -93,8 +89,7 @@ impl Replica {
                 )
             })
             .await;
-        let admin = SocketAddr::from(([127, 0, 0, 1], *admin_port.lock().unwrap()));
-        Replica { proxy, admin }
+        Replica { proxy }
     }
 
     async fn post_token(&self, form: &[(&str, &str)]) -> (u16, Value) {
@@ -138,7 +133,7 @@ impl Replica {
     /// A counter of the admin `/metrics` (summed over its label sets).
     async fn counter(&self, series: &str) -> f64 {
         let text = support::http_client()
-            .get(format!("http://{}/metrics", self.admin))
+            .get(self.proxy.admin_url("/metrics"))
             .send()
             .await
             .unwrap()

@@ -10,11 +10,11 @@
 //!   (down after 1 s, failover timeout 5 s).
 //!
 //! No persistence anywhere (`--save "" --appendonly no`): state lives as long as the
-//! process. A port is chosen by binding port 0 and releasing it (cluster nodes: a
-//! port below 55535 whose bus port, +10000, is free too); a server that cannot bind
-//! it is started again on another.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+//! process. redis-server must be told its port, so it gets [`free_port`] (cluster
+//! nodes: a port below 55535 whose bus port, +10000, is free too); a server that
+//! cannot bind it is started again on another. TLS material comes from [`Pki`].
 
+use super::{free_port, Pki};
 use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -33,14 +33,6 @@ pub fn redis_server() -> String {
 /// The `redis-cli` binary.
 pub fn redis_cli() -> String {
     std::env::var("PORTCULLIS_REDIS_CLI").unwrap_or_else(|_| "redis-cli".into())
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A free port whose cluster bus port (+10000) is free as well.
@@ -63,6 +55,16 @@ pub fn wait_until(within: Duration, what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// `redis[s]+{kind}://127.0.0.1:P1,127.0.0.1:P2,...{path}` for `nodes`.
+fn multi_url(tls: bool, kind: &str, nodes: &[Node], path: &str) -> String {
+    let scheme = if tls { "rediss" } else { "redis" };
+    let hosts: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.port))
+        .collect();
+    format!("{scheme}+{kind}://{}{path}", hosts.join(","))
+}
+
 // ---- TLS material ---------------------------------------------------------------
 
 /// A fresh CA, and a certificate for 127.0.0.1 signed by it (server and client).
@@ -75,20 +77,13 @@ pub struct Tls {
 impl Tls {
     pub fn new() -> Tls {
         let dir = tempfile::tempdir().unwrap();
-        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca.distinguished_name
-            .push(rcgen::DnType::CommonName, "redis test CA");
-        let ca_key = rcgen::KeyPair::generate().unwrap();
-        let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
-        let issuer = rcgen::Issuer::new(ca, ca_key);
-        let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = leaf.signed_by(&key, &issuer).unwrap();
-        std::fs::write(dir.path().join("tls.crt"), cert.pem()).unwrap();
-        std::fs::write(dir.path().join("tls.key"), key.serialize_pem()).unwrap();
-        std::fs::write(dir.path().join("ca.crt"), &ca_pem).unwrap();
-        Tls { dir, ca_pem }
+        let pki = Pki::new();
+        pki.leaf(dir.path(), "tls", &["127.0.0.1"]);
+        pki.write_ca(&dir.path().join("ca.crt"));
+        Tls {
+            dir,
+            ca_pem: pki.ca_pem,
+        }
     }
 
     pub fn ca_file(&self) -> PathBuf {
@@ -425,17 +420,7 @@ impl Cluster {
 
     /// `redis[s]+cluster://` with every node as a seed.
     pub fn url(&self) -> String {
-        let scheme = if self.tls.is_some() {
-            "rediss"
-        } else {
-            "redis"
-        };
-        let hosts: Vec<String> = self
-            .nodes
-            .iter()
-            .map(|n| format!("127.0.0.1:{}", n.port))
-            .collect();
-        format!("{scheme}+cluster://{}", hosts.join(","))
+        multi_url(self.tls.is_some(), "cluster", &self.nodes, "")
     }
 
     pub fn query<T: redis::FromRedisValue>(&self, port: u16, cmd: &redis::Cmd) -> Option<T> {
@@ -645,17 +630,12 @@ impl Sentinels {
 
     /// `redis[s]+sentinel://s1,s2,s3/NAME`.
     pub fn url(&self) -> String {
-        let scheme = if self.tls.is_some() {
-            "rediss"
-        } else {
-            "redis"
-        };
-        let hosts: Vec<String> = self
-            .sentinels
-            .iter()
-            .map(|n| format!("127.0.0.1:{}", n.port))
-            .collect();
-        format!("{scheme}+sentinel://{}/{MASTER_NAME}", hosts.join(","))
+        multi_url(
+            self.tls.is_some(),
+            "sentinel",
+            &self.sentinels,
+            &format!("/{MASTER_NAME}"),
+        )
     }
 
     /// The primary's port as the first Sentinel that answers names it.
