@@ -89,6 +89,22 @@ PY
   echo "$helm_pin $helm_sha" > "$HELM_HOME_DIR/pins"
 fi
 export PORTCULLIS_HELM="${PORTCULLIS_HELM:-$HELM_HOME_DIR/bin/helm}"
+# The chart's ServiceMonitor is a Prometheus Operator CRD, which kubernetes-validate has
+# no schema for: @kubernetes-models/prometheus-operator (its models and JSON schemas are
+# generated from the operator's CRDs) validates it. From npm, pinned, into
+# target/prometheus-models, only when missing; --ignore-scripts: nothing to build.
+PROM_MODELS_DIR="${PORTCULLIS_PROM_MODELS:-target/prometheus-models}"
+PROM_MODELS_PIN="@kubernetes-models/prometheus-operator@6.0.0"
+if [ "$(cat "$PROM_MODELS_DIR/pins" 2>/dev/null)" != "$PROM_MODELS_PIN" ]; then
+  command -v node >/dev/null 2>&1 || need_apt node nodejs
+  command -v npm >/dev/null 2>&1 || need_apt npm npm
+  mkdir -p "$PROM_MODELS_DIR"
+  [ -f "$PROM_MODELS_DIR/package.json" ] || echo '{"name":"portcullis-prometheus-models","private":true}' > "$PROM_MODELS_DIR/package.json"
+  echo "== npm install $PROM_MODELS_PIN into $PROM_MODELS_DIR" >&2
+  (cd "$PROM_MODELS_DIR" && npm install --no-audit --no-fund --silent --ignore-scripts "$PROM_MODELS_PIN")
+  echo "$PROM_MODELS_PIN" > "$PROM_MODELS_DIR/pins"
+fi
+export PORTCULLIS_PROM_MODELS="$(cd "$PROM_MODELS_DIR" && pwd)"
 # ---- end Helm -----------------------------------------------------------------
 
 # ---- Hypercorn (issue 14; used by tests/security_upgrade.rs) -----------------

@@ -1042,6 +1042,9 @@ fn helm_chart_lints_renders_and_validates_against_kubernetes_schemas() {
         }
         let path = out.path().join(format!("{case}.yaml"));
         std::fs::write(&path, &rendered).unwrap();
+        for sm in docs.iter().filter(|d| d["kind"] == "ServiceMonitor") {
+            validate_service_monitor(sm);
+        }
         for v in KUBE_VERSIONS {
             // The chart's kubeVersion constraint holds for every targeted version.
             let o = helm_template(values, release, ns, &["--kube-version", v]);
@@ -1056,7 +1059,7 @@ fn helm_chart_lints_renders_and_validates_against_kubernetes_schemas() {
                 + &String::from_utf8_lossy(&o.stderr);
             let passed = log.matches(" passed for resource ").count();
             // Only the ServiceMonitor (a Prometheus Operator CRD) has no built-in
-            // schema; its shape is checked in the contract test below.
+            // schema: validate_service_monitor checks it against the CRD's.
             let crds = expected.iter().filter(|k| **k == "ServiceMonitor").count();
             assert_eq!(passed, expected.len() - crds, "{case} @ {v}:\n{log}");
             for line in log.lines().filter(|l| l.starts_with("WARN")) {
@@ -1064,6 +1067,42 @@ fn helm_chart_lints_renders_and_validates_against_kubernetes_schemas() {
             }
         }
     }
+}
+
+/// The ServiceMonitor against the Prometheus Operator CRD's schema, with the validator
+/// of `@kubernetes-models/prometheus-operator` (npm, in `PORTCULLIS_PROM_MODELS`).
+fn validate_service_monitor(doc: &Value) {
+    let dir = std::env::var_os("PORTCULLIS_PROM_MODELS").map_or_else(
+        || root().join("target/prometheus-models"),
+        PathBuf::from,
+    );
+    assert!(
+        dir.join("node_modules/@kubernetes-models/prometheus-operator").is_dir(),
+        "@kubernetes-models/prometheus-operator not in {}: run ./scripts/test-all.sh or set \
+         PORTCULLIS_PROM_MODELS",
+        dir.display()
+    );
+    let script = "import { ServiceMonitor } from \
+        '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';\
+        new ServiceMonitor(JSON.parse(process.argv[1])).validate(); console.log('valid');";
+    let check = |doc: &Value| {
+        Command::new("node")
+            .args(["--input-type=module", "-e", script])
+            .arg(doc.to_string())
+            .current_dir(&dir)
+            .output()
+            .unwrap()
+    };
+    let o = check(doc);
+    assert!(
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains("valid"),
+        "ServiceMonitor does not fit the CRD schema:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // The validator does refuse what the CRD refuses.
+    let mut bad = doc.clone();
+    bad["spec"]["endpoints"][0]["interval"] = "every 15 seconds".into();
+    assert!(!check(&bad).status.success(), "the validator accepts anything");
 }
 
 #[test]
