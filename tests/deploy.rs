@@ -224,7 +224,9 @@ fn dockerfile_passes_hadolint_and_keeps_the_image_contract() {
     // Multi-platform (issue 21): the build stage runs on the builder's platform and
     // cross-compiles for the target's (amd64 and arm64), C toolchain and cmake included
     // for aws-lc; the runtime stage is the target platform's.
-    assert!(has("FROM --platform=$BUILDPLATFORM rust:1-bookworm AS build"));
+    assert!(has(
+        "FROM --platform=$BUILDPLATFORM rust:1-bookworm AS build"
+    ));
     assert!(has("ARG TARGETARCH"));
     for arch in [
         "amd64) rust=x86_64-unknown-linux-gnu gnu=x86_64-linux-gnu deb=amd64",
@@ -236,11 +238,20 @@ fn dockerfile_passes_hadolint_and_keeps_the_image_contract() {
     assert!(has(r#"pkgs+=("gcc-${gnu//_/-}" "libc6-dev-${deb}-cross")"#));
     assert!(has(r#"rustup target add "$rust""#));
     assert!(has(r#"echo "export CARGO_TARGET_${env}_LINKER=$gnu-gcc""#));
-    assert!(has(r#"echo "export CC_${rust//-/_}=$gnu-gcc AR_${rust//-/_}=$gnu-ar""#));
-    assert!(has(r#"cargo build --release --locked --bin portcullis --target "$RUST_TARGET""#));
-    assert!(has(r#"install -D -m 0755 "target/$RUST_TARGET/release/portcullis" /out/portcullis"#));
+    assert!(has(
+        r#"echo "export CC_${rust//-/_}=$gnu-gcc AR_${rust//-/_}=$gnu-ar""#
+    ));
+    assert!(has(
+        r#"cargo build --release --locked --bin portcullis --target "$RUST_TARGET""#
+    ));
+    assert!(has(
+        r#"install -D -m 0755 "target/$RUST_TARGET/release/portcullis" /out/portcullis"#
+    ));
     let runtime = lines.iter().rev().find(|l| l.starts_with("FROM ")).unwrap();
-    assert!(!runtime.contains("--platform"), "runtime image: the target's platform");
+    assert!(
+        !runtime.contains("--platform"),
+        "runtime image: the target's platform"
+    );
     assert!(has("FROM gcr.io/distroless/cc-debian12:nonroot"));
     assert!(has("USER 65532:65532"), "numeric non-root user");
     assert!(has("EXPOSE 8443 9901"));
@@ -261,8 +272,9 @@ fn dockerfile_toolchain_step_picks_the_cross_toolchain_per_platform() {
     let start = text.find("RUN case \"$TARGETARCH\" in").unwrap();
     let mut script = String::new();
     for line in text[start + "RUN ".len()..].lines() {
+        // Docker joins continued lines; so does this.
         script.push_str(line.trim_end_matches('\\'));
-        script.push('\n');
+        script.push(' ');
         if !line.ends_with('\\') {
             break;
         }
@@ -273,13 +285,12 @@ fn dockerfile_toolchain_step_picks_the_cross_toolchain_per_platform() {
     let script = script.replace("/cross.env", env_file.to_str().unwrap());
     let stubs = format!(
         "apt-get() {{ echo \"apt-get $*\" >> '{l}'; }}\nrustup() {{ echo \"rustup $*\" >> '{l}'; }}\n\
-         rm() {{ echo \"rm $*\" >> '{l}'; }}\n",
+         rm() {{ echo \"rm $*\" >> '{l}'; }}\nset -e\n",
         l = log.display()
     );
-    let host = String::from_utf8(
-        run_ok(Command::new("dpkg").arg("--print-architecture"), "dpkg").stdout,
-    )
-    .unwrap();
+    let host =
+        String::from_utf8(run_ok(Command::new("dpkg").arg("--print-architecture"), "dpkg").stdout)
+            .unwrap();
     for (arch, triple, gnu) in [
         ("amd64", "x86_64-unknown-linux-gnu", "x86_64-linux-gnu"),
         ("arm64", "aarch64-unknown-linux-gnu", "aarch64-linux-gnu"),
@@ -304,7 +315,10 @@ fn dockerfile_toolchain_step_picks_the_cross_toolchain_per_platform() {
             host.trim() != arch,
             "{arch} on a {host} builder: {install}"
         );
-        assert!(calls.contains(&format!("rustup target add {triple}\n")), "{calls}");
+        assert!(
+            calls.contains(&format!("rustup target add {triple}\n")),
+            "{calls}"
+        );
         let upper = triple.to_uppercase().replace('-', "_");
         let lower = triple.replace('-', "_");
         assert_eq!(
@@ -670,7 +684,10 @@ fn passes_check(keys: &Keys, text: &str, src: Option<&Path>, what: &str) {
     std::fs::write(tmp.path().join("proxy.toml"), text).unwrap();
     let files = config_files(&cfg);
     for (key, f) in &files {
-        assert!(Path::new(f).is_relative(), "{what}: `{f}` should be relative");
+        assert!(
+            Path::new(f).is_relative(),
+            "{what}: `{f}` should be relative"
+        );
         let to = tmp.path().join(f);
         if let Some(from) = src.map(|s| s.join(f)).filter(|p| p.is_file()) {
             std::fs::create_dir_all(to.parent().unwrap()).unwrap();
@@ -1048,7 +1065,10 @@ fn helm_chart_lints_renders_and_validates_against_kubernetes_schemas() {
         for v in KUBE_VERSIONS {
             // The chart's kubeVersion constraint holds for every targeted version.
             let o = helm_template(values, release, ns, &["--kube-version", v]);
-            assert!(o.status.success(), "helm template --kube-version {v} ({case})");
+            assert!(
+                o.status.success(),
+                "helm template --kube-version {v} ({case})"
+            );
             let o = run_ok(
                 Command::new(tool("kubernetes-validate"))
                     .args(["--strict", "--kubernetes-version", v])
@@ -1072,12 +1092,11 @@ fn helm_chart_lints_renders_and_validates_against_kubernetes_schemas() {
 /// The ServiceMonitor against the Prometheus Operator CRD's schema, with the validator
 /// of `@kubernetes-models/prometheus-operator` (npm, in `PORTCULLIS_PROM_MODELS`).
 fn validate_service_monitor(doc: &Value) {
-    let dir = std::env::var_os("PORTCULLIS_PROM_MODELS").map_or_else(
-        || root().join("target/prometheus-models"),
-        PathBuf::from,
-    );
+    let dir = std::env::var_os("PORTCULLIS_PROM_MODELS")
+        .map_or_else(|| root().join("target/prometheus-models"), PathBuf::from);
     assert!(
-        dir.join("node_modules/@kubernetes-models/prometheus-operator").is_dir(),
+        dir.join("node_modules/@kubernetes-models/prometheus-operator")
+            .is_dir(),
         "@kubernetes-models/prometheus-operator not in {}: run ./scripts/test-all.sh or set \
          PORTCULLIS_PROM_MODELS",
         dir.display()
@@ -1102,7 +1121,10 @@ fn validate_service_monitor(doc: &Value) {
     // The validator does refuse what the CRD refuses.
     let mut bad = doc.clone();
     bad["spec"]["endpoints"][0]["interval"] = "every 15 seconds".into();
-    assert!(!check(&bad).status.success(), "the validator accepts anything");
+    assert!(
+        !check(&bad).status.success(),
+        "the validator accepts anything"
+    );
 }
 
 #[test]
@@ -1215,7 +1237,10 @@ fn helm_chart_keeps_the_operational_contract() {
         assert!(listen.starts_with("0.0.0.0:"), "{case}: {listen}");
         assert_eq!(port_of(listen), port("https"), "{case}");
         let admin = cfg["admin"]["listen"].as_str().unwrap();
-        assert!(admin.starts_with("0.0.0.0:"), "{case}: kubelet probes the Pod IP");
+        assert!(
+            admin.starts_with("0.0.0.0:"),
+            "{case}: kubelet probes the Pod IP"
+        );
         assert_eq!(port_of(admin), port("admin"), "{case}");
         assert_eq!(cfg["server"]["watch"].as_bool(), Some(true), "{case}");
         assert!(cfg["server"]["tls"].is_table(), "{case}: TLS terminated");
@@ -1232,14 +1257,20 @@ fn helm_chart_keeps_the_operational_contract() {
             .as_u64()
             .unwrap();
         let drain = duration_secs(cfg["server"]["shutdown_grace"].as_str().unwrap());
-        assert!(grace > pre_stop + drain, "{case}: {grace} <= {pre_stop} + {drain}");
+        assert!(
+            grace > pre_stop + drain,
+            "{case}: {grace} <= {pre_stop} + {drain}"
+        );
 
         // One read-only projected volume at /etc/portcullis holds every file proxy.toml
         // names, from Secrets the chart only refers to (it renders none).
         let mount = &c["volumeMounts"][0];
         assert_eq!(mount["mountPath"], "/etc/portcullis");
         assert_eq!(mount["readOnly"], true);
-        assert!(mount.get("subPath").is_none(), "subPath mounts never update");
+        assert!(
+            mount.get("subPath").is_none(),
+            "subPath mounts never update"
+        );
         assert_eq!(
             c["args"],
             serde_json::json!(["--config", "/etc/portcullis/proxy.toml"])
@@ -1261,7 +1292,10 @@ fn helm_chart_keeps_the_operational_contract() {
             .collect();
         assert!(projected.contains(&"proxy.toml"));
         for (_, f) in config_files(&cfg) {
-            assert!(projected.contains(&f.as_str()), "{case}: {f} is not in the volume");
+            assert!(
+                projected.contains(&f.as_str()),
+                "{case}: {f} is not in the volume"
+            );
         }
         let secrets: Vec<&str> = sources
             .iter()
@@ -1305,6 +1339,33 @@ fn helm_chart_keeps_the_operational_contract() {
         assert_eq!(rules[1]["ports"][0]["port"], port("admin"));
         assert!(rules[1]["from"].is_array());
 
+        // NOTES.txt (what `helm install` prints) names every Secret the Pod reads.
+        let chart = chart_dir();
+        let file = values.map(|v| chart.join(v));
+        let mut args = vec![
+            release,
+            chart.to_str().unwrap(),
+            "-n",
+            ns,
+            "--dry-run=client",
+        ];
+        if let Some(f) = &file {
+            args.extend(["--values", f.to_str().unwrap()]);
+        }
+        let o = helm_on_chart("install", &args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        let notes = stdout.split("NOTES:").nth(1).unwrap();
+        let env_secrets = env
+            .iter()
+            .filter_map(|e| e["valueFrom"]["secretKeyRef"]["name"].as_str());
+        for s in secrets.iter().copied().chain(env_secrets) {
+            assert!(
+                notes.contains(&format!(" {s} ")),
+                "{case}: NOTES omit {s}:\n{notes}"
+            );
+        }
+
         if case == "defaults" {
             assert_eq!(secrets, ["gw-portcullis-tls"], "{case}");
             assert_eq!(spec["replicas"], 2);
@@ -1313,11 +1374,7 @@ fn helm_chart_keeps_the_operational_contract() {
             continue;
         }
         // all-on: the Secrets named in the values file, and nothing else.
-        assert_eq!(
-            secrets,
-            ["shop-gateway-tls", "shop-gateway-keys"],
-            "{case}"
-        );
+        assert_eq!(secrets, ["shop-gateway-tls", "shop-gateway-keys"], "{case}");
         assert_eq!(
             env_secret("PORTCULLIS_JWT_SECRET"),
             Some(("shop-gateway-jwt".into(), "secret".into()))
@@ -1353,7 +1410,9 @@ fn helm_chart_keeps_the_operational_contract() {
             c["image"].as_str().unwrap().contains("@sha256:"),
             "pinned by digest"
         );
-        assert!(deploy["spec"]["template"]["metadata"]["annotations"]["checksum/config"].is_string());
+        assert!(
+            deploy["spec"]["template"]["metadata"]["annotations"]["checksum/config"].is_string()
+        );
         // HPA instead of a fixed replica count.
         assert!(spec.get("replicas").is_none(), "the HPA owns replicas");
         let hpa = find(&docs, "HorizontalPodAutoscaler", name);
@@ -1365,7 +1424,10 @@ fn helm_chart_keeps_the_operational_contract() {
         assert_eq!(admin_svc["spec"]["type"], "ClusterIP");
         assert_eq!(admin_svc["spec"]["ports"][0]["targetPort"], "admin");
         let sm = &find(&docs, "ServiceMonitor", name)["spec"];
-        assert_eq!(sm["endpoints"][0]["port"], admin_svc["spec"]["ports"][0]["name"]);
+        assert_eq!(
+            sm["endpoints"][0]["port"],
+            admin_svc["spec"]["ports"][0]["name"]
+        );
         assert_eq!(sm["endpoints"][0]["path"], "/metrics");
         assert_eq!(sm["namespaceSelector"]["matchNames"][0], ns);
         for svc in docs.iter().filter(|d| d["kind"] == "Service") {
@@ -1398,19 +1460,33 @@ fn helm_chart_proxy_toml_passes_check() {
         let docs = documents(&render_chart(case, values, release, ns));
         let cm = docs.iter().find(|d| d["kind"] == "ConfigMap").unwrap();
         let text = cm["data"]["proxy.toml"].as_str().unwrap();
-        passes_check(&keys, text, None, &format!("helm chart ({case}) proxy.toml"));
+        passes_check(
+            &keys,
+            text,
+            None,
+            &format!("helm chart ({case}) proxy.toml"),
+        );
     }
     // A plain Redis URL (no password) goes into proxy.toml as it is.
     let set = "state.redis.enabled=true,state.redis.url=redis://redis-master.redis:6379/0";
     let out = helm_template(None, "gw", "portcullis", &["--set", set]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let docs = documents(&String::from_utf8(out.stdout).unwrap());
     let (cfg, text) = chart_config(&docs, "gw-portcullis");
     assert_eq!(
         cfg["state"]["url"].as_str(),
         Some("redis://redis-master.redis:6379/0")
     );
-    passes_check(&keys, &text, None, "helm chart (plain Redis URL) proxy.toml");
+    passes_check(
+        &keys,
+        &text,
+        None,
+        "helm chart (plain Redis URL) proxy.toml",
+    );
 }
 
 /// Values the chart refuses, each with the message that says why: the schema's and the
@@ -1421,17 +1497,38 @@ fn helm_chart_refuses_bad_values() {
         ("replicaCount=0", "/replicaCount"),
         ("replicas=3", "additional properties 'replicas' not allowed"),
         ("image.digest=latest", "/image/digest"),
-        ("securityContext.readOnlyRootFilesystem=false", "/securityContext/readOnlyRootFilesystem"),
-        ("config.server.listen=0.0.0.0:80", "config.server.listen is set by the chart: use ports.proxy"),
-        ("config.admin.listen=127.0.0.1:9901", "config.admin is set by the chart"),
-        ("config.state.url=redis://x:6379", "config.state.url is set by the chart"),
-        ("state.redis.enabled=true", "state.redis.enabled needs state.redis.url or state.redis.existingSecret"),
+        (
+            "securityContext.readOnlyRootFilesystem=false",
+            "/securityContext/readOnlyRootFilesystem",
+        ),
+        (
+            "config.server.listen=0.0.0.0:80",
+            "config.server.listen is set by the chart: use ports.proxy",
+        ),
+        (
+            "config.admin.listen=127.0.0.1:9901",
+            "config.admin is set by the chart",
+        ),
+        (
+            "config.state.url=redis://x:6379",
+            "config.state.url is set by the chart",
+        ),
+        (
+            "state.redis.enabled=true",
+            "state.redis.enabled needs state.redis.url or state.redis.existingSecret",
+        ),
         (
             "state.redis.enabled=true,state.redis.url=redis://:hunter2@redis:6379/0",
             "state.redis.url holds a password",
         ),
-        ("terminationGracePeriodSeconds=30", "must exceed preStopSleepSeconds + shutdownGraceSeconds"),
-        ("autoscaling.enabled=true,autoscaling.maxReplicas=1", "maxReplicas must be >= autoscaling.minReplicas"),
+        (
+            "terminationGracePeriodSeconds=30",
+            "must exceed preStopSleepSeconds + shutdownGraceSeconds",
+        ),
+        (
+            "autoscaling.enabled=true,autoscaling.maxReplicas=1",
+            "maxReplicas must be >= autoscaling.minReplicas",
+        ),
     ] {
         let out = helm_template(None, "gw", "portcullis", &["--set", set]);
         let err = String::from_utf8_lossy(&out.stderr);
