@@ -1446,11 +1446,38 @@ fn helm_chart_keeps_the_operational_contract() {
         }
     }
 
-    // values.yaml's defaults name Secrets, never hold one.
-    let values = std::fs::read_to_string(chart_dir().join("values.yaml")).unwrap();
-    for bad in ["-----BEGIN", "password:", "secret:", "@"] {
-        assert!(!values.contains(bad), "values.yaml holds `{bad}`");
+    // values.yaml's defaults name Secrets, never hold one: no key material, no URL
+    // with credentials, no value under a secret-like key.
+    let text = std::fs::read_to_string(chart_dir().join("values.yaml")).unwrap();
+    fn walk(v: &Value, key: &str) {
+        match v {
+            Value::Object(m) => m.iter().for_each(|(k, v)| walk(v, k)),
+            Value::Array(a) => a.iter().for_each(|v| walk(v, key)),
+            Value::String(s) => {
+                assert!(!s.contains("-----BEGIN"), "values.yaml {key}: key material");
+                assert!(
+                    !s.contains('@'),
+                    "values.yaml {key}: `{s}` looks like credentials"
+                );
+                let k = key.to_ascii_lowercase();
+                let secretish = [
+                    "password",
+                    "secret",
+                    "token",
+                    "private_key",
+                    "client_secret",
+                ];
+                assert!(
+                    s.is_empty() || !secretish.contains(&k.as_str()),
+                    "values.yaml {key}: a secret value"
+                );
+            }
+            _ => {}
+        }
     }
+    let values = documents(&text);
+    assert_eq!(values.len(), 1);
+    walk(&values[0], "");
 }
 
 #[test]
