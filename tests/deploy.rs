@@ -1514,6 +1514,40 @@ fn helm_chart_proxy_toml_passes_check() {
         None,
         "helm chart (plain Redis URL) proxy.toml",
     );
+
+    // The README's example my-values.yaml (the first yaml block of its Helm section),
+    // with a well-formed stand-in for the digest it leaves to the reader.
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let section = &readme[readme.find("### Helm (").expect("README Helm section")..];
+    let block = section
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a yaml block in README's Helm section");
+    let digest = format!("sha256:{}", "0".repeat(64));
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("my-values.yaml");
+    std::fs::write(&file, block.replace("sha256:...", &digest)).unwrap();
+    let out = helm_template(
+        Some(file.to_str().unwrap()),
+        "portcullis",
+        "portcullis",
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let docs = documents(&String::from_utf8(out.stdout).unwrap());
+    let (cfg, text) = chart_config(&docs, "portcullis");
+    assert_eq!(
+        cfg["state"]["url"].as_str(),
+        Some("${PORTCULLIS_STATE_URL}")
+    );
+    assert!(cfg["upstreams"].get("app").is_none(), "{text}");
+    find(&docs, "HorizontalPodAutoscaler", "portcullis");
+    passes_check(&keys, &text, None, "README my-values.yaml proxy.toml");
 }
 
 /// Values the chart refuses, each with the message that says why: the schema's and the
