@@ -243,6 +243,7 @@ fn run(cli: &Cli) -> ExitCode {
 async fn serve(cfg: Config) -> anyhow::Result<bool> {
     let listen = cfg.server.listen;
     let admin_addr = cfg.admin;
+    let fa_addr = cfg.forward_auth.as_ref().map(|f| f.listen);
     let app = portcullis::app::App::new(cfg)?;
     let main = tokio::net::TcpListener::bind(listen)
         .await
@@ -255,9 +256,21 @@ async fn serve(cfg: Config) -> anyhow::Result<bool> {
         ),
         None => None,
     };
+    let forward_auth = match fa_addr {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} ([forward_auth])"))?,
+        ),
+        None => None,
+    };
     #[cfg(unix)]
     portcullis::reload::spawn_sighup(app.clone());
-    let listeners = portcullis::Listeners { main, admin };
+    let listeners = portcullis::Listeners {
+        main,
+        admin,
+        forward_auth,
+    };
     Ok(portcullis::serve(app, listeners, shutdown_signal()).await?)
 }
 
