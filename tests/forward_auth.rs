@@ -597,3 +597,66 @@ async fn decisions_are_counted_and_logged() {
     assert!(!logs.contains(signature), "a token in the logs");
     assert!(!m.contains(signature), "a token in the metrics");
 }
+
+/// Reads until the peer closes (or `TIMEOUT`): whether it closed.
+async fn closes(s: &mut tokio::net::TcpStream) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 1024];
+    let read_to_end = async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(TIMEOUT, read_to_end).await.is_ok()
+}
+
+/// The slowloris guard of the main listener holds here too: a connection that sends
+/// nothing, or a head that never ends, is closed after `header_timeout`.
+#[tokio::test]
+async fn header_timeout_closes_silent_connections() {
+    use tokio::io::AsyncWriteExt;
+    let builder = Proxy::builder().server("header_timeout = \"1s\"");
+    let d = Decider::start(builder, &body("x-forwarded")).await;
+    let mut silent = tokio::net::TcpStream::connect(d.addr).await.unwrap();
+    assert!(closes(&mut silent).await, "a silent connection stays open");
+    let mut slow = tokio::net::TcpStream::connect(d.addr).await.unwrap();
+    slow.write_all(b"GET /auth HTTP/1.1\r\nHost: a\r\nX-Forwarded-Uri: /api/x\r\n")
+        .await
+        .unwrap();
+    assert!(closes(&mut slow).await, "an unfinished head stays open");
+}
+
+/// SIGTERM (SPEC §6): the decision listener stops accepting and its open connections
+/// are closed (an idle keep-alive one, one that sent nothing yet), so the drain ends
+/// in time: exit 0, not the grace period cutting it off.
+#[tokio::test]
+async fn shutdown_drains_the_decision_listener() {
+    use tokio::io::AsyncWriteExt;
+    let builder = Proxy::builder().server("shutdown_grace = \"20s\"");
+    let mut d = Decider::start(builder, &body("x-forwarded")).await;
+    let mut kept = tokio::net::TcpStream::connect(d.addr).await.unwrap();
+    let req = ask("x-forwarded", "GET", "/public/x", None).header("Connection", "keep-alive");
+    kept.write_all(&req.to_bytes("decide")).await.unwrap();
+    read_response(&mut kept).await.unwrap().assert_status(200);
+    let mut silent = tokio::net::TcpStream::connect(d.addr).await.unwrap();
+    d.proxy.signal("TERM");
+    let status = d
+        .proxy
+        .wait_exit(TIMEOUT)
+        .await
+        .expect("exits after SIGTERM");
+    assert!(
+        status.success(),
+        "drain cut off: {status}\n{}",
+        d.proxy.logs()
+    );
+    assert!(closes(&mut kept).await);
+    assert!(closes(&mut silent).await);
+    assert!(
+        tokio::net::TcpStream::connect(d.addr).await.is_err(),
+        "still accepting"
+    );
+}
