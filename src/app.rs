@@ -45,7 +45,9 @@ impl Runtime {
         Self::build(config, Some(previous))
     }
 
-    /// What the decision reads ([`crate::decide::decide`]).
+    /// What the decision reads ([`crate::decide::decide`]), for the inline proxy (a
+    /// route without `upstream` answers 404; a decision front door turns
+    /// `needs_upstream` off).
     pub fn engine(&self) -> Engine<'_> {
         Engine {
             routes: &self.routes,
@@ -59,6 +61,7 @@ impl Runtime {
                 issuer: &ep.issuer,
                 users: &ep.users,
             }),
+            needs_upstream: true,
         }
     }
 
