@@ -386,7 +386,7 @@ async fn inline_and_decision_listener_agree() {
 
 #[tokio::test]
 async fn bad_input_is_a_400() {
-    let d = Decider::start(Proxy::builder(), &body("x-forwarded")).await;
+    let d = Decider::start(Proxy::builder().binary(), &body("x-forwarded")).await;
     let t = alice();
     let base = || Req::get("/auth").bearer(&t);
     let cases = [
@@ -560,7 +560,7 @@ async fn h2c_on_the_same_port() {
 /// with `upstream` empty; no token appears in either.
 #[tokio::test]
 async fn decisions_are_counted_and_logged() {
-    let d = Decider::start(Proxy::builder(), &body("x-forwarded")).await;
+    let d = Decider::start(Proxy::builder().binary(), &body("x-forwarded")).await;
     let t = alice();
     let id = "fa-request-0001";
     let r = d
@@ -641,7 +641,7 @@ async fn header_timeout_closes_silent_connections() {
 #[tokio::test]
 async fn shutdown_drains_the_decision_listener() {
     use tokio::io::AsyncWriteExt;
-    let builder = Proxy::builder().server("shutdown_grace = \"20s\"");
+    let builder = Proxy::builder().binary().server("shutdown_grace = \"20s\"");
     let mut d = Decider::start(builder, &body("x-forwarded")).await;
     let mut kept = tokio::net::TcpStream::connect(d.addr).await.unwrap();
     let req = ask("x-forwarded", "GET", "/public/x", None).header("Connection", "keep-alive");
@@ -671,7 +671,7 @@ async fn shutdown_drains_the_decision_listener() {
 /// convention of the new config (the listener itself stays where it is).
 #[tokio::test]
 async fn a_reload_applies_to_the_next_decision() {
-    let d = Decider::start(Proxy::builder(), &body("x-forwarded")).await;
+    let d = Decider::start(Proxy::builder().binary(), &body("x-forwarded")).await;
     let nginx = Req::get("/auth").header("X-Original-URI", "/public/x");
     d.send(&nginx).await.assert_bad_request();
     d.proxy.rewrite(&body("x-original"));

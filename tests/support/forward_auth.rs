@@ -6,10 +6,10 @@
 //!
 //! Used as `#[path = "support/forward_auth.rs"] mod decisions;` next to `mod support;`.
 
-use crate::support::{read_response, Proxy, ProxyBuilder, Reply, Req, START_TIMEOUT, TIMEOUT};
+use crate::support::{read_response, Proxy, ProxyBuilder, Reply, Req, TIMEOUT};
 use serde_json::Value;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -29,30 +29,15 @@ pub fn config(convention: &str, body: &str) -> String {
 
 impl Decider {
     /// Starts portcullis with `body` (which has its `[forward_auth]` table, e.g. from
-    /// [`config`]); returns once the decision listener is known.
+    /// [`config`]): in-process, or the binary when `builder` says so (the harness reads
+    /// the decision listener's address from its `portcullis listening` line).
     pub async fn start(builder: ProxyBuilder, body: &str) -> Decider {
         let proxy = builder.start(body).await;
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if let Some(line) = listening_line(&proxy) {
-                let addr = |k: &str| line[k].as_str().and_then(|a| a.parse::<SocketAddr>().ok());
-                let fa = addr("forward_auth").unwrap_or_else(|| {
-                    panic!("no forward_auth address in {line}\n{}", proxy.logs())
-                });
-                let admin = addr("admin");
-                return Decider {
-                    proxy,
-                    addr: fa,
-                    admin,
-                };
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no `portcullis listening` line\n{}",
-                proxy.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let addr = proxy
+            .forward_auth
+            .unwrap_or_else(|| panic!("no forward_auth listener\n{}", proxy.logs()));
+        let admin = proxy.admin;
+        Decider { proxy, addr, admin }
     }
 
     /// Sends `req` to the decision listener on a fresh connection (`Host` defaults
@@ -103,7 +88,8 @@ impl Decider {
 
     /// The access lines written so far (the JSON lines with a `decision`).
     pub fn access_lines(&self) -> Vec<Value> {
-        json_lines(&self.proxy)
+        self.proxy
+            .log_lines()
             .into_iter()
             .filter(|l| l.get("decision").is_some() && l.get("request_id").is_some())
             .collect()
@@ -118,17 +104,4 @@ pub fn h2c_client() -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
-}
-
-fn json_lines(proxy: &Proxy) -> Vec<Value> {
-    let out = std::fs::read_to_string(proxy.dir.path().join("stdout.log")).unwrap_or_default();
-    out.lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .collect()
-}
-
-fn listening_line(proxy: &Proxy) -> Option<Value> {
-    json_lines(proxy)
-        .into_iter()
-        .find(|l| l["message"] == "portcullis listening")
 }

@@ -40,6 +40,8 @@ pub struct Proxy {
     pub addr: SocketAddr,
     /// The admin listener, when the config has one.
     pub admin: Option<SocketAddr>,
+    /// The forward-auth decision listener (SPEC §8), when the config has one.
+    pub forward_auth: Option<SocketAddr>,
     pub dir: tempfile::TempDir,
     pub config_path: PathBuf,
     server_extra: String,
@@ -172,10 +174,11 @@ impl ProxyBuilder {
         if !self.binary {
             let text = text(LISTEN.parse().unwrap());
             std::fs::write(&config_path, &text).unwrap();
-            let (run, addr, admin) = InProcess::start(&config_path, &text);
+            let (run, addr, admin, forward_auth) = InProcess::start(&config_path, &text);
             return Proxy {
                 addr,
                 admin,
+                forward_auth,
                 dir: self.dir,
                 config_path,
                 server_extra: self.server_extra,
@@ -185,6 +188,7 @@ impl ProxyBuilder {
         let mut proxy = Proxy {
             addr: LISTEN.parse().unwrap(),
             admin: None,
+            forward_auth: None,
             dir: self.dir,
             config_path,
             server_extra: self.server_extra,
@@ -200,8 +204,8 @@ impl ProxyBuilder {
             let child = spawn(proxy.dir.path(), &proxy.config_path, &self.env, self.nofile);
             proxy.run = Run::Binary(child);
             match proxy.wait_listening().await {
-                Ok((addr, admin)) => {
-                    (proxy.addr, proxy.admin) = (addr, admin);
+                Ok((addr, admin, forward_auth)) => {
+                    (proxy.addr, proxy.admin, proxy.forward_auth) = (addr, admin, forward_auth);
                     return proxy;
                 }
                 Err(e) if self.free_port && attempt < 3 && proxy.logs().contains("in use") => {
@@ -416,7 +420,9 @@ impl Proxy {
 
     /// Waits for the binary's `portcullis listening` line: its main and admin
     /// addresses. Fails fast if the process exits.
-    async fn wait_listening(&mut self) -> Result<(SocketAddr, Option<SocketAddr>), String> {
+    async fn wait_listening(
+        &mut self,
+    ) -> Result<(SocketAddr, Option<SocketAddr>, Option<SocketAddr>), String> {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             let line = self
@@ -426,7 +432,7 @@ impl Proxy {
             if let Some(l) = line {
                 let addr = |k: &str| l[k].as_str().and_then(|a| a.parse::<SocketAddr>().ok());
                 return match addr("listen") {
-                    Some(main) => Ok((main, addr("admin"))),
+                    Some(main) => Ok((main, addr("admin"), addr("forward_auth"))),
                     None => Err(format!("no address in the listening line: {l}")),
                 };
             }
@@ -531,7 +537,11 @@ impl InProcess {
 
     /// Compiles the config at `path`, binds its listeners and starts serving; panics
     /// (with `text`) when the config or the app cannot be built.
-    fn start(path: &Path, text: &str) -> (InProcess, SocketAddr, Option<SocketAddr>) {
+    /// Returns the main, admin and forward-auth addresses.
+    fn start(
+        path: &Path,
+        text: &str,
+    ) -> (InProcess, SocketAddr, Option<SocketAddr>, Option<SocketAddr>) {
         portcullis::install_crypto_providers();
         portcullis::metrics::install();
         if std::env::var_os("TEST_PROXY_LOG").is_some() {
@@ -548,7 +558,9 @@ impl InProcess {
         let main = bind(cfg.server.listen);
         let admin = cfg.admin.map(bind);
         let addr = main.local_addr().unwrap();
+        let forward_auth = cfg.forward_auth.as_ref().map(|f| bind(f.listen));
         let admin_addr = admin.as_ref().map(|l| l.local_addr().unwrap());
+        let fa_addr = forward_auth.as_ref().map(|l| l.local_addr().unwrap());
         let workers = cfg.server.worker_threads.unwrap_or(2);
         let (kill, killed) = tokio::sync::oneshot::channel::<()>();
         let (ready, up) = std::sync::mpsc::channel::<Result<(), String>>();
@@ -568,6 +580,8 @@ impl InProcess {
                     let listeners = portcullis::Listeners {
                         main: tokio::net::TcpListener::from_std(main).unwrap(),
                         admin: admin.map(|l| tokio::net::TcpListener::from_std(l).unwrap()),
+                        forward_auth: forward_auth
+                            .map(|l| tokio::net::TcpListener::from_std(l).unwrap()),
                     };
                     let _ = ready.send(Ok(()));
                     tokio::select! {
@@ -591,7 +605,7 @@ impl InProcess {
             kill: Some(kill),
             thread: Some(thread),
         };
-        (run, addr, admin_addr)
+        (run, addr, admin_addr, fa_addr)
     }
 
     /// Stops serving at once: listeners and connections closed, runtime dropped.
