@@ -1,0 +1,120 @@
+//! Envoy / Istio `ext_authz` over gRPC (SPEC §8): `envoy.service.auth.v3.Authorization/
+//! Check` on the decision listener, over the same h2c connections as the header
+//! conventions. The `CheckRequest`'s `attributes.request.http` is the original request
+//! ([`request`]); the decision is [`super::decide`], the one every front door calls;
+//! the answer is a `CheckResponse` ([`response`]). Every `CheckRequest` gets a
+//! `CheckResponse` (the RPC itself succeeds): one that names no judgeable request is a
+//! §4 400 with INVALID_ARGUMENT, never an allow and never an RPC error (Envoy lets RPC
+//! errors through under `failure_mode_allow`).
+
+mod request;
+mod response;
+
+use crate::app::Runtime;
+use envoy_types::pb::envoy::service::auth::v3::authorization_server::{
+    Authorization, AuthorizationServer,
+};
+use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
+use http::HeaderValue;
+use std::sync::Arc;
+use tonic::codegen::Service;
+
+/// A `CheckRequest` is a few KiB of headers; Envoy's `with_request_body` adds at most
+/// its `max_request_bytes`. Larger messages are refused by tonic (RESOURCE_EXHAUSTED)
+/// before they are decoded.
+const MAX_MESSAGE: usize = 1024 * 1024;
+
+/// Whether `headers` make a request gRPC (`content-type: application/grpc`, with or
+/// without a `+proto`-style suffix or parameters): such requests go to [`serve`].
+pub fn is_grpc(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            let ct = ct.trim_start();
+            ct.get(..16)
+                .is_some_and(|p| p.eq_ignore_ascii_case("application/grpc"))
+                && matches!(ct.as_bytes().get(16), None | Some(b'+' | b';'))
+        })
+}
+
+/// Answers one gRPC request on the decision listener with runtime `rt`: `Check`, or
+/// gRPC UNIMPLEMENTED for any other method.
+pub async fn serve<B>(rt: Arc<Runtime>, req: http::Request<B>) -> http::Response<tonic::body::Body>
+where
+    B: http_body::Body + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
+{
+    let mut svc = AuthorizationServer::new(Check { rt }).max_decoding_message_size(MAX_MESSAGE);
+    match svc.call(req).await {
+        Ok(r) => r,
+        Err(never) => match never {},
+    }
+}
+
+/// The `Authorization` service for one request's runtime.
+struct Check {
+    rt: Arc<Runtime>,
+}
+
+#[tonic::async_trait]
+impl Authorization for Check {
+    async fn check(
+        &self,
+        req: tonic::Request<CheckRequest>,
+    ) -> Result<tonic::Response<CheckResponse>, tonic::Status> {
+        let check = req.into_inner();
+        let decided = match request::read(&check) {
+            Ok(original) => {
+                let id = request_id(&original.headers, &check);
+                super::decide(&self.rt, &original.original(), id).await
+            }
+            Err(why) => {
+                let id = request_id(&http::HeaderMap::new(), &check);
+                super::refuse(&self.rt, why.denial(), id)
+            }
+        };
+        Ok(tonic::Response::new(response::check_response(&decided)))
+    }
+}
+
+/// The original request's `X-Request-Id` (SPEC §4), else Envoy's `id` for it, else a
+/// fresh one.
+fn request_id(headers: &http::HeaderMap, check: &CheckRequest) -> HeaderValue {
+    use crate::proxy::request_id::{request_id, X_REQUEST_ID};
+    if headers.contains_key(&X_REQUEST_ID) {
+        return request_id(headers);
+    }
+    let envoy = check
+        .attributes
+        .as_ref()
+        .and_then(|a| a.request.as_ref())
+        .and_then(|r| r.http.as_ref())
+        .and_then(|h| HeaderValue::from_str(&h.id).ok());
+    let mut h = http::HeaderMap::new();
+    if let Some(id) = envoy {
+        h.insert(&X_REQUEST_ID, id);
+    }
+    request_id(&h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_content_types() {
+        let ct = |v: &'static str| {
+            let mut h = http::HeaderMap::new();
+            h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(v));
+            is_grpc(&h)
+        };
+        assert!(ct("application/grpc"));
+        assert!(ct("application/grpc+proto"));
+        assert!(ct("Application/GRPC; charset=utf-8"));
+        assert!(!ct("application/grpc-web"));
+        assert!(!ct("application/grpcx"));
+        assert!(!ct("application/json"));
+        assert!(!is_grpc(&http::HeaderMap::new()));
+    }
+}
