@@ -23,6 +23,13 @@ pub enum Invalid {
     Header,
 }
 
+impl Invalid {
+    /// The 400 it is answered with.
+    pub fn denial(self) -> crate::deny::Denial {
+        crate::deny::Denial::BadRequest(crate::deny::BadRequest::Target)
+    }
+}
+
 /// The original request, owned (the `CheckRequest` is decoded into owned strings).
 #[derive(Debug)]
 pub struct Request {
