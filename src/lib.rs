@@ -15,6 +15,7 @@ pub mod config;
 pub mod decide;
 pub mod defaults;
 pub mod deny;
+pub mod forward_auth;
 pub mod host;
 pub mod issuer;
 pub mod metrics;
