@@ -203,5 +203,7 @@ fn finish(
     }
 }
 
+pub mod grpc;
+
 #[cfg(test)]
 mod tests;

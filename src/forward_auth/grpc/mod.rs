@@ -11,11 +11,12 @@ mod request;
 mod response;
 
 use crate::app::Runtime;
+use envoy_types::pb::envoy::service::auth::v3::attribute_context::HttpRequest;
 use envoy_types::pb::envoy::service::auth::v3::authorization_server::{
     Authorization, AuthorizationServer,
 };
 use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
-use http::HeaderValue;
+use http::{HeaderValue, Method};
 use std::sync::Arc;
 use tonic::codegen::Service;
 
@@ -71,11 +72,24 @@ impl Authorization for Check {
             }
             Err(why) => {
                 let id = request_id(&http::HeaderMap::new(), &check);
-                super::refuse(&self.rt, why.denial(), id)
+                super::refuse(&self.rt, original_method(&check), &why.denial(), id)
             }
         };
         Ok(tonic::Response::new(response::check_response(&decided)))
     }
+}
+
+/// The original method for the access line of a refused `CheckRequest`, else the
+/// gRPC request's own (`POST`).
+fn original_method(check: &CheckRequest) -> &str {
+    http_attributes(check)
+        .map(|h| h.method.as_str())
+        .filter(|m| Method::from_bytes(m.as_bytes()).is_ok())
+        .unwrap_or("POST")
+}
+
+fn http_attributes(check: &CheckRequest) -> Option<&HttpRequest> {
+    check.attributes.as_ref()?.request.as_ref()?.http.as_ref()
 }
 
 /// The original request's `X-Request-Id` (SPEC §4), else Envoy's `id` for it, else a
@@ -85,12 +99,7 @@ fn request_id(headers: &http::HeaderMap, check: &CheckRequest) -> HeaderValue {
     if headers.contains_key(&X_REQUEST_ID) {
         return request_id(headers);
     }
-    let envoy = check
-        .attributes
-        .as_ref()
-        .and_then(|a| a.request.as_ref())
-        .and_then(|r| r.http.as_ref())
-        .and_then(|h| HeaderValue::from_str(&h.id).ok());
+    let envoy = http_attributes(check).and_then(|h| HeaderValue::from_str(&h.id).ok());
     let mut h = http::HeaderMap::new();
     if let Some(id) = envoy {
         h.insert(&X_REQUEST_ID, id);

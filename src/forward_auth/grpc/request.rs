@@ -4,6 +4,8 @@
 //! service answers INVALID_ARGUMENT (a denial, never an allow).
 
 use super::super::Original;
+use crate::deny::{BadRequest, Denial, OriginalError};
+use crate::host::HostError;
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::HttpRequest;
 use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
@@ -24,9 +26,16 @@ pub enum Invalid {
 }
 
 impl Invalid {
-    /// The 400 it is answered with.
-    pub fn denial(self) -> crate::deny::Denial {
-        crate::deny::Denial::BadRequest(crate::deny::BadRequest::Target)
+    /// The §4 400 it is answered with; the rule it names in the access log.
+    pub fn denial(self) -> Denial {
+        Denial::BadRequest(match self {
+            // No `path`: the request names no original URI.
+            Invalid::NoHttp | Invalid::NoPath => BadRequest::Original(OriginalError::MissingUri),
+            Invalid::Method => BadRequest::Original(OriginalError::BadMethod),
+            Invalid::Host => BadRequest::Host(HostError::BadChar),
+            // A field the HTTP library would refuse in a request head.
+            Invalid::Header => BadRequest::Framing,
+        })
     }
 }
 
@@ -124,7 +133,9 @@ fn host(http: &HttpRequest, headers: &HeaderMap) -> Result<Option<HeaderValue>, 
         Some(http.host.as_bytes())
     };
     match named {
-        Some(v) => HeaderValue::from_bytes(v).map(Some).map_err(|_| Invalid::Host),
+        Some(v) => HeaderValue::from_bytes(v)
+            .map(Some)
+            .map_err(|_| Invalid::Host),
         None => Ok(headers.get(http::header::HOST).cloned()),
     }
 }
@@ -170,8 +181,7 @@ mod tests {
     fn reads_method_path_query_host_scheme() {
         let mut h = http("POST", "/a/b?x=1?y=2", "app.example.com");
         h.scheme = "HTTPS".into();
-        h.headers
-            .insert("Authorization".into(), "Bearer t".into());
+        h.headers.insert("Authorization".into(), "Bearer t".into());
         h.headers.insert(":path".into(), "/elsewhere".into());
         let r = read(&check(h)).unwrap();
         let o = r.original();
@@ -191,10 +201,16 @@ mod tests {
         let mut h = http("GET", "/", "");
         h.headers.insert(":authority".into(), "a.example".into());
         h.headers.insert("host".into(), "b.example".into());
-        assert_eq!(read(&check(h)).unwrap().original().host.unwrap(), "a.example");
+        assert_eq!(
+            read(&check(h)).unwrap().original().host.unwrap(),
+            "a.example"
+        );
         let mut h = http("GET", "/", "");
         h.headers.insert("host".into(), "b.example".into());
-        assert_eq!(read(&check(h)).unwrap().original().host.unwrap(), "b.example");
+        assert_eq!(
+            read(&check(h)).unwrap().original().host.unwrap(),
+            "b.example"
+        );
         assert!(read(&check(http("GET", "/", ""))).unwrap().host.is_none());
     }
 
@@ -220,10 +236,22 @@ mod tests {
             attributes: Some(AttributeContext::default()),
         };
         assert_eq!(read(&no_http).unwrap_err(), Invalid::NoHttp);
-        assert_eq!(read(&check(http("GET", "", "h"))).unwrap_err(), Invalid::NoPath);
-        assert_eq!(read(&check(http("", "/", "h"))).unwrap_err(), Invalid::Method);
-        assert_eq!(read(&check(http("G T", "/", "h"))).unwrap_err(), Invalid::Method);
-        assert_eq!(read(&check(http("GET", "/", "a\nb"))).unwrap_err(), Invalid::Host);
+        assert_eq!(
+            read(&check(http("GET", "", "h"))).unwrap_err(),
+            Invalid::NoPath
+        );
+        assert_eq!(
+            read(&check(http("", "/", "h"))).unwrap_err(),
+            Invalid::Method
+        );
+        assert_eq!(
+            read(&check(http("G T", "/", "h"))).unwrap_err(),
+            Invalid::Method
+        );
+        assert_eq!(
+            read(&check(http("GET", "/", "a\nb"))).unwrap_err(),
+            Invalid::Host
+        );
         let mut h = http("GET", "/", "h");
         h.headers.insert("x-a".into(), "v\r\nx-user: eve".into());
         assert_eq!(read(&check(h)).unwrap_err(), Invalid::Header);

@@ -183,7 +183,11 @@ mod tests {
             (200, code::UNKNOWN),
         ];
         for (http, grpc) in cases {
-            assert_eq!(grpc_code(StatusCode::from_u16(http).unwrap()), grpc, "{http}");
+            assert_eq!(
+                grpc_code(StatusCode::from_u16(http).unwrap()),
+                grpc,
+                "{http}"
+            );
         }
     }
 
@@ -206,8 +210,14 @@ mod tests {
         assert_eq!(ok.headers.len(), 1);
         let h = &ok.headers[0];
         let header = h.header.as_ref().unwrap();
-        assert_eq!((header.key.as_str(), header.value.as_str()), ("x-user", "rid-1"));
-        assert_eq!(h.append_action, HeaderAppendAction::OverwriteIfExistsOrAdd as i32);
+        assert_eq!(
+            (header.key.as_str(), header.value.as_str()),
+            ("x-user", "rid-1")
+        );
+        assert_eq!(
+            h.append_action,
+            HeaderAppendAction::OverwriteIfExistsOrAdd as i32
+        );
         #[allow(deprecated)]
         let append = h.append;
         assert_eq!(append, Some(BoolValue { value: false }));
