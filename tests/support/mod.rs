@@ -15,12 +15,14 @@
 //! - [`cli`]: runs a subcommand with a bounded timeout.
 //! - [`redis`]: real Redis topologies (standalone, Cluster, Sentinel) on loopback.
 //! - [`nginx::Nginx`]: a real nginx on a free loopback port (virtual hosts, ingress).
+//! - [`grpc`]: a real Envoy ext_authz gRPC client (tonic) for the decision listener.
 //! - [`disk`]: the repository's configs, and snapshots of a directory tree (a command
 //!   that must write nothing).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod browser;
 pub mod disk;
+pub mod grpc;
 pub mod nginx;
 pub mod redis;
 

@@ -25,9 +25,23 @@ use tonic::codegen::Service;
 /// before they are decoded.
 const MAX_MESSAGE: usize = 1024 * 1024;
 
-/// Whether `headers` make a request gRPC (`content-type: application/grpc`, with or
-/// without a `+proto`-style suffix or parameters): such requests go to [`serve`].
-pub fn is_grpc(headers: &http::HeaderMap) -> bool {
+/// The one gRPC method served: `envoy.service.auth.v3.Authorization/Check`.
+pub const CHECK_PATH: &str = "/envoy.service.auth.v3.Authorization/Check";
+
+/// Whether `req` is a call of [`CHECK_PATH`]: HTTP/2, that exact path, and
+/// `content-type: application/grpc` (with or without a `+proto`-style suffix or
+/// parameters). Such requests go to [`serve`]; anything else on the decision listener,
+/// gRPC-looking or not, is decided by its header convention (which fails closed), so no
+/// stray gRPC answer (`200` with an error in `grpc-status`) reaches a caller that reads
+/// only HTTP statuses.
+pub fn is_check<B>(req: &http::Request<B>) -> bool {
+    req.version() == http::Version::HTTP_2
+        && req.uri().path() == CHECK_PATH
+        && is_grpc(req.headers())
+}
+
+/// `content-type: application/grpc`, `application/grpc+proto`, `application/grpc;...`.
+fn is_grpc(headers: &http::HeaderMap) -> bool {
     headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -39,18 +53,30 @@ pub fn is_grpc(headers: &http::HeaderMap) -> bool {
         })
 }
 
-/// Answers one gRPC request on the decision listener with runtime `rt`: `Check`, or
-/// gRPC UNIMPLEMENTED for any other method.
+/// Answers one `Check` call ([`is_check`]) with runtime `rt`. A call that fails as an
+/// RPC (a body that is no `CheckRequest`, a message over [`MAX_MESSAGE`]) keeps its
+/// `grpc-status` but gets HTTP status `400` instead of gRPC's usual `200`: gRPC
+/// clients read the `grpc-status` (Envoy) or map the `400` to INTERNAL (grpc-go), and
+/// a caller that reads only the HTTP status (Envoy's HTTP ext_authz sending an
+/// original request to this path) sees a denial, never an allow.
 pub async fn serve<B>(rt: Arc<Runtime>, req: http::Request<B>) -> http::Response<tonic::body::Body>
 where
     B: http_body::Body + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
 {
     let mut svc = AuthorizationServer::new(Check { rt }).max_decoding_message_size(MAX_MESSAGE);
-    match svc.call(req).await {
+    let mut resp = match svc.call(req).await {
         Ok(r) => r,
         Err(never) => match never {},
+    };
+    let failed = resp
+        .headers()
+        .get("grpc-status")
+        .is_some_and(|code| code.as_bytes() != b"0");
+    if failed {
+        *resp.status_mut() = http::StatusCode::BAD_REQUEST;
     }
+    resp
 }
 
 /// The `Authorization` service for one request's runtime.
@@ -108,22 +134,4 @@ fn request_id(headers: &http::HeaderMap, check: &CheckRequest) -> HeaderValue {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn grpc_content_types() {
-        let ct = |v: &'static str| {
-            let mut h = http::HeaderMap::new();
-            h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(v));
-            is_grpc(&h)
-        };
-        assert!(ct("application/grpc"));
-        assert!(ct("application/grpc+proto"));
-        assert!(ct("Application/GRPC; charset=utf-8"));
-        assert!(!ct("application/grpc-web"));
-        assert!(!ct("application/grpcx"));
-        assert!(!ct("application/json"));
-        assert!(!is_grpc(&http::HeaderMap::new()));
-    }
-}
+mod tests;

@@ -17,6 +17,9 @@ pub enum Invalid {
     NoHttp,
     /// An empty `path`.
     NoPath,
+    /// A `path` that is no origin-form request target (RFC 9112 §3.2.1): not starting
+    /// with `/`, or with bytes a request line cannot carry (space, control, `#`).
+    NotAPath,
     /// An empty or malformed `method`.
     Method,
     /// A `host` that is no header value.
@@ -31,6 +34,7 @@ impl Invalid {
         Denial::BadRequest(match self {
             // No `path`: the request names no original URI.
             Invalid::NoHttp | Invalid::NoPath => BadRequest::Original(OriginalError::MissingUri),
+            Invalid::NotAPath => BadRequest::Original(OriginalError::NotAPath),
             Invalid::Method => BadRequest::Original(OriginalError::BadMethod),
             Invalid::Host => BadRequest::Host(HostError::BadChar),
             // A field the HTTP library would refuse in a request head.
@@ -76,13 +80,10 @@ pub fn read(check: &CheckRequest) -> Result<Request, Invalid> {
     if http.path.is_empty() {
         return Err(Invalid::NoPath);
     }
+    let (path, query) = path_and_query(&http.path)?;
     let method = Method::from_bytes(http.method.as_bytes()).map_err(|_| Invalid::Method)?;
     let headers = headers(http)?;
     let host = host(http, &headers)?;
-    let (path, query) = match http.path.split_once('?') {
-        Some((p, q)) => (p.to_owned(), Some(q.to_owned())),
-        None => (http.path.clone(), None),
-    };
     Ok(Request {
         method,
         host,
@@ -91,6 +92,21 @@ pub fn read(check: &CheckRequest) -> Result<Request, Invalid> {
         headers,
         tls: http.scheme.eq_ignore_ascii_case("https"),
     })
+}
+
+/// `path` split at its first `?`, when it is an origin-form target: what an HTTP/1.1
+/// request line or an HTTP/2 `:path` could carry (the `http` crate's parser), starting
+/// with `/`, and parsed whole (a `#` would make the parser drop the rest). The path
+/// rules of SPEC §2 (`%2F`, `..` above the root, NUL, ...) are the decision's.
+fn path_and_query(raw: &str) -> Result<(String, Option<String>), Invalid> {
+    let parsed: http::uri::PathAndQuery = raw.parse().map_err(|_| Invalid::NotAPath)?;
+    if !raw.starts_with('/') || parsed.as_str() != raw {
+        return Err(Invalid::NotAPath);
+    }
+    Ok((
+        parsed.path().to_owned(),
+        parsed.query().map(str::to_owned),
+    ))
 }
 
 /// `headers` (one value per name, Envoy joins repeats), or `header_map` when Envoy
@@ -240,6 +256,23 @@ mod tests {
             read(&check(http("GET", "", "h"))).unwrap_err(),
             Invalid::NoPath
         );
+        for not_a_path in [
+            "*",
+            "a/b",
+            "http://h/a",
+            "/a b",
+            "/a#f",
+            "/a\tb",
+            "/a\u{7f}",
+        ] {
+            assert_eq!(
+                read(&check(http("GET", not_a_path, "h"))).unwrap_err(),
+                Invalid::NotAPath,
+                "{not_a_path:?}"
+            );
+        }
+        // The §2 path rules are the decision's, not the reader's.
+        assert!(read(&check(http("GET", "/a%2Fb/../..", "h"))).is_ok());
         assert_eq!(
             read(&check(http("", "/", "h"))).unwrap_err(),
             Invalid::Method
