@@ -8,10 +8,12 @@
 
 mod support;
 
+use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use support::grpc::{self, allowed, ask, check, denied};
 use support::*;
+use tonic::transport::Channel;
 
 const CHECK_PATH: &str = "/envoy.service.auth.v3.Authorization/Check";
 
@@ -116,7 +118,11 @@ async fn allowed_sets_identity_and_removes_the_rest() {
         ("x-user-email", "eve@example.com"),
         ("x-user-groups", "admins"),
     ];
-    let r = ask(&mut c, check("GET", "app.example.com", "/api/orders", &spoofed)).await;
+    let r = ask(
+        &mut c,
+        check("GET", "app.example.com", "/api/orders", &spoofed),
+    )
+    .await;
     let (set, removed) = allowed(&r);
     assert_eq!(
         set,
@@ -141,7 +147,12 @@ async fn allowed_sets_identity_and_removes_the_rest() {
     let ab = bearer(&admin);
     let r = ask(
         &mut c,
-        check("GET", "API.example.com.", "/admin/users", &[("authorization", &ab)]),
+        check(
+            "GET",
+            "API.example.com.",
+            "/admin/users",
+            &[("authorization", &ab)],
+        ),
     )
     .await;
     assert_eq!(allowed(&r).0, pairs(&[("x-user", "root")]));
@@ -154,13 +165,22 @@ async fn query_token_source_reads_the_paths_query() {
     let t = alice();
     let r = ask(
         &mut c,
-        check("GET", "h.test", &format!("/ws?room=1&access_token={t}"), &[]),
+        check(
+            "GET",
+            "h.test",
+            &format!("/ws?room=1&access_token={t}"),
+            &[],
+        ),
     )
     .await;
     assert_eq!(allowed(&r).0[0], ("x-user".into(), "alice".into()));
     // The route reads only `query:access_token`: a header token is no token there.
     let b = bearer(&t);
-    let r = ask(&mut c, check("GET", "h.test", "/ws", &[("authorization", &b)])).await;
+    let r = ask(
+        &mut c,
+        check("GET", "h.test", "/ws", &[("authorization", &b)]),
+    )
+    .await;
     let no = denied(&r);
     assert_eq!((no.code, no.status), (grpc::UNAUTHENTICATED, 401));
     // Nor is the token of another query parameter.
@@ -173,47 +193,127 @@ async fn every_denial_carries_code_status_headers_body() {
     let d = decider().await;
     let mut c = grpc::client(d.decide).await;
     let reader = bearer(&alice());
-    let expired = bearer(&token("alice", json!({"exp": now() - 3600, "iat": now() - 7200})));
+    let expired = bearer(&token(
+        "alice",
+        json!({"exp": now() - 3600, "iat": now() - 7200}),
+    ));
     let forged = bearer(&mint(
         "HS256",
         Signer::Secret(b"another-secret-0123456789abcdef0123456789"),
         &claims(ISS, "alice"),
     ));
-    let auth = |b: &str| vec![("authorization".to_owned(), b.to_owned())];
-    // (host, path, headers, gRPC code, HTTP status, detail, WWW-Authenticate prefix)
-    let cases: Vec<(&str, &str, Vec<(String, String)>, i32, i32, &str, Option<&str>)> = vec![
-        ("h.test", "/api/x", vec![], grpc::UNAUTHENTICATED, 401, "Not authenticated", Some("Bearer")),
-        ("h.test", "/api/x", auth("Bearer not.a.token"), grpc::UNAUTHENTICATED, 401,
-            "Could not validate credentials", Some("Bearer error=\"invalid_token\"")),
-        ("h.test", "/api/x", auth(&forged), grpc::UNAUTHENTICATED, 401,
-            "Could not validate credentials", Some("Bearer error=\"invalid_token\"")),
-        ("h.test", "/api/x", auth(&expired), grpc::UNAUTHENTICATED, 401,
-            "Token has expired", Some("Bearer error=\"invalid_token\", error_description=\"token expired\"")),
-        ("api.example.com", "/admin/users", auth(&reader), grpc::PERMISSION_DENIED, 403,
-            "Not enough permissions", Some("Bearer error=\"insufficient_scope\", scope=\"admin\"")),
-        ("h.test", "/deny/x", auth(&reader), grpc::PERMISSION_DENIED, 403, "Forbidden", None),
-        ("other.example.com", "/admin/users", auth(&reader), grpc::NOT_FOUND, 404, "Not Found", None),
-        ("h.test", "/nowhere", vec![], grpc::NOT_FOUND, 404, "Not Found", None),
-        ("h.test", "/api/a%2Fb", auth(&reader), grpc::INVALID_ARGUMENT, 400, "Bad Request", None),
+    let invalid = "Bearer error=\"invalid_token\"";
+    let cases = [
+        Denial::new("/api/x", None, 401, "Not authenticated", Some("Bearer")),
+        Denial::new(
+            "/api/x",
+            Some("Bearer not.a.token"),
+            401,
+            "Could not validate credentials",
+            Some(invalid),
+        ),
+        Denial::new(
+            "/api/x",
+            Some(&forged),
+            401,
+            "Could not validate credentials",
+            Some(invalid),
+        ),
+        Denial::new(
+            "/api/x",
+            Some(&expired),
+            401,
+            "Token has expired",
+            Some("Bearer error=\"invalid_token\", error_description=\"token expired\""),
+        ),
+        Denial {
+            host: "api.example.com",
+            ..Denial::new(
+                "/admin/users",
+                Some(&reader),
+                403,
+                "Not enough permissions",
+                Some("Bearer error=\"insufficient_scope\", scope=\"admin\""),
+            )
+        },
+        Denial::new("/deny/x", Some(&reader), 403, "Forbidden", None),
+        // The admin route is host-scoped: on another host no route matches.
+        Denial {
+            host: "other.example.com",
+            ..Denial::new("/admin/users", Some(&reader), 404, "Not Found", None)
+        },
+        Denial::new("/nowhere", None, 404, "Not Found", None),
+        Denial::new("/api/a%2Fb", Some(&reader), 400, "Bad Request", None),
         // Judged on the normalized path: this is /api/x, not a public one.
-        ("h.test", "/public/%2e%2e/api/x", vec![], grpc::UNAUTHENTICATED, 401, "Not authenticated", Some("Bearer")),
+        Denial::new(
+            "/public/%2e%2e/api/x",
+            None,
+            401,
+            "Not authenticated",
+            Some("Bearer"),
+        ),
     ];
-    for (host, path, headers, code, status, detail, www) in cases {
-        let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let mut h = h;
-        h.push(("x-request-id", "grpc-rid-7"));
-        let r = ask(&mut c, check("GET", host, path, &h)).await;
+    for want in cases {
+        want.check(&mut c).await;
+    }
+}
+
+/// One expected denial: the request (host, path, Authorization) and the answer.
+struct Denial<'a> {
+    host: &'a str,
+    path: &'a str,
+    authorization: Option<&'a str>,
+    status: i32,
+    detail: &'a str,
+    /// A prefix of the expected `WWW-Authenticate`, or none sent.
+    www: Option<&'a str>,
+}
+
+impl<'a> Denial<'a> {
+    fn new(
+        path: &'a str,
+        authorization: Option<&'a str>,
+        status: i32,
+        detail: &'a str,
+        www: Option<&'a str>,
+    ) -> Self {
+        Denial {
+            host: "h.test",
+            path,
+            authorization,
+            status,
+            detail,
+            www,
+        }
+    }
+
+    /// SPEC §8: 401 -> UNAUTHENTICATED, 403 -> PERMISSION_DENIED, 400 ->
+    /// INVALID_ARGUMENT, 404 -> NOT_FOUND.
+    fn code(&self) -> i32 {
+        match self.status {
+            401 => grpc::UNAUTHENTICATED,
+            403 => grpc::PERMISSION_DENIED,
+            400 => grpc::INVALID_ARGUMENT,
+            404 => grpc::NOT_FOUND,
+            s => panic!("no SPEC code for {s}"),
+        }
+    }
+
+    async fn check(&self, c: &mut AuthorizationClient<Channel>) {
+        let mut h = vec![("x-request-id", "grpc-rid-7")];
+        if let Some(a) = self.authorization {
+            h.push(("authorization", a));
+        }
+        let r = ask(c, check("GET", self.host, self.path, &h)).await;
         let no = denied(&r);
-        let case = format!("{host}{path}: {no:?}");
-        assert_eq!((no.code, no.status), (code, status), "{case}");
+        let case = format!("{}{}: {no:?}", self.host, self.path);
+        assert_eq!((no.code, no.status), (self.code(), self.status), "{case}");
         let body: Value = serde_json::from_str(&no.body).expect("JSON body");
-        assert_eq!(body, json!({ "detail": detail }), "{case}");
-        match www {
-            Some(w) => assert!(
-                no.header("www-authenticate").is_some_and(|v| v.starts_with(w)),
-                "{case}"
-            ),
-            None => assert_eq!(no.header("www-authenticate"), None, "{case}"),
+        assert_eq!(body, json!({ "detail": self.detail }), "{case}");
+        let www = no.header("www-authenticate");
+        match self.www {
+            Some(w) => assert!(www.is_some_and(|v| v.starts_with(w)), "{case}"),
+            None => assert_eq!(www, None, "{case}"),
         }
         assert_eq!(no.header("x-request-id"), Some("grpc-rid-7"), "{case}");
     }
@@ -235,11 +335,26 @@ async fn unjudgeable_check_requests_are_invalid_argument() {
                 attributes: Some(AttributeContext::default()),
             },
         ),
-        ("empty http".to_owned(), grpc::with_http(HttpRequest::default())),
-        ("no method".to_owned(), check("", "h.test", "/public/x", &auth)),
-        ("bad method".to_owned(), check("G T", "h.test", "/public/x", &auth)),
-        ("bad host".to_owned(), check("GET", "a@b", "/public/x", &auth)),
-        ("host with a path".to_owned(), check("GET", "h.test/x", "/public/x", &auth)),
+        (
+            "empty http".to_owned(),
+            grpc::with_http(HttpRequest::default()),
+        ),
+        (
+            "no method".to_owned(),
+            check("", "h.test", "/public/x", &auth),
+        ),
+        (
+            "bad method".to_owned(),
+            check("G T", "h.test", "/public/x", &auth),
+        ),
+        (
+            "bad host".to_owned(),
+            check("GET", "a@b", "/public/x", &auth),
+        ),
+        (
+            "host with a path".to_owned(),
+            check("GET", "h.test/x", "/public/x", &auth),
+        ),
         (
             "CR LF in a header".to_owned(),
             check("GET", "h.test", "/public/x", &[("x-a", "v\r\nx-user: eve")]),
@@ -260,12 +375,19 @@ async fn unjudgeable_check_requests_are_invalid_argument() {
         "/../public/x",
         "/public/%ff",
     ] {
-        cases.push((format!("path {path:?}"), check("GET", "h.test", path, &auth)));
+        cases.push((
+            format!("path {path:?}"),
+            check("GET", "h.test", path, &auth),
+        ));
     }
     for (what, req) in cases {
         let r = ask(&mut c, req).await;
         let no = denied(&r);
-        assert_eq!((no.code, no.status), (grpc::INVALID_ARGUMENT, 400), "{what}: {no:?}");
+        assert_eq!(
+            (no.code, no.status),
+            (grpc::INVALID_ARGUMENT, 400),
+            "{what}: {no:?}"
+        );
         assert_eq!(no.body, r#"{"detail": "Bad Request"}"#, "{what}");
         assert_eq!(no.header("www-authenticate"), None, "{what}");
     }
@@ -280,7 +402,11 @@ async fn http_and_grpc_decisions_share_the_listener() {
     let t = alice();
     let mut c = grpc::client(d.decide).await;
     let b = bearer(&t);
-    let r = ask(&mut c, check("GET", "h.test", "/api/x", &[("authorization", &b)])).await;
+    let r = ask(
+        &mut c,
+        check("GET", "h.test", "/api/x", &[("authorization", &b)]),
+    )
+    .await;
     assert_eq!(allowed(&r).0[0].1, "alice");
     // The `envoy` HTTP convention over HTTP/1.1: the decision request is the original.
     let ok = grpc::http1(d.decide, &Req::get("/api/x").host("h.test").bearer(&t)).await;
@@ -362,9 +488,23 @@ async fn grpc_decisions_are_counted_and_logged_without_the_token() {
     let t = alice();
     let b = bearer(&t);
     let mut c = grpc::client(d.decide).await;
-    let h = [("authorization", b.as_str()), ("x-request-id", "grpc-rid-42")];
+    let h = [
+        ("authorization", b.as_str()),
+        ("x-request-id", "grpc-rid-42"),
+    ];
     allowed(&ask(&mut c, check("GET", "h.test", "/api/x", &h)).await);
-    denied(&ask(&mut c, check("GET", "h.test", "/api/y", &[("x-request-id", "grpc-rid-43")])).await);
+    denied(
+        &ask(
+            &mut c,
+            check(
+                "GET",
+                "h.test",
+                "/api/y",
+                &[("x-request-id", "grpc-rid-43")],
+            ),
+        )
+        .await,
+    );
     let metrics = http_client()
         .get(format!("http://{}/metrics", d.admin))
         .send()

@@ -27,7 +27,10 @@ pub async fn http1(addr: SocketAddr, req: &super::Req) -> super::Reply {
     match tokio::time::timeout(super::TIMEOUT, exchange).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => panic!("HTTP/1.1 exchange with {addr}: {e}"),
-        Err(_) => panic!("no HTTP/1.1 response from {addr} within {:?}", super::TIMEOUT),
+        Err(_) => panic!(
+            "no HTTP/1.1 response from {addr} within {:?}",
+            super::TIMEOUT
+        ),
     }
 }
 

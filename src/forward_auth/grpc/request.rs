@@ -103,10 +103,7 @@ fn path_and_query(raw: &str) -> Result<(String, Option<String>), Invalid> {
     if !raw.starts_with('/') || parsed.as_str() != raw {
         return Err(Invalid::NotAPath);
     }
-    Ok((
-        parsed.path().to_owned(),
-        parsed.query().map(str::to_owned),
-    ))
+    Ok((parsed.path().to_owned(), parsed.query().map(str::to_owned)))
 }
 
 /// `headers` (one value per name, Envoy joins repeats), or `header_map` when Envoy

@@ -69,9 +69,9 @@ pub fn grpc_code(status: StatusCode) -> i32 {
         // A sign-in redirect (SPEC §9): the caller is not authenticated yet.
         300..=399 => code::UNAUTHENTICATED,
         429 => code::RESOURCE_EXHAUSTED,
-        400..=499 => code::INVALID_ARGUMENT,
+        402 | 405..=428 | 430..=499 => code::INVALID_ARGUMENT,
         502..=504 => code::UNAVAILABLE,
-        500..=599 => code::INTERNAL,
+        500 | 501 | 505..=599 => code::INTERNAL,
         _ => code::UNKNOWN,
     }
 }

@@ -258,7 +258,10 @@ async fn unjudgeable_requests_are_invalid_argument() {
     ] {
         cases.push(("path", get(path, &auth)));
     }
-    cases.push(("CR LF in a header", get("/public/x", &[("x-a", "v\r\nx-user: eve")])));
+    cases.push((
+        "CR LF in a header",
+        get("/public/x", &[("x-a", "v\r\nx-user: eve")]),
+    ));
     cases.push((
         "two Authorization",
         check_with_raw(&[("authorization", &bearer), ("authorization", &bearer)]),
@@ -311,7 +314,10 @@ async fn request_id_is_the_originals_or_envoys() {
     assert!(!fresh.is_empty());
     // Not a §4 request id (over 128 characters): a fresh one, not the client's.
     let long = "x".repeat(129);
-    assert_ne!(rid(&ask(&rt, get("/api/x", &[("x-request-id", &long)])).await), long);
+    assert_ne!(
+        rid(&ask(&rt, get("/api/x", &[("x-request-id", &long)])).await),
+        long
+    );
 }
 
 #[test]
@@ -346,7 +352,9 @@ fn framed(message: &[u8]) -> http_body_util::Full<bytes::Bytes> {
     http_body_util::Full::new(b.into())
 }
 
-fn call(body: http_body_util::Full<bytes::Bytes>) -> http::Request<http_body_util::Full<bytes::Bytes>> {
+fn call(
+    body: http_body_util::Full<bytes::Bytes>,
+) -> http::Request<http_body_util::Full<bytes::Bytes>> {
     http::Request::builder()
         .method("POST")
         .version(Version::HTTP_2)
@@ -383,13 +391,14 @@ async fn h2c_server(rt: Arc<Runtime>) -> std::net::SocketAddr {
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             let rt = rt.clone();
-            let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                let rt = rt.clone();
-                async move {
-                    assert!(is_check(&req), "{req:?}");
-                    Ok::<_, std::convert::Infallible>(serve(rt, req).await)
-                }
-            });
+            let svc =
+                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let rt = rt.clone();
+                    async move {
+                        assert!(is_check(&req), "{req:?}");
+                        Ok::<_, std::convert::Infallible>(serve(rt, req).await)
+                    }
+                });
             tokio::spawn(
                 hyper::server::conn::http2::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(tcp), svc),
