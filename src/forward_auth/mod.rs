@@ -12,6 +12,16 @@
 //! writes its access line (with `upstream` empty), so every wire is counted and
 //! logged alike; a request refused before it names an original request is answered
 //! by [`refuse`], counted and logged the same way.
+//!
+//! | file | owns |
+//! |---|---|
+//! | [`listener`] | the decision listener: accept, HTTP/1.1 + h2c, limits, drain |
+//! | [`wire`] | one decision request over HTTP: body refused, convention read, answer on the wire |
+//! | [`convention`] | the original request out of `x-forwarded`, `x-original` or `envoy` headers |
+
+pub mod convention;
+pub mod listener;
+pub mod wire;
 
 use crate::app::Runtime;
 use crate::decide::{self, Engine, HostSource, RequestFacts};
