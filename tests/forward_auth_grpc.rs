@@ -6,35 +6,26 @@
 //! the pseudo-headers among them).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/forward_auth.rs"]
+mod decisions;
 mod support;
 
+use decisions::{h2c_client, Decider};
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use serde_json::{json, Value};
-use std::net::SocketAddr;
 use support::grpc::{self, allowed, ask, check, denied};
 use support::*;
 use tonic::transport::Channel;
 
 const CHECK_PATH: &str = "/envoy.service.auth.v3.Authorization/Check";
 
-/// A proxy with the decision listener (`envoy` convention) and an admin listener.
-struct Decider {
-    proxy: Proxy,
-    decide: SocketAddr,
-    admin: SocketAddr,
-}
-
+/// A proxy with the decision listener (`envoy` convention, port 0) and an admin
+/// listener; routes without `upstream` (decisions only).
 async fn decider() -> Decider {
-    let decide: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-    let admin: SocketAddr = ([127, 0, 0, 1], free_port()).into();
     let body = format!(
         r#"
 [admin]
-listen = "{admin}"
-
-[forward_auth]
-listen = "{decide}"
-headers = "envoy"
+listen = "127.0.0.1:0"
 
 [identity]
 header = "X-User"
@@ -80,12 +71,7 @@ path = "/api/**"
 "#,
         issuer = hs_issuer()
     );
-    let proxy = Proxy::start(&body).await;
-    Decider {
-        proxy,
-        decide,
-        admin,
-    }
+    Decider::start(Proxy::builder(), &decisions::config("envoy", &body)).await
 }
 
 fn alice() -> String {
@@ -108,7 +94,7 @@ const IDENTITY: [&str; 3] = ["x-user", "x-user-email", "x-user-groups"];
 #[tokio::test]
 async fn allowed_sets_identity_and_removes_the_rest() {
     let d = decider().await;
-    let mut c = grpc::client(d.decide).await;
+    let mut c = grpc::client(d.addr).await;
     let b = bearer(&alice());
     // The client's own identity headers ride along in the CheckRequest, as Envoy sends
     // every request header: they never come back as the answer's values.
@@ -161,7 +147,7 @@ async fn allowed_sets_identity_and_removes_the_rest() {
 #[tokio::test]
 async fn query_token_source_reads_the_paths_query() {
     let d = decider().await;
-    let mut c = grpc::client(d.decide).await;
+    let mut c = grpc::client(d.addr).await;
     let t = alice();
     let r = ask(
         &mut c,
@@ -191,7 +177,7 @@ async fn query_token_source_reads_the_paths_query() {
 #[tokio::test]
 async fn every_denial_carries_code_status_headers_body() {
     let d = decider().await;
-    let mut c = grpc::client(d.decide).await;
+    let mut c = grpc::client(d.addr).await;
     let reader = bearer(&alice());
     let expired = bearer(&token(
         "alice",
@@ -324,7 +310,7 @@ async fn unjudgeable_check_requests_are_invalid_argument() {
     use envoy_types::pb::envoy::service::auth::v3::attribute_context::HttpRequest;
     use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest};
     let d = decider().await;
-    let mut c = grpc::client(d.decide).await;
+    let mut c = grpc::client(d.addr).await;
     let b = bearer(&alice());
     let auth = [("authorization", b.as_str())];
     let mut cases = vec![
@@ -400,7 +386,7 @@ async fn unjudgeable_check_requests_are_invalid_argument() {
 async fn http_and_grpc_decisions_share_the_listener() {
     let d = decider().await;
     let t = alice();
-    let mut c = grpc::client(d.decide).await;
+    let mut c = grpc::client(d.addr).await;
     let b = bearer(&t);
     let r = ask(
         &mut c,
@@ -409,22 +395,18 @@ async fn http_and_grpc_decisions_share_the_listener() {
     .await;
     assert_eq!(allowed(&r).0[0].1, "alice");
     // The `envoy` HTTP convention over HTTP/1.1: the decision request is the original.
-    let ok = grpc::http1(d.decide, &Req::get("/api/x").host("h.test").bearer(&t)).await;
+    let ok = d.send(&Req::get("/api/x").host("h.test").bearer(&t)).await;
     ok.assert_status(200);
     assert_eq!(ok.header("x-user"), Some("alice"));
     assert_eq!(ok.header("x-user-groups"), Some(""));
     assert!(ok.body.is_empty());
-    let no = grpc::http1(d.decide, &Req::get("/api/x").host("h.test")).await;
+    let no = d.send(&Req::get("/api/x").host("h.test")).await;
     no.assert_denied(401, "Not authenticated");
     assert_eq!(no.header("www-authenticate"), Some("Bearer"));
     // ... and over h2c, interleaved with more gRPC on its own connection.
-    let h2c = reqwest::Client::builder()
-        .http2_prior_knowledge()
-        .timeout(TIMEOUT)
-        .build()
-        .unwrap();
+    let h2c = h2c_client();
     let r = h2c
-        .get(format!("http://{}/api/x", d.decide))
+        .get(d.url("/api/x"))
         .bearer_auth(&t)
         .send()
         .await
@@ -455,20 +437,16 @@ async fn grpc_lookalikes_are_decided_by_the_http_convention() {
         }
         r
     };
-    let no = grpc::http1(d.decide, &post(None)).await;
+    let no = d.send(&post(None)).await;
     no.assert_denied(401, "Not authenticated");
-    let ok = grpc::http1(d.decide, &post(Some(&t))).await;
+    let ok = d.send(&post(Some(&t))).await;
     ok.assert_status(200);
     assert_eq!(ok.header("x-user"), Some("alice"));
     // Over h2c, a gRPC content type on any other path is an HTTP decision too.
-    let h2c = reqwest::Client::builder()
-        .http2_prior_knowledge()
-        .timeout(TIMEOUT)
-        .build()
-        .unwrap();
+    let h2c = h2c_client();
     for path in ["/api/x", "/envoy.service.auth.v2.Authorization/Check"] {
         let r = h2c
-            .post(format!("http://{}{path}", d.decide))
+            .post(d.url(path))
             .header("content-type", "application/grpc")
             .header("te", "trailers")
             .send()
@@ -487,7 +465,7 @@ async fn grpc_decisions_are_counted_and_logged_without_the_token() {
     let d = decider().await;
     let t = alice();
     let b = bearer(&t);
-    let mut c = grpc::client(d.decide).await;
+    let mut c = grpc::client(d.addr).await;
     let h = [
         ("authorization", b.as_str()),
         ("x-request-id", "grpc-rid-42"),
@@ -505,27 +483,24 @@ async fn grpc_decisions_are_counted_and_logged_without_the_token() {
         )
         .await,
     );
-    let metrics = http_client()
-        .get(format!("http://{}/metrics", d.admin))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = d.metrics().await;
     for want in [
         r#"portcullis_requests_total{route="api",status="2xx",decision="allowed"} 1"#,
         r#"portcullis_requests_total{route="api",status="4xx",decision="denied_no_token"} 1"#,
     ] {
         assert!(metrics.contains(want), "{want} in\n{metrics}");
     }
-    let logs = d.proxy.logs();
-    assert!(!logs.contains(&t), "the token is never logged");
-    for rid in ["grpc-rid-42", "grpc-rid-43"] {
-        let line = logs
-            .lines()
-            .find(|l| l.contains(rid))
-            .unwrap_or_else(|| panic!("no access line for {rid}\n{logs}"));
-        assert!(line.contains(r#""upstream":"""#), "{line}");
+    assert!(!d.proxy.logs().contains(&t), "the token is never logged");
+    let lines = d.access_lines();
+    for (rid, status, user) in [("grpc-rid-42", 200, "alice"), ("grpc-rid-43", 401, "")] {
+        let line = lines
+            .iter()
+            .find(|l| l["request_id"] == rid)
+            .unwrap_or_else(|| panic!("no access line for {rid} in {lines:?}"));
+        assert_eq!(line["upstream"], "", "{line}");
+        assert_eq!(line["route"], "api", "{line}");
+        assert_eq!(line["method"], "GET", "{line}");
+        assert_eq!(line["status"], status, "{line}");
+        assert_eq!(line["user"], user, "{line}");
     }
 }

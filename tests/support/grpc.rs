@@ -15,31 +15,11 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 
-/// Sends `req` over HTTP/1.1 to `addr` (the decision listener: not the proxy's own
-/// address, which [`super::Proxy::send`] uses) and reads one response.
-pub async fn http1(addr: SocketAddr, req: &super::Req) -> super::Reply {
-    use tokio::io::AsyncWriteExt;
-    let exchange = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await?;
-        s.write_all(&req.to_bytes(&addr.to_string())).await?;
-        super::read_response(&mut s).await
-    };
-    match tokio::time::timeout(super::TIMEOUT, exchange).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => panic!("HTTP/1.1 exchange with {addr}: {e}"),
-        Err(_) => panic!(
-            "no HTTP/1.1 response from {addr} within {:?}",
-            super::TIMEOUT
-        ),
-    }
-}
-
 /// gRPC codes the decisions use (google.rpc.Code).
 pub const OK: i32 = 0;
 pub const INVALID_ARGUMENT: i32 = 3;
 pub const NOT_FOUND: i32 = 5;
 pub const PERMISSION_DENIED: i32 = 7;
-pub const UNIMPLEMENTED: i32 = 12;
 pub const UNAUTHENTICATED: i32 = 16;
 
 /// An `Authorization` client on `addr` (h2c). The decision listener starts with the

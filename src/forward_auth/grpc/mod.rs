@@ -28,7 +28,7 @@ const MAX_MESSAGE: usize = 1024 * 1024;
 /// The one gRPC method served: `envoy.service.auth.v3.Authorization/Check`.
 pub const CHECK_PATH: &str = "/envoy.service.auth.v3.Authorization/Check";
 
-/// Whether `req` is a call of [`CHECK_PATH`]: HTTP/2, that exact path, and
+/// Whether `req` is a call of [`CHECK_PATH`]: an HTTP/2 `POST` of that exact path with
 /// `content-type: application/grpc` (with or without a `+proto`-style suffix or
 /// parameters). Such requests go to [`serve`]; anything else on the decision listener,
 /// gRPC-looking or not, is decided by its header convention (which fails closed), so no
@@ -36,6 +36,7 @@ pub const CHECK_PATH: &str = "/envoy.service.auth.v3.Authorization/Check";
 /// only HTTP statuses.
 pub fn is_check<B>(req: &http::Request<B>) -> bool {
     req.version() == http::Version::HTTP_2
+        && req.method() == Method::POST
         && req.uri().path() == CHECK_PATH
         && is_grpc(req.headers())
 }

@@ -322,13 +322,23 @@ async fn request_id_is_the_originals_or_envoys() {
 
 #[test]
 fn only_h2_calls_of_check_go_to_the_service() {
-    let req = |version, path: &str, ct: Option<&'static str>| {
-        let mut b = http::Request::builder().version(version).uri(path);
+    let call = |method, version, path: &str, ct: Option<&'static str>| {
+        let mut b = http::Request::builder()
+            .method(method)
+            .version(version)
+            .uri(path);
         if let Some(ct) = ct {
             b = b.header(http::header::CONTENT_TYPE, HeaderValue::from_static(ct));
         }
         is_check(&b.body(()).expect("request"))
     };
+    let req = |version, path: &str, ct| call(Method::POST, version, path, ct);
+    assert!(!call(
+        Method::GET,
+        Version::HTTP_2,
+        CHECK_PATH,
+        Some("application/grpc")
+    ));
     let h2 = Version::HTTP_2;
     assert!(req(h2, CHECK_PATH, Some("application/grpc")));
     assert!(req(h2, CHECK_PATH, Some("application/grpc+proto")));
