@@ -17,12 +17,14 @@ use envoy_types::pb::envoy::service::auth::v3::authorization_server::{
 };
 use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
 use http::{HeaderValue, Method};
+use http_body_util::BodyExt;
 use std::sync::Arc;
 use tonic::codegen::Service;
+use tonic::Status;
 
 /// A `CheckRequest` is a few KiB of headers; Envoy's `with_request_body` adds at most
-/// its `max_request_bytes`. Larger messages are refused by tonic (RESOURCE_EXHAUSTED)
-/// before they are decoded.
+/// its `max_request_bytes`. Larger messages are refused (RESOURCE_EXHAUSTED) before
+/// they are decoded.
 const MAX_MESSAGE: usize = 1024 * 1024;
 
 /// The one gRPC method served: `envoy.service.auth.v3.Authorization/Check`.
@@ -54,9 +56,12 @@ fn is_grpc(headers: &http::HeaderMap) -> bool {
         })
 }
 
-/// Answers one `Check` call ([`is_check`]) with runtime `rt`. A call that fails as an
-/// RPC (a body that is no `CheckRequest`, a message over [`MAX_MESSAGE`]) keeps its
-/// `grpc-status` but gets HTTP status `400` instead of gRPC's usual `200`: gRPC
+/// Answers one `Check` call ([`is_check`]) with runtime `rt`. The message must arrive
+/// within `[server] header_timeout` (the slowloris guard of request heads: a
+/// `CheckRequest` is the decision request's head) and be at most [`MAX_MESSAGE`].
+///
+/// A call that fails as an RPC (a message late, too large, or no `CheckRequest`) keeps
+/// its `grpc-status` but gets HTTP status `400` instead of gRPC's usual `200`: gRPC
 /// clients read the `grpc-status` (Envoy) or map the `400` to INTERNAL (grpc-go), and
 /// a caller that reads only the HTTP status (Envoy's HTTP ext_authz sending an
 /// original request to this path) sees a denial, never an allow.
@@ -65,11 +70,41 @@ where
     B: http_body::Body + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
 {
+    let deadline = rt.config.server.header_timeout;
+    let (parts, body) = req.into_parts();
+    let read = http_body_util::Limited::new(body, FRAME_PREFIX + MAX_MESSAGE).collect();
+    let message = match tokio::time::timeout(deadline, read).await {
+        Ok(Ok(m)) => m.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            return failed(Status::resource_exhausted("CheckRequest over 1 MiB"));
+        }
+        Ok(Err(_)) => return failed(Status::cancelled("CheckRequest not received")),
+        Err(_) => {
+            return failed(Status::deadline_exceeded(
+                "CheckRequest not received within header_timeout",
+            ));
+        }
+    };
+    let req = http::Request::from_parts(parts, http_body_util::Full::new(message));
     let mut svc = AuthorizationServer::new(Check { rt }).max_decoding_message_size(MAX_MESSAGE);
-    let mut resp = match svc.call(req).await {
+    let resp = match svc.call(req).await {
         Ok(r) => r,
         Err(never) => match never {},
     };
+    not_ok_is_400(resp)
+}
+
+/// The 5-byte prefix of a gRPC message (compressed flag, length).
+const FRAME_PREFIX: usize = 5;
+
+fn failed(status: Status) -> http::Response<tonic::body::Body> {
+    tracing::debug!(code = ?status.code(), message = status.message(), "Check RPC failed");
+    not_ok_is_400(status.into_http())
+}
+
+/// HTTP `400` for a response whose `grpc-status` is in its head and not OK (a
+/// trailers-only error: every failure of a unary call).
+fn not_ok_is_400<B>(mut resp: http::Response<B>) -> http::Response<B> {
     let failed = resp
         .headers()
         .get("grpc-status")
@@ -134,5 +169,7 @@ fn request_id(headers: &http::HeaderMap, check: &CheckRequest) -> HeaderValue {
     request_id(&h)
 }
 
+#[cfg(test)]
+mod serve_tests;
 #[cfg(test)]
 mod tests;

@@ -1,14 +1,11 @@
 //! The `Check` service on a real runtime: what each decision becomes in a
-//! `CheckResponse` (SPEC §8 gRPC), the `CheckRequest`s that name no judgeable request,
-//! and one real gRPC round trip (tonic's client over h2c to [`serve`] on a loopback
-//! port).
+//! `CheckResponse` (SPEC §8 gRPC) and the `CheckRequest`s that name no judgeable
+//! request. The wire (dispatch, failed RPCs, a real client) is in `serve_tests.rs`.
 
 use super::*;
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::Request as Req;
-use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
-use http::{HeaderValue, Version};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
@@ -22,6 +19,9 @@ header = "X-User"
 [identity.claims_to_headers]
 "X-User-Email" = "email"
 "X-User-Groups" = "groups"
+
+[server]
+header_timeout = "1s"
 
 [[issuers]]
 name = "local"
@@ -58,13 +58,13 @@ path = "/api/**"
 upstream = "app"
 "#;
 
-fn runtime() -> Arc<Runtime> {
+pub(super) fn runtime() -> Arc<Runtime> {
     let cfg = crate::config::load_str(Path::new("/nonexistent/proxy.toml"), CONFIG)
         .unwrap_or_else(|e| panic!("{e}"));
     Arc::new(Runtime::new(cfg).expect("runtime"))
 }
 
-fn token(rt: &Runtime, scope: Option<&str>) -> String {
+pub(super) fn token(rt: &Runtime, scope: Option<&str>) -> String {
     let iss = &rt.config.issuers[0];
     let email = ("email", serde_json::json!("alice@example.com"));
     crate::mint::mint(iss, "alice", scope, Duration::from_secs(60), &[email]).expect("mint")
@@ -72,7 +72,12 @@ fn token(rt: &Runtime, scope: Option<&str>) -> String {
 
 /// What Envoy sends: method, path with query, host, lowercased headers with the
 /// pseudo-headers among them.
-fn check(method: &str, host: &str, path: &str, headers: &[(&str, &str)]) -> CheckRequest {
+pub(super) fn check(
+    method: &str,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> CheckRequest {
     let mut http = HttpRequest {
         method: method.into(),
         path: path.into(),
@@ -101,7 +106,7 @@ fn with_http(http: Option<HttpRequest>) -> CheckRequest {
     }
 }
 
-fn get(path: &str, headers: &[(&str, &str)]) -> CheckRequest {
+pub(super) fn get(path: &str, headers: &[(&str, &str)]) -> CheckRequest {
     check("GET", "app.example.com", path, headers)
 }
 
@@ -114,7 +119,7 @@ async fn ask(rt: &Arc<Runtime>, req: CheckRequest) -> CheckResponse {
 }
 
 /// `(headers set, headers removed)` of an allow; every set is an overwrite.
-fn allowed(r: &CheckResponse) -> (Vec<(String, String)>, Vec<String>) {
+pub(super) fn allowed(r: &CheckResponse) -> (Vec<(String, String)>, Vec<String>) {
     assert_eq!(r.status.as_ref().map(|s| s.code), Some(0), "{r:?}");
     let Some(HttpResponse::OkResponse(ok)) = &r.http_response else {
         panic!("allowed without ok_response: {r:?}");
@@ -135,7 +140,7 @@ fn allowed(r: &CheckResponse) -> (Vec<(String, String)>, Vec<String>) {
 }
 
 /// `(grpc code, HTTP status, headers, body)` of a denial.
-fn denied(r: &CheckResponse) -> (i32, i32, BTreeMap<String, String>, String) {
+pub(super) fn denied(r: &CheckResponse) -> (i32, i32, BTreeMap<String, String>, String) {
     let code = r.status.as_ref().map_or(0, |s| s.code);
     let Some(HttpResponse::DeniedResponse(d)) = &r.http_response else {
         panic!("denied without denied_response: {r:?}");
@@ -318,128 +323,4 @@ async fn request_id_is_the_originals_or_envoys() {
         rid(&ask(&rt, get("/api/x", &[("x-request-id", &long)])).await),
         long
     );
-}
-
-#[test]
-fn only_h2_calls_of_check_go_to_the_service() {
-    let call = |method, version, path: &str, ct: Option<&'static str>| {
-        let mut b = http::Request::builder()
-            .method(method)
-            .version(version)
-            .uri(path);
-        if let Some(ct) = ct {
-            b = b.header(http::header::CONTENT_TYPE, HeaderValue::from_static(ct));
-        }
-        is_check(&b.body(()).expect("request"))
-    };
-    let req = |version, path: &str, ct| call(Method::POST, version, path, ct);
-    assert!(!call(
-        Method::GET,
-        Version::HTTP_2,
-        CHECK_PATH,
-        Some("application/grpc")
-    ));
-    let h2 = Version::HTTP_2;
-    assert!(req(h2, CHECK_PATH, Some("application/grpc")));
-    assert!(req(h2, CHECK_PATH, Some("application/grpc+proto")));
-    assert!(req(h2, CHECK_PATH, Some("Application/GRPC; charset=utf-8")));
-    assert!(!req(h2, CHECK_PATH, Some("application/grpc-web")));
-    assert!(!req(h2, CHECK_PATH, Some("application/grpcx")));
-    assert!(!req(h2, CHECK_PATH, Some("application/json")));
-    assert!(!req(h2, CHECK_PATH, None));
-    assert!(!req(Version::HTTP_11, CHECK_PATH, Some("application/grpc")));
-    let v2 = "/envoy.service.auth.v2.Authorization/Check";
-    assert!(!req(h2, v2, Some("application/grpc")));
-    assert!(!req(h2, "/api/x", Some("application/grpc")));
-}
-
-/// A gRPC-framed body (uncompressed) around `message`.
-fn framed(message: &[u8]) -> http_body_util::Full<bytes::Bytes> {
-    let len = u32::try_from(message.len()).expect("small");
-    let mut b = vec![0u8];
-    b.extend_from_slice(&len.to_be_bytes());
-    b.extend_from_slice(message);
-    http_body_util::Full::new(b.into())
-}
-
-fn call(
-    body: http_body_util::Full<bytes::Bytes>,
-) -> http::Request<http_body_util::Full<bytes::Bytes>> {
-    http::Request::builder()
-        .method("POST")
-        .version(Version::HTTP_2)
-        .uri(CHECK_PATH)
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .body(body)
-        .expect("request")
-}
-
-#[tokio::test]
-async fn a_failed_rpc_is_no_http_200() {
-    let rt = runtime();
-    // Not a CheckRequest (a truncated varint), and no message at all.
-    for body in [framed(&[0xff, 0xff]), http_body_util::Full::default()] {
-        let resp = serve(rt.clone(), call(body)).await;
-        assert_eq!(resp.status(), 400);
-        let code = resp.headers().get("grpc-status").expect("grpc-status");
-        assert_ne!(code, "0");
-    }
-    // An empty message is an empty CheckRequest: a decision (a 400), RPC status OK.
-    let resp = serve(rt.clone(), call(framed(&[]))).await;
-    assert_eq!(resp.status(), 200);
-    assert!(resp.headers().get("grpc-status").is_none());
-}
-
-/// The decision listener's dispatch, in small: h2c, [`is_check`] to [`serve`].
-async fn h2c_server(rt: Arc<Runtime>) -> std::net::SocketAddr {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let rt = rt.clone();
-            let svc =
-                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                    let rt = rt.clone();
-                    async move {
-                        assert!(is_check(&req), "{req:?}");
-                        Ok::<_, std::convert::Infallible>(serve(rt, req).await)
-                    }
-                });
-            tokio::spawn(
-                hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tcp), svc),
-            );
-        }
-    });
-    addr
-}
-
-#[tokio::test]
-async fn real_grpc_client_over_h2c() {
-    let rt = runtime();
-    let addr = h2c_server(rt.clone()).await;
-    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
-        .expect("uri")
-        .timeout(Duration::from_secs(10))
-        .connect()
-        .await
-        .expect("connect");
-    let mut client = AuthorizationClient::new(channel);
-    let t = token(&rt, None);
-    let bearer = format!("Bearer {t}");
-    let ok = client
-        .check(get("/api/x", &[("authorization", &bearer)]))
-        .await
-        .expect("RPC");
-    let (set, removed) = allowed(ok.get_ref());
-    assert_eq!(set[0], ("x-user".into(), "alice".into()));
-    assert_eq!(removed, ["x-user-groups"]);
-    let no = client.check(get("/api/x", &[])).await.expect("RPC");
-    assert_eq!(denied(no.get_ref()).1, 401);
-    let bad = client.check(CheckRequest::default()).await.expect("RPC");
-    assert_eq!(denied(bad.get_ref()).0, 3);
 }
