@@ -213,5 +213,7 @@ fn finish(
     }
 }
 
+pub mod grpc;
+
 #[cfg(test)]
 mod tests;

@@ -51,8 +51,10 @@ pub async fn respond(
 ) -> Response<Body> {
     let rt = app.runtime.load_full();
     // gRPC (Envoy / Istio ext_authz `Authorization/Check`) is dispatched here, before
-    // anything reads the request as a header convention:
-    // `if grpc::is_grpc(req.headers()) { return grpc::serve(rt, req).await.map(boxed); }`
+    // anything reads the request as a header convention.
+    if super::grpc::is_check(&req) {
+        return super::grpc::serve(rt, req).await.map(boxed);
+    }
     let convention = rt
         .config
         .forward_auth

@@ -12,6 +12,7 @@
 //! - [`redis`]: real Redis topologies (standalone, Cluster, Sentinel).
 //! - [`nginx`]: a real nginx.
 //! - [`browser`]: headless Chromium (playwright-core) running a page script.
+//! - [`grpc`]: a real Envoy ext_authz gRPC client (tonic) for the decision listener.
 //! - [`disk`]: the repository's configs, and snapshots of a directory tree (a command
 //!   that must write nothing).
 //!
@@ -23,6 +24,7 @@
 pub mod browser;
 pub mod client;
 pub mod disk;
+pub mod grpc;
 pub mod idp;
 pub mod nginx;
 pub mod pki;
