@@ -30,6 +30,8 @@ pub struct Runtime {
     pub state: Arc<crate::issuer::Shared>,
     /// The built-in token endpoint, with `[token_endpoint]`.
     pub endpoint: Option<crate::issuer::Endpoint>,
+    /// Browser sign-in, with `[login]` (SPEC §9).
+    pub login: Option<crate::login::Login>,
 }
 
 impl Runtime {
@@ -59,6 +61,7 @@ impl Runtime {
                 issuer: &ep.issuer,
                 users: &ep.users,
             }),
+            login: self.login.as_ref(),
         }
     }
 
@@ -111,6 +114,7 @@ impl Runtime {
             None => crate::issuer::Shared::new(&config),
         };
         let endpoint = crate::issuer::Endpoint::new(&config, state.clone());
+        let login = crate::login::Login::new(&config, &verifier, state.store.clone())?;
         Ok(Runtime {
             config,
             verifier,
@@ -118,6 +122,7 @@ impl Runtime {
             counters,
             state,
             endpoint,
+            login,
         })
     }
 }

@@ -34,6 +34,36 @@ pub enum Denial {
     GatewayTimeout,
     /// A dependency (state backend) is down and we fail closed.
     Unavailable,
+    /// A browser without token or session on a `login = true` route: `302` to the
+    /// provider, with the login cookie (SPEC §9). Every front door answers it as is.
+    Login(Box<Redirect>),
+}
+
+/// A `302` portcullis answers itself (SPEC §9): where to, and the cookies to set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    /// `Location`.
+    pub location: HeaderValue,
+    /// `Set-Cookie` values.
+    pub cookies: Vec<HeaderValue>,
+}
+
+impl Redirect {
+    /// `302`, `Location`, the cookies, `Cache-Control: no-store`.
+    pub fn response(&self) -> Response<ProxyBody> {
+        let mut resp = Response::new(ProxyBody::empty());
+        *resp.status_mut() = StatusCode::FOUND;
+        let h = resp.headers_mut();
+        h.insert(http::header::LOCATION, self.location.clone());
+        h.insert(
+            http::header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        );
+        for c in &self.cookies {
+            h.append(http::header::SET_COOKIE, c.clone());
+        }
+        resp
+    }
 }
 
 /// Which rule refused a request with 400 (SPEC §2 path and host handling, §3, §4).
@@ -56,6 +86,9 @@ pub enum BadRequest {
     ClientBody,
     /// The rewritten request target could not be built.
     Target,
+    /// A sign-in callback that starts no session (SPEC §9): bad or missing state,
+    /// an `error` parameter, a refused code, a bad ID token.
+    Login,
 }
 
 impl BadRequest {
@@ -85,6 +118,7 @@ impl BadRequest {
             BadRequest::Framing => "bad_request:framing",
             BadRequest::ClientBody => "bad_request:client_body",
             BadRequest::Target => "bad_request:target",
+            BadRequest::Login => "bad_request:login_callback",
         }
     }
 }
@@ -102,6 +136,7 @@ impl Denial {
             Denial::BadGateway => StatusCode::BAD_GATEWAY,
             Denial::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             Denial::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Denial::Login(_) => StatusCode::FOUND,
         }
     }
 
@@ -121,6 +156,7 @@ impl Denial {
             Denial::BadGateway => "Bad Gateway",
             Denial::GatewayTimeout => "Gateway Timeout",
             Denial::Unavailable => "Service Unavailable",
+            Denial::Login(_) => "Found",
         }
     }
 
@@ -142,6 +178,7 @@ impl Denial {
             Denial::BadGateway => "upstream_error",
             Denial::GatewayTimeout => "upstream_timeout",
             Denial::Unavailable => "unavailable",
+            Denial::Login(_) => "login_redirect",
         }
     }
 
@@ -166,6 +203,9 @@ impl Denial {
 
     /// The response.
     pub fn response(&self) -> Response<ProxyBody> {
+        if let Denial::Login(r) = self {
+            return r.response();
+        }
         let body = format!("{{\"detail\": \"{}\"}}", self.detail());
         let mut r = Response::new(ProxyBody::full(body));
         *r.status_mut() = self.status();

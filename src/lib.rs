@@ -17,6 +17,7 @@ pub mod defaults;
 pub(crate) mod deny;
 pub mod host;
 pub mod issuer;
+pub mod login;
 pub mod metrics;
 pub mod mint;
 pub mod password;

@@ -20,8 +20,11 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod browser;
+pub mod cookie_client;
+pub mod craft_idp;
 pub mod disk;
 pub mod nginx;
+pub mod oidc;
 pub mod redis;
 
 use aws_lc_rs::encoding::AsDer;

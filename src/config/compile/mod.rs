@@ -13,6 +13,7 @@ mod cache;
 mod identity;
 mod issuer_keys;
 mod issuers;
+mod login;
 mod route_checks;
 mod routes;
 mod server;
@@ -142,7 +143,9 @@ pub(super) fn compile(
         .state
         .map(|s| s.into_inner().compile(cx))
         .unwrap_or_default();
-    let routes = routes::compile(cx, raw.routes, &damage.route_numbers, &upstreams);
+    let has_login = raw.login.is_some();
+    let routes = routes::compile(cx, raw.routes, &damage.route_numbers, &upstreams, has_login);
+    let login = login::compile(cx, raw.login, &issuers);
     Some(Config {
         path: path.to_path_buf(),
         server: server?,
@@ -154,6 +157,7 @@ pub(super) fn compile(
         cache_tokens,
         state,
         routes,
+        login,
         files: std::mem::take(&mut cx.files),
         keys_to_generate: std::mem::take(&mut cx.keys_to_generate),
         warnings: Vec::new(),

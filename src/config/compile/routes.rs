@@ -47,6 +47,7 @@ pub(super) fn compile(
     raw: Vec<Spanned<RawRoute>>,
     numbers: &[usize],
     upstreams: &Upstreams,
+    has_login: bool,
 ) -> RouteTable {
     let mut checks = Checks::default();
     for (i, r) in raw.into_iter().enumerate() {
@@ -55,6 +56,20 @@ pub(super) fn compile(
         let before = cx.problems();
         let r = r.into_inner();
         let name_span = r.name.as_ref().map_or_else(|| span.clone(), Spanned::span);
+        if let Some(l) = r.login.as_ref().filter(|l| *l.get_ref()) {
+            let access = r.access.as_ref().map_or("protected", |a| &**a.get_ref());
+            if !matches!(access, "protected" | "optional") {
+                cx.rep.at(
+                    l.span(),
+                    format!(
+                        "`login = true` needs access `protected` or `optional`, not `{access}`"
+                    ),
+                );
+            } else if !has_login {
+                cx.rep
+                    .at(l.span(), "`login = true` needs a [login] section (SPEC §9)");
+            }
+        }
         let Some(route) = r.compile(cx, number, span.clone(), upstreams) else {
             continue;
         };
@@ -127,6 +142,7 @@ impl RawRoute {
             token_from,
             upstream,
             line,
+            login: self.login.is_some_and(|l| l.into_inner()),
         })
     }
 }
