@@ -423,52 +423,35 @@ async fn bad_callbacks_start_no_session() {
     let again = callback(&replay, &p, &format!("code={code}&state={state}")).await;
     assert_eq!(again.status, 400, "reused state / replayed code");
 
-    let cases: Vec<(&str, IdToken, Box<dyn Fn(&str, &str) -> String>)> = vec![
-        (
-            "wrong state",
-            IdToken::Good,
-            Box::new(|code, _| format!("code={code}&state=forged")),
-        ),
-        (
-            "missing state",
-            IdToken::Good,
-            Box::new(|code, _| format!("code={code}")),
-        ),
-        (
-            "error parameter",
-            IdToken::Good,
-            Box::new(|_, s| format!("error=access_denied&state={s}")),
-        ),
-        (
-            "foreign code",
-            IdToken::Good,
-            Box::new(|_, s| format!("code=never-issued&state={s}")),
-        ),
-        (
-            "wrong nonce",
-            IdToken::WrongNonce,
-            Box::new(|code, s| format!("code={code}&state={s}")),
-        ),
-        (
-            "wrong aud",
-            IdToken::WrongAud,
-            Box::new(|code, s| format!("code={code}&state={s}")),
-        ),
-        (
-            "wrong iss",
-            IdToken::WrongIss,
-            Box::new(|code, s| format!("code={code}&state={s}")),
-        ),
-        (
-            "bad signature",
-            IdToken::BadSignature,
-            Box::new(|code, s| format!("code={code}&state={s}")),
-        ),
-        (
-            "no id token",
-            IdToken::Missing,
-            Box::new(|code, s| format!("code={code}&state={s}")),
-        ),
+    type Query = fn(&str, &str) -> String;
+    let cases: Vec<(&str, IdToken, Query)> = vec![
+        ("wrong state", IdToken::Good, |code, _| {
+            format!("code={code}&state=forged")
+        }),
+        ("missing state", IdToken::Good, |code, _| {
+            format!("code={code}")
+        }),
+        ("error parameter", IdToken::Good, |_, s| {
+            format!("error=access_denied&state={s}")
+        }),
+        ("foreign code", IdToken::Good, |_, s| {
+            format!("code=never-issued&state={s}")
+        }),
+        ("wrong nonce", IdToken::WrongNonce, |code, s| {
+            format!("code={code}&state={s}")
+        }),
+        ("wrong aud", IdToken::WrongAud, |code, s| {
+            format!("code={code}&state={s}")
+        }),
+        ("wrong iss", IdToken::WrongIss, |code, s| {
+            format!("code={code}&state={s}")
+        }),
+        ("bad signature", IdToken::BadSignature, |code, s| {
+            format!("code={code}&state={s}")
+        }),
+        ("no id token", IdToken::Missing, |code, s| {
+            format!("code={code}&state={s}")
+        }),
     ];
     for (what, shape, query) in cases {
         let c = CookieClient::new();

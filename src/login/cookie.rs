@@ -36,13 +36,15 @@ impl CookieKey {
         let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, SALT).extract(secret);
         let mut bytes = [0u8; 32];
         // 32 bytes is far below HKDF-SHA256's limit (255 * 32): cannot fail.
-        if let Ok(okm) = prk.expand(&[b"session cookie"], hkdf::HKDF_SHA256) {
+        if let Ok(okm) = prk.expand(&[b"session cookie".as_slice()], hkdf::HKDF_SHA256) {
             let _ = okm.fill(&mut bytes);
         }
-        let key = UnboundKey::new(&AES_256_GCM, &bytes)
-            .map(LessSafeKey::new)
-            .unwrap_or_else(|_| unreachable_key());
-        CookieKey { key }
+        match UnboundKey::new(&AES_256_GCM, &bytes) {
+            Ok(k) => CookieKey {
+                key: LessSafeKey::new(k),
+            },
+            Err(_) => unreachable!("a 32-byte AES-256 key always builds"),
+        }
     }
 
     /// Seals `plain` for cookie `name`: `base64url(nonce || ciphertext || tag)`.
@@ -84,12 +86,6 @@ impl CookieKey {
             .ok()?;
         Some(plain.to_vec())
     }
-}
-
-/// A 32-byte key always builds; this is never called.
-fn unreachable_key() -> LessSafeKey {
-    #[allow(clippy::expect_used)]
-    LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &[7u8; 32]).expect("a 32-byte AES key"))
 }
 
 /// The value of cookie `name` in the request's `Cookie` headers (first one wins).
@@ -149,7 +145,7 @@ pub fn set(
 ) -> Vec<HeaderValue> {
     let attrs = attributes(secure);
     let mut names = Vec::new();
-    let mut out: Vec<HeaderValue> = if value.len() <= COOKIE_CHUNK_BYTES {
+    let texts: Vec<String> = if value.len() <= COOKIE_CHUNK_BYTES {
         names.push(name.to_owned());
         vec![format!("{name}={value}; Max-Age={max_age}; {attrs}")]
     } else {
@@ -167,10 +163,11 @@ pub fn set(
                 text
             })
             .collect()
-    }
-    .into_iter()
-    .filter_map(|s| HeaderValue::from_str(&s).ok())
-    .collect();
+    };
+    let mut out: Vec<HeaderValue> = texts
+        .iter()
+        .filter_map(|s| HeaderValue::from_str(s).ok())
+        .collect();
     for stale in present(request, name) {
         if !names.contains(&stale) {
             out.extend(clear_one(&stale, secure));

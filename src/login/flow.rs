@@ -74,7 +74,7 @@ pub async fn start(
     return_to: &str,
 ) -> Result<Redirect, Denial> {
     let meta = login.provider.metadata().await.map_err(|e| {
-        tracing::warn!(target: "login", error = %e, "cannot start a sign-in");
+        tracing::warn!(error = %e, "cannot start a sign-in");
         Denial::BadGateway
     })?;
     let p = Pending {
@@ -154,7 +154,7 @@ pub async fn callback(
         .provider
         .token(
             &login.config.client_id,
-            login.config.client_secret.as_deref().map(String::as_str),
+            login.config.client_secret.as_deref(),
             &[
                 ("grant_type", "authorization_code"),
                 ("code", &code),
@@ -166,7 +166,7 @@ pub async fn callback(
         .map_err(|e| match e {
             ProviderError::Refused(_) => bad(),
             ProviderError::Unreachable(_) => {
-                tracing::warn!(target: "login", error = %e, "code exchange failed");
+                tracing::warn!(error = %e, "code exchange failed");
                 Denial::BadGateway
             }
         })?;
@@ -175,12 +175,12 @@ pub async fn callback(
         .verify_id_token(&id_token, &login.issuer, &login.config.client_id)
         .await
         .map_err(|e| {
-            tracing::info!(target: "login", error = %e, "ID token refused");
+            tracing::info!(error = %e, "ID token refused");
             bad()
         })?;
     let nonce = v.claims.get("nonce").and_then(serde_json::Value::as_str);
     if !nonce.is_some_and(|n| super::constant_eq(n.as_bytes(), p.nonce.as_bytes())) {
-        tracing::info!(target: "login", "ID token refused: nonce does not match");
+        tracing::info!("ID token refused: nonce does not match");
         return Err(bad());
     }
     let at = now();

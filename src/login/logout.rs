@@ -12,7 +12,7 @@ pub async fn logout(login: &Login, headers: &HeaderMap, host: &str, tls: bool) -
     let current = session::load(login, headers).await.ok().flatten();
     if let Some(s) = &current {
         if let Err(e) = session::delete(login, s).await {
-            tracing::warn!(target: "login", error = %e, "logout: the session could not be deleted from the state backend");
+            tracing::warn!(error = %e, "logout: the session could not be deleted from the state backend");
         }
     }
     let cookies = cookie::clear(headers, &login.config.cookie_name, tls);

@@ -101,7 +101,7 @@ async fn renew(login: &Login, session: &Session, refresh_token: &str) -> Refresh
         .provider
         .token(
             &login.config.client_id,
-            login.config.client_secret.as_deref().map(String::as_str),
+            login.config.client_secret.as_deref(),
             &[
                 ("grant_type", "refresh_token"),
                 ("refresh_token", refresh_token),
@@ -111,11 +111,11 @@ async fn renew(login: &Login, session: &Session, refresh_token: &str) -> Refresh
     let tokens = match answer {
         Ok(t) => t,
         Err(ProviderError::Refused(status)) => {
-            tracing::info!(target: "login", status, "refresh refused: session ended");
+            tracing::info!(status, "refresh refused: session ended");
             return Refreshed::Ended;
         }
         Err(e) => {
-            tracing::warn!(target: "login", error = %e, "refresh failed");
+            tracing::warn!(error = %e, "refresh failed");
             return Refreshed::Unreachable;
         }
     };

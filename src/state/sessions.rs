@@ -8,9 +8,12 @@ use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// Sealed sessions by key, with their expiry.
+type Map = HashMap<String, (String, Instant)>;
+
 /// The sessions of the memory backend.
 pub struct MemorySessions {
-    map: Mutex<HashMap<String, (String, Instant)>>,
+    map: Mutex<Map>,
     cap: usize,
 }
 
@@ -23,9 +26,7 @@ impl MemorySessions {
         }
     }
 
-    fn lock(
-        &self,
-    ) -> Result<std::sync::MutexGuard<'_, HashMap<String, (String, Instant)>>, StateError> {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Map>, StateError> {
         self.map
             .lock()
             .map_err(|_| StateError("memory store lock poisoned".into()))

@@ -187,7 +187,7 @@ mod tests {
         assert_eq!(l.scopes, ["openid", "email"], "openid is added");
         assert_eq!(l.callback_path, "/_portcullis/callback");
         assert_eq!(l.logout_path, "/_portcullis/logout");
-        assert_eq!(l.cookie_name, "portcullis_session");
+        assert_eq!(l.cookie_name, crate::defaults::LOGIN_COOKIE_NAME);
         assert_eq!(l.session_ttl, std::time::Duration::from_secs(12 * 3600));
         assert_eq!(l.session_store, SessionStore::Cookie);
         assert!(l.client_secret.is_none(), "a public client");
@@ -243,9 +243,8 @@ mod tests {
                 "expected `{want}` in:\n{e}\n--- for\n{text}"
             );
         }
-        let no_login = format!(
-            "[upstreams.e]\nurl = \"echo:\"\n[[routes]]\npath = \"/**\"\nupstream = \"e\"\nlogin = true\n"
-        );
-        assert!(errors(&no_login).contains("needs a [login] section"));
+        let no_login =
+            "[upstreams.e]\nurl = \"echo:\"\n[[routes]]\npath = \"/**\"\nupstream = \"e\"\nlogin = true\n";
+        assert!(errors(no_login).contains("needs a [login] section"));
     }
 }
