@@ -635,3 +635,61 @@ async fn no_code_cookie_or_token_in_the_logs() {
         assert!(!logs.contains(&s), "a secret in the logs: {s}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookies_are_secure_on_tls() {
+    let idp = CraftIdp::start("craft-app").await;
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let p = ProxyBuilder::new()
+        .file("tls.crt", cert.cert.pem())
+        .file("tls.key", cert.signing_key.serialize_pem())
+        .server("[server.tls]\ncert = \"tls.crt\"\nkey = \"tls.key\"")
+        .start(&config(&idp.issuer_toml("idp"), "craft-app", None, ""))
+        .await;
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let base = format!("https://localhost:{}", p.addr.port());
+    let c = CookieClient::with(http);
+    let r = c.request(&format!("{base}/app"), None, true).await;
+    assert_eq!(r.status, 302, "{r:?}");
+    let loc = r.location.unwrap();
+    assert_eq!(
+        query_param(&loc, "redirect_uri").unwrap(),
+        format!("{base}/_portcullis/callback"),
+        "https when the main listener has TLS"
+    );
+    assert!(
+        r.set_cookies.iter().all(|s| s.ends_with("; Secure")),
+        "{:?}",
+        r.set_cookies
+    );
+    let (state, nonce) = (
+        query_param(&loc, "state").unwrap(),
+        query_param(&loc, "nonce").unwrap(),
+    );
+    let code = idp.issue_code(&nonce, IdToken::Good);
+    let cb = c
+        .request(
+            &format!("{base}/_portcullis/callback?code={code}&state={state}"),
+            None,
+            true,
+        )
+        .await;
+    assert_eq!(cb.status, 302, "{cb:?}");
+    let session = cb
+        .set_cookies
+        .iter()
+        .find(|s| s.starts_with("portcullis_session="))
+        .expect("a session cookie");
+    assert!(
+        session.contains("Path=/; HttpOnly; SameSite=Lax; Secure"),
+        "{session}"
+    );
+    assert_eq!(
+        c.request(&format!("{base}/app"), None, false).await.status,
+        200
+    );
+}

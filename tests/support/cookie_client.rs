@@ -21,11 +21,20 @@ pub struct Hop {
 #[derive(Default)]
 pub struct CookieClient {
     jar: Mutex<BTreeMap<String, String>>,
+    http: Option<reqwest::Client>,
 }
 
 impl CookieClient {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// One on `http` (e.g. a client trusting a test CA; it must not follow redirects).
+    pub fn with(http: reqwest::Client) -> Self {
+        CookieClient {
+            http: Some(http),
+            ..Self::default()
+        }
     }
 
     /// The jar's cookies.
@@ -73,7 +82,7 @@ impl CookieClient {
     /// One request: `GET` (or `POST` with a form body), `Accept: text/html` like a
     /// navigation when `html`.
     pub async fn request(&self, url: &str, form: Option<&str>, html: bool) -> Hop {
-        let http = super::http_client();
+        let http = self.http.clone().unwrap_or_else(super::http_client);
         let mut req = match form {
             Some(f) => http
                 .post(url)
