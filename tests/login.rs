@@ -693,3 +693,44 @@ async fn cookies_are_secure_on_tls() {
         200
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_session_is_shared_by_replicas_and_logout_ends_it_on_all() {
+    let redis = support::redis::Redis::start();
+    let idp = OidcProvider::start(3600, 0).await;
+    let text = format!(
+        "{}\n[state]\nbackend = \"redis\"\nurl = \"{}\"\n",
+        config(
+            &idp.issuer_toml("idp"),
+            CLIENT_ID,
+            Some(CLIENT_SECRET),
+            "session_store = \"state\""
+        ),
+        redis.url()
+    );
+    let a = proxy(&text).await;
+    let b = proxy(&text).await;
+    let c = CookieClient::new();
+    sign_in(&c, &a, "/app", "ivy").await;
+    let copied = c.cookie_header();
+    let on_b = |cookie: String| {
+        let url = b.url("/app");
+        async move {
+            support::http_client()
+                .get(url)
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(
+        on_b(copied.clone()).await,
+        200,
+        "the other replica knows the session"
+    );
+    let out = c.request(&a.url("/_portcullis/logout"), None, true).await;
+    assert_eq!(out.status, 302);
+    assert_eq!(on_b(copied).await, 401, "logged out on every replica");
+}
