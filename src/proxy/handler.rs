@@ -179,6 +179,7 @@ async fn forward(
         rid,
         websocket: ws_key.is_some(),
         bearer: session.as_ref().and_then(|s| s.access_token.as_deref()),
+        login_cookie: rt.login.as_ref().map(|l| l.config.cookie_name.as_str()),
     };
     rewrite(&mut parts, &allow, conn, &edits);
     let upgrades = conn.upgrades.as_ref();
@@ -225,6 +226,8 @@ struct Edits<'a> {
     websocket: bool,
     /// A session's access token, sent as `Authorization: Bearer` (SPEC §9).
     bearer: Option<&'a str>,
+    /// With `[login]`: its cookie name (those cookies stay here).
+    login_cookie: Option<&'a str>,
 }
 
 /// Rewrites the request for the upstream (SPEC §4): identity and routing-override
@@ -237,6 +240,9 @@ fn rewrite(parts: &mut http::request::Parts, allow: &Allow<'_>, conn: &ConnInfo,
     headers::strip_hop_by_hop(h, e.websocket);
     if parts.version == Version::HTTP_2 {
         headers::join_cookies(h);
+    }
+    if let Some(name) = e.login_cookie {
+        headers::strip_cookies(h, name);
     }
     headers::set_forwarded(h, &conn.peer_ip, conn.tls, host.map(RequestHost::value));
     if !allow.identity.forward_authorization {
