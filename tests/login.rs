@@ -181,7 +181,10 @@ async fn a_public_client_signs_in_and_the_upstream_gets_the_access_token() {
     let seen = up.last();
     assert_eq!(seen.uri, "/app?x=1&y=2");
     let cookies = seen.header("cookie").unwrap_or_default();
-    assert!(!cookies.contains("portcullis_session"), "our cookies stay here: {cookies}");
+    assert!(
+        !cookies.contains("portcullis_session"),
+        "our cookies stay here: {cookies}"
+    );
     assert_eq!(seen.header("x-user"), Some("bob"));
     assert_eq!(seen.header("x-user-email"), Some("bob@example.com"));
     let bearer = seen

@@ -159,7 +159,20 @@ pub async fn save(
         }
     };
     let plain = serde_json::to_vec(&stored).unwrap_or_default();
-    let value = login.key.seal(name, &plain);
+    let mut value = login.key.seal(name, &plain);
+    let most = crate::defaults::COOKIE_CHUNK_BYTES * crate::defaults::COOKIE_MAX_CHUNKS;
+    if value.len() > most {
+        if let Stored::Whole(mut s) = stored {
+            // Over what is read back: the raw ID token (only logout's hint) goes first.
+            tracing::warn!(
+                bytes = value.len(),
+                "session cookie too large: kept without the ID token (logout sends no id_token_hint); consider session_store = \"state\""
+            );
+            s.id_token = None;
+            let plain = serde_json::to_vec(&Stored::Whole(s)).unwrap_or_default();
+            value = login.key.seal(name, &plain);
+        }
+    }
     Ok(cookie::set(request, name, &value, left, secure))
 }
 
