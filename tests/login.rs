@@ -739,3 +739,47 @@ async fn a_redis_session_is_shared_by_replicas_and_logout_ends_it_on_all() {
     assert_eq!(out.status, 302);
     assert_eq!(on_b(copied).await, 401, "logged out on every replica");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirect_url_is_used_and_logout_without_end_session_goes_home() {
+    let idp = CraftIdp::start("craft-app").await;
+    let ext = "https://app.example.com/_portcullis/callback";
+    let p = proxy(&config(
+        &idp.issuer_toml("idp"),
+        "craft-app",
+        None,
+        &format!("redirect_url = \"{ext}\""),
+    ))
+    .await;
+    let c = CookieClient::new();
+    let r = c.request(&p.url("/app"), None, true).await;
+    assert_eq!(
+        query_param(&r.location.unwrap(), "redirect_uri").as_deref(),
+        Some(ext)
+    );
+    let (state, nonce) = begin(&c, &p, "/app").await;
+    let code = idp.issue_code(&nonce, IdToken::Good);
+    assert_eq!(
+        callback(&c, &p, &format!("code={code}&state={state}"))
+            .await
+            .status,
+        302
+    );
+    let body = String::from_utf8_lossy(&idp.token_requests().pop().unwrap().body).into_owned();
+    assert!(
+        body.contains("redirect_uri=https%3A%2F%2Fapp.example.com"),
+        "{body}"
+    );
+    assert!(
+        body.contains("client_id=craft-app"),
+        "a public client names itself: {body}"
+    );
+    // This provider has no end_session_endpoint: logout clears the cookie and goes to `/`.
+    let out = c.request(&p.url("/_portcullis/logout"), None, true).await;
+    assert_eq!((out.status, out.location.as_deref()), (302, Some("/")));
+    assert!(out
+        .set_cookies
+        .iter()
+        .any(|s| s.starts_with("portcullis_session=;") && s.contains("Max-Age=0")));
+    assert_eq!(xhr(&c, &p.url("/app")).await.status, 401);
+}
