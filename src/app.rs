@@ -30,6 +30,8 @@ pub struct Runtime {
     pub state: Arc<crate::issuer::Shared>,
     /// The built-in token endpoint, with `[token_endpoint]`.
     pub endpoint: Option<crate::issuer::Endpoint>,
+    /// Browser sign-in, with `[login]` (SPEC §9).
+    pub login: Option<crate::login::Login>,
 }
 
 impl Runtime {
@@ -62,6 +64,7 @@ impl Runtime {
                 users: &ep.users,
             }),
             needs_upstream: true,
+            login: self.login.as_ref(),
         }
     }
 
@@ -114,6 +117,7 @@ impl Runtime {
             None => crate::issuer::Shared::new(&config),
         };
         let endpoint = crate::issuer::Endpoint::new(&config, state.clone());
+        let login = crate::login::Login::new(&config, &verifier, state.store.clone())?;
         Ok(Runtime {
             config,
             verifier,
@@ -121,6 +125,7 @@ impl Runtime {
             counters,
             state,
             endpoint,
+            login,
         })
     }
 }

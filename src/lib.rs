@@ -19,6 +19,7 @@ pub mod explain;
 pub mod forward_auth;
 pub mod host;
 pub mod issuer;
+pub mod login;
 pub mod metrics;
 pub mod mint;
 pub mod password;

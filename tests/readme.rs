@@ -43,6 +43,12 @@ const MARKERS: &[&str] = &[
     "tls-certs",
     "tls-config",
     "websocket-route",
+    "login-config",
+    "login-keycloak",
+    "login-auth0",
+    "login-okta",
+    "login-google",
+    "login-entra",
 ];
 
 fn root() -> PathBuf {
@@ -467,6 +473,44 @@ async fn config_blocks_pass_check() {
         ),
     );
     check_ok(d.path(), &[]).await;
+
+    // Sign-in (SPEC §9): the [login] example as it stands, and each provider's block
+    // with a login route.
+    let env = [
+        ("OIDC_CLIENT_SECRET", "s"),
+        ("PORTCULLIS_COOKIE_SECRET", SECRET_HEX),
+        ("AUTH0_CLIENT_ID", "a"),
+        ("AUTH0_CLIENT_SECRET", "s"),
+        ("OKTA_CLIENT_ID", "o"),
+        ("OKTA_CLIENT_SECRET", "s"),
+        ("GOOGLE_CLIENT_SECRET", "s"),
+        ("ENTRA_CLIENT_ID", "e"),
+        ("ENTRA_CLIENT_SECRET", "s"),
+    ];
+    let app = "[upstreams.app]\nurl = \"echo:\"\n";
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "proxy.toml",
+        &format!("{app}{}", block("login-config")),
+    );
+    check_ok(d.path(), &env).await;
+    for name in [
+        "login-keycloak",
+        "login-auth0",
+        "login-okta",
+        "login-google",
+        "login-entra",
+    ] {
+        let d = tempfile::tempdir().unwrap();
+        let route = "[[routes]]\npath = \"/**\"\nlogin = true\nupstream = \"app\"\n";
+        write(
+            d.path(),
+            "proxy.toml",
+            &format!("{app}{}\n{route}", block(name)),
+        );
+        check_ok(d.path(), &env).await;
+    }
 }
 
 /// The README's WebSocket route ahead of a public catch-all (a site with a chat):

@@ -114,6 +114,42 @@ impl Verifier {
 
     /// Full verification, no cache.
     pub fn verify_uncached(&self, token: &str, now: f64) -> Result<Verified, TokenError> {
+        self.verify_for(token, now, None)
+    }
+
+    /// An OpenID Connect ID token of `issuer` (SPEC §9, OIDC Core §3.1.3.7): as any
+    /// token (signature with the issuer's keys, `exp`, `nbf`, `iat`, the identity
+    /// claim), but `aud` must contain `client_id` (not the issuer's `audiences`). An
+    /// unknown `kid` waits for the issuer's rate-limited re-fetch. Never cached.
+    pub async fn verify_id_token(
+        &self,
+        token: &str,
+        issuer: &Arc<TrustedIssuer>,
+        client_id: &str,
+    ) -> Result<Verified, TokenError> {
+        let aud = [client_id.to_owned()];
+        let mut v = self.verify_for(token, now_secs(), Some(&aud));
+        if v.as_ref().err() == Some(&TokenError::UnknownKid) {
+            if let Some(s) = self.jwks.source_for(issuer) {
+                if s.refresh_for_unknown_kid().await {
+                    v = self.verify_for(token, now_secs(), Some(&aud));
+                }
+            }
+        }
+        let v = v?;
+        if !Arc::ptr_eq(&v.issuer, issuer) {
+            return Err(TokenError::UnknownIssuer);
+        }
+        Ok(v)
+    }
+
+    /// Full verification; `audiences` replaces the issuer's when set.
+    fn verify_for(
+        &self,
+        token: &str,
+        now: f64,
+        audiences: Option<&[String]>,
+    ) -> Result<Verified, TokenError> {
         let parts = claims::split(token)?;
         // jsonwebtoken decodes the signature leniently (padding, non-zero trailing
         // bits), which would let one signature be spelled several ways. Insist on
@@ -153,7 +189,8 @@ impl Verifier {
         if !key.verify_signature(alg, parts.message.as_bytes(), parts.signature) {
             return Err(TokenError::BadSignature);
         }
-        self.check_claims(issuer, key, claims, now)
+        let audiences = audiences.unwrap_or(&issuer.config.audiences);
+        self.check_claims(issuer, key, claims, (now, audiences))
     }
 
     fn check_claims(
@@ -161,7 +198,7 @@ impl Verifier {
         trusted: &Arc<TrustedIssuer>,
         key: Arc<VerifyKey>,
         claims: Map<String, Value>,
-        now: f64,
+        (now, audiences): (f64, &[String]),
     ) -> Result<Verified, TokenError> {
         let issuer: &Issuer = &trusted.config;
         let leeway = issuer.leeway.as_secs_f64();
@@ -181,13 +218,13 @@ impl Verifier {
                 return Err(TokenError::IssuedInFuture);
             }
         }
-        if !issuer.audiences.is_empty() {
+        if !audiences.is_empty() {
             let ok = match claims.get("aud") {
-                Some(Value::String(a)) => issuer.audiences.iter().any(|x| x == a),
+                Some(Value::String(a)) => audiences.iter().any(|x| x == a),
                 Some(Value::Array(list)) => list
                     .iter()
                     .filter_map(Value::as_str)
-                    .any(|a| issuer.audiences.iter().any(|x| x == a)),
+                    .any(|a| audiences.iter().any(|x| x == a)),
                 _ => false,
             };
             if !ok {

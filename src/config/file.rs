@@ -44,6 +44,41 @@ pub struct RawConfig {
     /// Routes, first match in file order wins.
     #[serde(default)]
     pub routes: Vec<Spanned<RawRoute>>,
+    /// Browser sign-in at an OpenID Connect provider (SPEC §9).
+    pub login: Option<Spanned<RawLogin>>,
+}
+
+/// `[login]` (SPEC §9).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLogin {
+    /// Name of the `[[issuers]]` entry (with `discovery = true`) users sign in at.
+    pub issuer: Spanned<EnvStr>,
+    /// The client id registered at the provider.
+    pub client_id: Spanned<EnvStr>,
+    /// The client secret (`client_secret_basic`); without it, a public client (PKCE).
+    pub client_secret: Option<Spanned<Secret<EnvStr>>>,
+    /// Scopes asked for (default [`LOGIN_SCOPES`](crate::defaults::LOGIN_SCOPES),
+    /// `openid profile email`; `openid` is added when missing).
+    pub scopes: Option<Vec<EnvStr>>,
+    /// Where the provider sends the browser back (default
+    /// [`LOGIN_CALLBACK_PATH`](crate::defaults::LOGIN_CALLBACK_PATH)).
+    pub callback_path: Option<Spanned<EnvStr>>,
+    /// `GET`/`POST` here ends the session (default
+    /// [`LOGIN_LOGOUT_PATH`](crate::defaults::LOGIN_LOGOUT_PATH)).
+    pub logout_path: Option<Spanned<EnvStr>>,
+    /// Session cookie name (default [`LOGIN_COOKIE_NAME`](crate::defaults::LOGIN_COOKIE_NAME)).
+    pub cookie_name: Option<Spanned<EnvStr>>,
+    /// Secret the cookie key is derived from, at least
+    /// [`COOKIE_SECRET_MIN_BYTES`](crate::defaults::COOKIE_SECRET_MIN_BYTES) bytes.
+    pub cookie_secret: Spanned<Secret<EnvStr>>,
+    /// Absolute lifetime of a session (default
+    /// [`LOGIN_SESSION_TTL`](crate::defaults::LOGIN_SESSION_TTL), `12h`).
+    pub session_ttl: Option<Dur>,
+    /// `cookie` or `state` (default [`LOGIN_SESSION_STORE`](crate::defaults::LOGIN_SESSION_STORE)).
+    pub session_store: Option<Spanned<EnvStr>>,
+    /// The external URL of the callback, when `{scheme}://{Host}{callback_path}` is not it.
+    pub redirect_url: Option<Spanned<EnvStr>>,
 }
 
 /// `[server]`.
@@ -297,4 +332,7 @@ pub struct RawRoute {
     /// Name of an `[upstreams.*]` entry (not needed for `deny`, nor with
     /// `[forward_auth]`: a route without one serves decisions only, SPEC §2).
     pub upstream: Option<Spanned<EnvStr>>,
+    /// Accept a `[login]` session instead of a token (SPEC §9; `protected` or
+    /// `optional` routes only).
+    pub login: Option<Spanned<bool>>,
 }

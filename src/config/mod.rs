@@ -207,6 +207,42 @@ impl Default for State {
     }
 }
 
+/// `[login] session_store`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionStore {
+    /// The whole session, encrypted, in the cookie.
+    Cookie,
+    /// The session in the `[state]` backend, an id in the cookie.
+    State,
+}
+
+/// `[login]`, compiled (SPEC §9).
+#[derive(Debug, Clone)]
+pub struct Login {
+    /// Index of the issuer users sign in at (a discovery issuer).
+    pub issuer: usize,
+    /// Client id.
+    pub client_id: String,
+    /// Client secret; `None`: a public client.
+    pub client_secret: Option<Secret<String>>,
+    /// Scopes asked for, `openid` among them.
+    pub scopes: Vec<String>,
+    /// Callback path.
+    pub callback_path: String,
+    /// Logout path.
+    pub logout_path: String,
+    /// Session cookie name.
+    pub cookie_name: String,
+    /// Secret the cookie key is derived from.
+    pub cookie_secret: Secret<String>,
+    /// Absolute session lifetime.
+    pub session_ttl: Duration,
+    /// Where sessions live.
+    pub session_store: SessionStore,
+    /// External callback URL, when set.
+    pub redirect_url: Option<String>,
+}
+
 /// The whole compiled configuration.
 #[derive(Debug)]
 pub struct Config {
@@ -232,6 +268,8 @@ pub struct Config {
     pub forward_auth: Option<ForwardAuth>,
     /// Routes.
     pub routes: RouteTable,
+    /// Browser sign-in.
+    pub login: Option<Login>,
     /// Every file the config names (for reload watching).
     pub files: Vec<PathBuf>,
     /// `generate_key` private keys that do not exist yet (the issuers naming them

@@ -11,6 +11,9 @@
 //! 3. [`authenticate::authenticate`]: the route's access and token sources, then
 //!    verification (cache, keys), revocation and, for the built-in issuer's tokens,
 //!    the user's account (401, 403 `deny`, 503);
+//!    on a `login = true` route without a token, the `[login]` session stands in
+//!    ([`session::authenticate`]: the caller from its ID token, or a redirect to the
+//!    provider for a browser navigation, SPEC §9);
 //! 4. [`authorize::authorize`]: every route scope and claim rule (403).
 //!
 //! [`decide`] runs 2–4 on an [`Engine`] (references into the runtime of one config:
@@ -26,6 +29,7 @@ pub mod authenticate;
 pub mod authorize;
 pub mod identity;
 pub mod normalize;
+pub mod session;
 
 use crate::auth::issuer::Verified;
 use crate::auth::revocation::Revocations;
@@ -90,6 +94,9 @@ pub struct Decision<'r> {
     pub caller: Option<Arc<Verified>>,
     /// Allowed or denied.
     pub verdict: Result<Allow<'r>, Denial>,
+    /// When a `[login]` session stood in for a token (SPEC §9): its access token and
+    /// the cookies to set on the response.
+    pub session: Option<session::SessionUse>,
 }
 
 /// An allowed request: where it goes and what to do to it on the way.
@@ -126,6 +133,8 @@ pub struct Engine<'r> {
     /// is a `deny` route; `false` for a decision front door (SPEC §8), which
     /// forwards nothing.
     pub needs_upstream: bool,
+    /// With `[login]`: sessions stand in for tokens on `login = true` routes (§9).
+    pub login: Option<&'r crate::login::Login>,
 }
 
 /// A route and its upstream, resolved at load time (`None` for a route without one:
@@ -148,6 +157,7 @@ pub async fn decide<'r>(
             matched: None,
             caller: None,
             verdict: Err(Denial::NoRoute),
+            session: None,
         };
     };
     let route = &routed.route;
@@ -157,15 +167,17 @@ pub async fn decide<'r>(
             matched,
             caller: None,
             verdict: Err(Denial::NoRoute),
+            session: None,
         };
     }
-    let caller = match authenticate::authenticate(engine, route, facts.headers, req.query).await {
+    let (caller, session) = match caller(engine, route, facts, req).await {
         Ok(c) => c,
         Err(d) => {
             return Decision {
                 matched,
                 caller: None,
                 verdict: Err(d),
+                session: None,
             }
         }
     };
@@ -174,6 +186,26 @@ pub async fn decide<'r>(
         matched,
         caller,
         verdict,
+        session,
+    }
+}
+
+/// Phase 3: the token, when one is sent; else, on a `login = true` route, the
+/// session ([`session::authenticate`]).
+async fn caller(
+    engine: &Engine<'_>,
+    route: &Route,
+    facts: &RequestFacts<'_>,
+    req: &Normalized<'_>,
+) -> Result<(Option<Arc<Verified>>, Option<session::SessionUse>), Denial> {
+    let by_token = authenticate::authenticate(engine, route, facts.headers, req.query).await;
+    match (engine.login, &by_token) {
+        (Some(login), Ok(None) | Err(Denial::NoToken)) if route.login => {
+            session::authenticate(login, route, facts, req)
+                .await
+                .map(|(c, s)| (c, Some(s)))
+        }
+        _ => by_token.map(|c| (c, None)),
     }
 }
 

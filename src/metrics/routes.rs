@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 /// Every decision a request can end in (the `decision` label).
-pub const DECISIONS: [&str; 15] = [
+pub const DECISIONS: [&str; 17] = [
     "allowed",
     "public",
     "anonymous",
@@ -27,6 +27,8 @@ pub const DECISIONS: [&str; 15] = [
     "upstream_timeout",
     "unavailable",
     "token_endpoint",
+    "login_redirect",
+    "login",
 ];
 
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];

@@ -129,6 +129,27 @@ async fn forward(
         };
         return Ok(builtin(rt, ep, which, caller, (parts, body), out).await);
     }
+    // The sign-in callback and logout (SPEC §9), likewise before route matching.
+    if let Some((login, which)) = rt
+        .login
+        .as_ref()
+        .and_then(|l| l.endpoint(&req.path).map(|w| (l, w)))
+    {
+        out.route = Some(which.name().to_owned());
+        out.builtin = Some(which.name());
+        out.decision = "login";
+        let host = req.host.as_ref().map(RequestHost::as_str);
+        let (resp, user) = crate::login::serve(
+            login,
+            &rt.verifier,
+            which,
+            (facts.method, facts.headers, req.query, conn.tls),
+            host,
+        )
+        .await?;
+        out.user = user;
+        return Ok(resp);
+    }
     let decision = decide::decide(&rt.engine(), &facts, &req).await;
     if let Some(m) = &decision.matched {
         out.route_idx = Some(m.index);
@@ -139,6 +160,7 @@ async fn forward(
     if let (Some(v), true) = (&decision.caller, out.log) {
         out.user = Some(v.identity.clone());
     }
+    let session = decision.session;
     let allow = decision.verdict?;
     // A route without `upstream` serves forward-auth decisions only (SPEC §2).
     let target = allow.target.ok_or(Denial::NoRoute)?;
@@ -158,10 +180,18 @@ async fn forward(
         host: host.as_ref(),
         rid,
         websocket: ws_key.is_some(),
+        bearer: session.as_ref().and_then(|s| s.access_token.as_deref()),
+        login_cookie: rt.login.as_ref().map(|l| l.config.cookie_name.as_str()),
     };
     rewrite(&mut parts, &allow, conn, &edits);
     let upgrades = conn.upgrades.as_ref();
-    send(target, parts, body, pq, (ws_key, upgrades), out).await
+    let mut resp = send(target, parts, body, pq, (ws_key, upgrades), out).await?;
+    // A refreshed session's cookie goes back with this response (SPEC §9).
+    for c in session.iter().flat_map(|s| &s.set_cookie) {
+        resp.headers_mut()
+            .append(http::header::SET_COOKIE, c.clone());
+    }
+    Ok(resp)
 }
 
 /// Answers a built-in endpoint of the token issuer (SPEC §5).
@@ -196,6 +226,10 @@ struct Edits<'a> {
     rid: &'a HeaderValue,
     /// The request is a WebSocket handshake (its `Upgrade` is kept).
     websocket: bool,
+    /// A session's access token, sent as `Authorization: Bearer` (SPEC §9).
+    bearer: Option<&'a str>,
+    /// With `[login]`: its cookie name (those cookies stay here).
+    login_cookie: Option<&'a str>,
 }
 
 /// Rewrites the request for the upstream (SPEC §4): identity and routing-override
@@ -209,9 +243,17 @@ fn rewrite(parts: &mut http::request::Parts, allow: &Allow<'_>, conn: &ConnInfo,
     if parts.version == Version::HTTP_2 {
         headers::join_cookies(h);
     }
+    if let Some(name) = e.login_cookie {
+        headers::strip_cookies(h, name);
+    }
     headers::set_forwarded(h, &conn.peer_ip, conn.tls, host.map(RequestHost::value));
     if !allow.identity.forward_authorization {
         h.remove(AUTHORIZATION);
+    } else if let Some(v) = e
+        .bearer
+        .and_then(|t| HeaderValue::from_str(&format!("Bearer {t}")).ok())
+    {
+        h.insert(AUTHORIZATION, v);
     }
     if let Some(v) = caller {
         for (name, value) in decide::identity::headers(allow.identity, v) {

@@ -144,6 +144,40 @@ pub fn join_cookies(headers: &mut HeaderMap) {
     }
 }
 
+/// Removes portcullis's own cookies (`[login] cookie_name`, its chunks `NAME_1`, …
+/// and the login cookie `NAME_login`) from what the upstream gets: they are of no use
+/// to it, and a split session must not push the upstream's header limits (SPEC §9).
+pub fn strip_cookies(headers: &mut HeaderMap, name: &str) {
+    let ours = |pair: &str| {
+        let n = pair.split_once('=').map_or(pair, |(n, _)| n).trim();
+        n == name || n.strip_prefix(name).is_some_and(|r| r.starts_with('_'))
+    };
+    let values: Vec<HeaderValue> = headers.get_all(COOKIE).iter().cloned().collect();
+    if !values
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|t| t.split(';').any(ours)))
+    {
+        return;
+    }
+    headers.remove(COOKIE);
+    for v in values {
+        let Ok(text) = v.to_str() else {
+            headers.append(COOKIE, v);
+            continue;
+        };
+        let kept: Vec<&str> = text
+            .split(';')
+            .map(str::trim)
+            .filter(|p| !ours(p))
+            .collect();
+        if kept.iter().any(|p| !p.is_empty()) {
+            if let Ok(v) = HeaderValue::from_str(&kept.join("; ")) {
+                headers.append(COOKIE, v);
+            }
+        }
+    }
+}
+
 /// Appends the peer to `X-Forwarded-For` and sets `X-Forwarded-Proto` / `-Host`.
 /// A client-sent RFC 7239 `Forwarded` is removed: it carries the same facts we
 /// overwrite in `X-Forwarded-*`, and backends that prefer it (Spring's
@@ -197,6 +231,24 @@ pub fn peer_value(peer: IpAddr) -> HeaderValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn our_cookies_stay_here() {
+        let mut h = HeaderMap::new();
+        h.append(
+            COOKIE,
+            HeaderValue::from_static("a=1; s=x; s_1=y; s_login=z"),
+        );
+        h.append(COOKIE, HeaderValue::from_static("s_2=w"));
+        h.append(COOKIE, HeaderValue::from_static("sx=keep; b=2"));
+        strip_cookies(&mut h, "s");
+        let left: Vec<&str> = h
+            .get_all(COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(left, ["a=1", "sx=keep; b=2"]);
+    }
 
     fn identity() -> Identity {
         Identity {

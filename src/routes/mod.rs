@@ -107,6 +107,8 @@ pub struct Route {
     pub upstream: Option<usize>,
     /// Line of the route in the config (for `check`).
     pub line: usize,
+    /// A `[login]` session stands in for a token (SPEC §9).
+    pub login: bool,
 }
 
 impl Route {

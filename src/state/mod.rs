@@ -11,6 +11,7 @@ pub mod connect;
 pub mod families;
 pub mod memory;
 pub mod redis;
+pub mod sessions;
 pub mod topology;
 
 use std::future::Future;
@@ -116,6 +117,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// Clears `key`.
     fn counter_reset<'a>(&'a self, key: &'a str) -> Fut<'a, ()>;
+
+    /// Stores browser session `key` (sealed by the caller, SPEC §9
+    /// `session_store = "state"`) for `ttl`, replacing what was there.
+    fn session_put<'a>(&'a self, key: &'a str, value: &'a str, ttl: Duration) -> Fut<'a, ()>;
+
+    /// Browser session `key`, unless deleted or expired.
+    fn session_get<'a>(&'a self, key: &'a str) -> Fut<'a, Option<String>>;
+
+    /// Deletes browser session `key` (logout: every copy of its cookie is dead).
+    fn session_delete<'a>(&'a self, key: &'a str) -> Fut<'a, ()>;
 
     /// Whether the backend answered lately (`/readyz`); the memory backend always does.
     fn reachable(&self) -> bool {

@@ -77,6 +77,22 @@ pub(crate) fn config_json(cfg: &Config) -> Value {
             "access_ttl": d(t.access_ttl),
             "refresh_ttl": d(t.refresh_ttl),
         })),
+        "login": cfg.login.as_ref().map(|l| json!({
+            "issuer": cfg.issuers.get(l.issuer).map(|i| i.name.clone()),
+            "client_id": l.client_id,
+            "client_secret": l.client_secret.as_ref().map(|_| REDACTED),
+            "scopes": l.scopes,
+            "callback_path": l.callback_path,
+            "logout_path": l.logout_path,
+            "cookie_name": l.cookie_name,
+            "cookie_secret": REDACTED,
+            "session_ttl": d(l.session_ttl),
+            "session_store": match l.session_store {
+                crate::config::SessionStore::Cookie => "cookie",
+                crate::config::SessionStore::State => "state",
+            },
+            "redirect_url": l.redirect_url,
+        })),
         "cache": {"tokens": cfg.cache_tokens},
         "forward_auth": cfg.forward_auth.as_ref().map(|f| json!({
             "listen": f.listen.to_string(),
@@ -99,6 +115,7 @@ pub(crate) fn config_json(cfg: &Config) -> Value {
             "scopes": r.scopes,
             "token_from": r.token_from.iter().map(token_source).collect::<Vec<_>>(),
             "upstream": r.upstream.and_then(|u| cfg.upstreams.get(u)).map(|u| u.name.clone()),
+            "login": r.login,
         })).collect::<Vec<_>>(),
     })
 }
@@ -120,6 +137,30 @@ mod tests {
         assert!(!text.contains(secret), "{text}");
         assert!(!text.contains("hunter2"), "{text}");
         assert!(text.contains(REDACTED));
+    }
+
+    #[test]
+    fn login_secrets_are_redacted() {
+        let (cs, ks) = (
+            "client-secret-abcdefgh-42",
+            "cookie-secret-0123456789abcdef-0123456789",
+        );
+        let toml = format!(
+            "[upstreams.e]\nurl = \"echo:\"\n[[issuers]]\nname = \"idp\"\nissuer = \"http://127.0.0.1:1\"\ndiscovery = true\n\
+             [login]\nissuer = \"idp\"\nclient_id = \"app\"\nclient_secret = \"{cs}\"\ncookie_secret = \"{ks}\"\n\
+             [[routes]]\npath = \"/**\"\nupstream = \"e\"\nlogin = true\n"
+        );
+        let cfg = crate::config::load_str(std::path::Path::new("t.toml"), &toml).expect("config");
+        let text = config_json(&cfg).to_string();
+        assert!(!text.contains(cs) && !text.contains(ks), "{text}");
+        assert!(!format!("{cfg:?}").contains(cs) && !format!("{cfg:?}").contains(ks));
+        let v = config_json(&cfg);
+        assert_eq!(v["login"]["session_ttl"], "12h");
+        assert_eq!(
+            v["login"]["scopes"],
+            serde_json::json!(["openid", "profile", "email"])
+        );
+        assert_eq!(v["routes"][0]["login"], true);
     }
 
     #[test]

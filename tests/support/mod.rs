@@ -23,10 +23,13 @@
 
 pub mod browser;
 pub mod client;
+pub mod cookie_client;
+pub mod craft_idp;
 pub mod disk;
 pub mod grpc;
 pub mod idp;
 pub mod nginx;
+pub mod oidc;
 pub mod pki;
 pub mod proxy;
 pub mod redis;

@@ -541,7 +541,12 @@ impl InProcess {
     fn start(
         path: &Path,
         text: &str,
-    ) -> (InProcess, SocketAddr, Option<SocketAddr>, Option<SocketAddr>) {
+    ) -> (
+        InProcess,
+        SocketAddr,
+        Option<SocketAddr>,
+        Option<SocketAddr>,
+    ) {
         portcullis::install_crypto_providers();
         portcullis::metrics::install();
         if std::env::var_os("TEST_PROXY_LOG").is_some() {

@@ -14,6 +14,7 @@ mod forward_auth;
 mod identity;
 mod issuer_keys;
 mod issuers;
+mod login;
 mod route_checks;
 mod routes;
 mod server;
@@ -147,7 +148,16 @@ pub(super) fn compile(
     // one that did not compile (its errors are reported there).
     let decisions = raw.forward_auth.is_some() || damage.forward_auth;
     let forward_auth = raw.forward_auth.and_then(|f| f.into_inner().compile(cx));
-    let routes = routes::compile(cx, raw.routes, &damage.route_numbers, &upstreams, decisions);
+    let has_login = raw.login.is_some();
+    let routes = routes::compile(
+        cx,
+        raw.routes,
+        &damage.route_numbers,
+        &upstreams,
+        decisions,
+        has_login,
+    );
+    let login = login::compile(cx, raw.login, &issuers);
     Some(Config {
         path: path.to_path_buf(),
         server: server?,
@@ -160,6 +170,7 @@ pub(super) fn compile(
         state,
         forward_auth,
         routes,
+        login,
         files: std::mem::take(&mut cx.files),
         keys_to_generate: std::mem::take(&mut cx.keys_to_generate),
         warnings: Vec::new(),

@@ -49,6 +49,7 @@ pub(super) fn compile(
     numbers: &[usize],
     upstreams: &Upstreams,
     decisions: bool,
+    has_login: bool,
 ) -> RouteTable {
     let mut checks = Checks::default();
     for (i, r) in raw.into_iter().enumerate() {
@@ -57,6 +58,20 @@ pub(super) fn compile(
         let before = cx.problems();
         let r = r.into_inner();
         let name_span = r.name.as_ref().map_or_else(|| span.clone(), Spanned::span);
+        if let Some(l) = r.login.as_ref().filter(|l| *l.get_ref()) {
+            let access = r.access.as_ref().map_or("protected", |a| &**a.get_ref());
+            if !matches!(access, "protected" | "optional") {
+                cx.rep.at(
+                    l.span(),
+                    format!(
+                        "`login = true` needs access `protected` or `optional`, not `{access}`"
+                    ),
+                );
+            } else if !has_login {
+                cx.rep
+                    .at(l.span(), "`login = true` needs a [login] section (SPEC §9)");
+            }
+        }
         let Some(route) = r.compile(cx, number, span.clone(), upstreams, decisions) else {
             continue;
         };
@@ -133,6 +148,7 @@ impl RawRoute {
             token_from,
             upstream,
             line,
+            login: self.login.is_some_and(|l| l.into_inner()),
         })
     }
 }

@@ -42,6 +42,7 @@ const DURABLE: &[&str] = &[
     "refresh_rotate",
     "family_add_access",
     "refresh_revoke",
+    "session_delete",
 ];
 
 struct Inner {
@@ -314,6 +315,44 @@ impl Store for RedisStore {
         Box::pin(async move {
             let k = self.key("counter:", key);
             self.run("counter_reset", |mut c| async move {
+                redis::cmd("DEL").arg(k).query_async::<u64>(&mut c).await
+            })
+            .await
+            .map(|_| ())
+        })
+    }
+
+    fn session_put<'a>(&'a self, key: &'a str, value: &'a str, ttl: Duration) -> Fut<'a, ()> {
+        Box::pin(async move {
+            let k = self.key("", key);
+            let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+            self.run("session_put", |mut c| async move {
+                redis::cmd("SET")
+                    .arg(k)
+                    .arg(value)
+                    .arg("PX")
+                    .arg(ms)
+                    .query_async::<()>(&mut c)
+                    .await
+            })
+            .await
+        })
+    }
+
+    fn session_get<'a>(&'a self, key: &'a str) -> Fut<'a, Option<String>> {
+        Box::pin(async move {
+            let k = self.key("", key);
+            self.run("session_get", |mut c| async move {
+                redis::cmd("GET").arg(k).query_async(&mut c).await
+            })
+            .await
+        })
+    }
+
+    fn session_delete<'a>(&'a self, key: &'a str) -> Fut<'a, ()> {
+        Box::pin(async move {
+            let k = self.key("", key);
+            self.run("session_delete", |mut c| async move {
                 redis::cmd("DEL").arg(k).query_async::<u64>(&mut c).await
             })
             .await
