@@ -9,7 +9,6 @@
 use crate::support::{read_response, Proxy, ProxyBuilder, Reply, Req, TIMEOUT};
 use serde_json::Value;
 use std::net::SocketAddr;
-use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 

@@ -12,7 +12,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 /// Why a `CheckRequest` names no original request we can judge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Invalid {
+pub(super) enum Invalid {
     /// No `attributes.request.http`.
     NoHttp,
     /// An empty `path`.
@@ -30,7 +30,7 @@ pub enum Invalid {
 
 impl Invalid {
     /// The §4 400 it is answered with; the rule it names in the access log.
-    pub fn denial(self) -> Denial {
+    pub(super) fn denial(self) -> Denial {
         Denial::BadRequest(match self {
             // No `path`: the request names no original URI.
             Invalid::NoHttp | Invalid::NoPath => BadRequest::Original(OriginalError::MissingUri),
@@ -45,7 +45,7 @@ impl Invalid {
 
 /// The original request, owned (the `CheckRequest` is decoded into owned strings).
 #[derive(Debug)]
-pub struct Request {
+pub(super) struct Request {
     method: Method,
     host: Option<HeaderValue>,
     path: String,
@@ -57,7 +57,7 @@ pub struct Request {
 
 impl Request {
     /// The borrowed view [`super::super::decide`] takes.
-    pub fn original(&self) -> Original<'_> {
+    pub(super) fn original(&self) -> Original<'_> {
         Original {
             method: &self.method,
             host: self.host.as_ref(),
@@ -70,7 +70,7 @@ impl Request {
 }
 
 /// Reads the original request out of `check`.
-pub fn read(check: &CheckRequest) -> Result<Request, Invalid> {
+pub(super) fn read(check: &CheckRequest) -> Result<Request, Invalid> {
     let http = check
         .attributes
         .as_ref()

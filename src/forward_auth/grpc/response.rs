@@ -21,19 +21,19 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 /// gRPC status codes (google.rpc.Code) a decision answers with.
 mod code {
-    pub const OK: i32 = 0;
-    pub const UNKNOWN: i32 = 2;
-    pub const INVALID_ARGUMENT: i32 = 3;
-    pub const NOT_FOUND: i32 = 5;
-    pub const PERMISSION_DENIED: i32 = 7;
-    pub const RESOURCE_EXHAUSTED: i32 = 8;
-    pub const INTERNAL: i32 = 13;
-    pub const UNAVAILABLE: i32 = 14;
-    pub const UNAUTHENTICATED: i32 = 16;
+    pub(super) const OK: i32 = 0;
+    pub(super) const UNKNOWN: i32 = 2;
+    pub(super) const INVALID_ARGUMENT: i32 = 3;
+    pub(super) const NOT_FOUND: i32 = 5;
+    pub(super) const PERMISSION_DENIED: i32 = 7;
+    pub(super) const RESOURCE_EXHAUSTED: i32 = 8;
+    pub(super) const INTERNAL: i32 = 13;
+    pub(super) const UNAVAILABLE: i32 = 14;
+    pub(super) const UNAUTHENTICATED: i32 = 16;
 }
 
 /// The `CheckResponse` for one decision.
-pub fn check_response(decided: &Decided) -> CheckResponse {
+pub(super) fn check_response(decided: &Decided) -> CheckResponse {
     match &decided.answer {
         Answer::Allow { identity } => match allowed(identity) {
             Some(ok) => CheckResponse {
@@ -60,7 +60,7 @@ pub fn check_response(decided: &Decided) -> CheckResponse {
 
 /// The gRPC code of a denial with HTTP `status`: SPEC §8 for 401/403/400/404; the
 /// nearest code otherwise (README "Envoy / Istio ext_authz"). Never OK.
-pub fn grpc_code(status: StatusCode) -> i32 {
+pub(super) fn grpc_code(status: StatusCode) -> i32 {
     match status.as_u16() {
         401 => code::UNAUTHENTICATED,
         403 => code::PERMISSION_DENIED,
