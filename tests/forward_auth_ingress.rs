@@ -779,3 +779,52 @@ fn custom_resources_validate_against_their_crd_schemas() {
         "an invalid action must be refused"
     );
 }
+
+/// The README's "Behind an existing ingress" blocks are excerpts of the shipped files
+/// (the ones the tests above run and validate), so the README cannot drift from them.
+#[test]
+fn readme_ingress_blocks_are_the_shipped_files() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let start = readme
+        .find("\n## Behind an existing ingress\n")
+        .expect("README.md: section `Behind an existing ingress`");
+    let section = &readme[start + 1..];
+    let section = section[3..]
+        .find("\n## ")
+        .map_or(section, |end| &section[..end + 3]);
+    let files: Vec<(String, String)> = [
+        "nginx/portcullis.conf",
+        "ingress-nginx/ingress.yaml",
+        "traefik/dynamic.yml",
+        "caddy/Caddyfile",
+        "istio/mesh-config.yaml",
+        "istio/authorization-policy.yaml",
+    ]
+    .iter()
+    .map(|rel| {
+        (
+            rel.to_string(),
+            std::fs::read_to_string(deploy_dir().join(rel)).unwrap(),
+        )
+    })
+    .collect();
+    let mut blocks = 0;
+    let mut rest = section;
+    while let Some(open) = rest.find("\n```") {
+        let after = &rest[open + 4..];
+        let (lang, body) = after.split_once('\n').unwrap();
+        let close = body.find("\n```").expect("an unclosed block");
+        let text = &body[..=close];
+        rest = &body[close + 4..];
+        if !["nginx", "yaml", "caddyfile"].contains(&lang) {
+            continue;
+        }
+        blocks += 1;
+        assert!(
+            files.iter().any(|(_, f)| f.contains(text)),
+            "README.md ```{lang} block is not an excerpt of a deploy/forward-auth/ file:\n{text}"
+        );
+    }
+    assert_eq!(blocks, 6, "one block per ingress (two for Istio)");
+}
