@@ -44,7 +44,9 @@ impl Runtime {
         Self::build(config, Some(previous))
     }
 
-    /// What the decision reads ([`crate::decide::decide`]).
+    /// What the decision reads ([`crate::decide::decide`]), for the inline proxy (a
+    /// route without `upstream` answers 404; a decision front door turns
+    /// `needs_upstream` off).
     pub fn engine(&self) -> Engine<'_> {
         Engine {
             routes: &self.routes,
@@ -54,6 +56,7 @@ impl Runtime {
                 fail_open: self.config.state.fail_open,
             },
             identity: &self.config.identity,
+            needs_upstream: true,
         }
     }
 

@@ -1,4 +1,4 @@
-//! Command line (SPEC §1): run, `check`, `hash-password`, `token`.
+//! Command line (SPEC §1): run, `check`, `hash-password`, `token`, `explain`.
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -49,6 +49,22 @@ pub enum Command {
         /// Issuer name (default: `[token_endpoint] issuer`, else the first that can sign).
         #[arg(long)]
         issuer: Option<String>,
+    },
+    /// Show how a request would be decided: the normalized path, the route that
+    /// matches (or why none), its access, token sources, scopes and claims, and the
+    /// decision. Exit 0 when allowed, 1 when denied or invalid, 2 on usage errors.
+    Explain {
+        /// The request's host (routes with a `host` rule match only with one).
+        #[arg(long)]
+        host: Option<String>,
+        /// A token to decide with, sent the way the matched route reads tokens; `-`
+        /// reads it from stdin (keeps it out of the process list and shell history).
+        #[arg(long)]
+        token: Option<String>,
+        /// The request method, e.g. `GET`.
+        method: String,
+        /// The request path, with an optional `?query`, e.g. `/admin/users`.
+        path: String,
     },
 }
 

@@ -98,6 +98,15 @@ pub const REPLICAS_ACK: u32 = 0;
 /// Largest `[state] replicas_ack` accepted.
 pub const MAX_REPLICAS_ACK: u32 = 16;
 
+// ------------------------------------------------------------- [forward_auth]
+
+/// `[forward_auth] listen`: loopback (the ingress that asks runs beside it).
+pub const FORWARD_AUTH_LISTEN: SocketAddr =
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), 9000);
+/// `[forward_auth] headers`: the convention of Traefik and Caddy (the name of a
+/// `crate::config::Convention`).
+pub const FORWARD_AUTH_HEADERS: &str = "x-forwarded";
+
 // ------------------------------------------------------------------- [[routes]]
 
 /// `[[routes]] access`.
@@ -187,6 +196,12 @@ mod tests {
                 STATE_MAX_ENTRIES.to_string(),
             ),
             ("### `[state]`", "replicas_ack", REPLICAS_ACK.to_string()),
+            (
+                "### `[forward_auth]`",
+                "listen",
+                q(&FORWARD_AUTH_LISTEN.to_string()),
+            ),
+            ("### `[forward_auth]`", "headers", q(FORWARD_AUTH_HEADERS)),
             ("### `[[routes]]`", "name", route_name(0).replace('0', "N")),
             ("### `[[routes]]`", "access", q(ACCESS.as_str())),
             (

@@ -5,8 +5,9 @@ use crate::auth::error::TokenError;
 use crate::body::ProxyBody;
 use crate::host::HostError;
 use crate::path::PathError;
+use bytes::Bytes;
 use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
-use http::{HeaderValue, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
 /// A request portcullis answers itself instead of forwarding.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +57,26 @@ pub enum BadRequest {
     ClientBody,
     /// The rewritten request target could not be built.
     Target,
+    /// A forward-auth decision request that names no usable original request
+    /// (SPEC §8).
+    Original(OriginalError),
+}
+
+/// Why a forward-auth decision request names no usable original request (SPEC §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OriginalError {
+    /// The convention's original-URI header is absent.
+    MissingUri,
+    /// A header of the convention was sent more than once.
+    Repeated,
+    /// The original URI is not a path (or, for `X-Original-URL`, not an absolute URL).
+    NotAPath,
+    /// `X-Original-URI` and `X-Original-URL` name different paths or queries.
+    Disagree,
+    /// The original method is not an HTTP token.
+    BadMethod,
+    /// The decision request has a body.
+    Body,
 }
 
 impl BadRequest {
@@ -85,6 +106,14 @@ impl BadRequest {
             BadRequest::Framing => "bad_request:framing",
             BadRequest::ClientBody => "bad_request:client_body",
             BadRequest::Target => "bad_request:target",
+            BadRequest::Original(e) => match e {
+                OriginalError::MissingUri => "bad_request:missing_original_uri",
+                OriginalError::Repeated => "bad_request:repeated_original_header",
+                OriginalError::NotAPath => "bad_request:original_uri_not_a_path",
+                OriginalError::Disagree => "bad_request:original_uri_disagrees",
+                OriginalError::BadMethod => "bad_request:original_method",
+                OriginalError::Body => "bad_request:decision_body",
+            },
         }
     }
 }
@@ -164,16 +193,25 @@ impl Denial {
         HeaderValue::from_str(&s).ok()
     }
 
+    /// The §4 answer apart from the wire: status, `Content-Type` and
+    /// `WWW-Authenticate`, and the JSON body (no hop-by-hop header: a forward-auth
+    /// front door hands these to an ingress as they are).
+    pub fn parts(&self) -> (StatusCode, HeaderMap, Bytes) {
+        let body = format!("{{\"detail\": \"{}\"}}", self.detail());
+        let mut h = HeaderMap::new();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(c) = self.challenge() {
+            h.insert(WWW_AUTHENTICATE, c);
+        }
+        (self.status(), h, Bytes::from(body))
+    }
+
     /// The response.
     pub fn response(&self) -> Response<ProxyBody> {
-        let body = format!("{{\"detail\": \"{}\"}}", self.detail());
+        let (status, headers, body) = self.parts();
         let mut r = Response::new(ProxyBody::full(body));
-        *r.status_mut() = self.status();
-        r.headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if let Some(c) = self.challenge() {
-            r.headers_mut().insert(WWW_AUTHENTICATE, c);
-        }
+        *r.status_mut() = status;
+        *r.headers_mut() = headers;
         if matches!(
             self,
             Denial::BadRequest(_) | Denial::HeaderTooLarge | Denial::UriTooLong

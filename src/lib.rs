@@ -15,6 +15,8 @@ pub mod config;
 pub mod decide;
 pub mod defaults;
 pub mod deny;
+pub mod explain;
+pub mod forward_auth;
 pub mod host;
 pub mod issuer;
 pub mod metrics;
@@ -41,6 +43,9 @@ pub struct Listeners {
     pub main: tokio::net::TcpListener,
     /// The admin listener (`[admin] listen`), when wanted.
     pub admin: Option<tokio::net::TcpListener>,
+    /// The forward-auth decision listener (`[forward_auth] listen`, SPEC §8), when
+    /// configured.
+    pub forward_auth: Option<tokio::net::TcpListener>,
 }
 
 /// Serves `app` on `listeners` until `shutdown` resolves, then drains (SPEC §6):
@@ -63,11 +68,24 @@ pub async fn serve(
         tokio::spawn(admin::serve(l, app.clone()));
         local
     });
+    let decisions = listeners.forward_auth.map(|l| {
+        let rt = app.runtime.load();
+        let convention = rt
+            .config
+            .forward_auth
+            .as_ref()
+            .map_or(defaults_convention(), |f| f.headers);
+        (l, convention)
+    });
     {
         let rt = app.runtime.load();
         tracing::info!(
             listen = listeners.main.local_addr().ok().map(|a| a.to_string()),
             admin = admin.flatten().map(|a| a.to_string()),
+            forward_auth = decisions
+                .as_ref()
+                .and_then(|(l, _)| l.local_addr().ok())
+                .map(|a| a.to_string()),
             tls = app.certs.is_some(),
             routes = rt.config.routes.routes.len(),
             issuers = rt.config.issuers.len(),
@@ -77,15 +95,38 @@ pub async fn serve(
     }
     let _watcher = reload::spawn_watcher(app.clone());
     let drain_app = app.clone();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let decisions = decisions.map(|(l, convention)| {
+        tokio::spawn(forward_auth::listener::serve(
+            l,
+            app.clone(),
+            convention,
+            stopped,
+        ))
+    });
     let shutdown = async move {
         shutdown.await;
-        // Readiness fails at once; the listener closes when server::serve returns.
+        // Readiness fails at once; the listeners close when they stop accepting.
         drain_app
             .draining
             .store(true, std::sync::atomic::Ordering::SeqCst);
         tracing::info!("shutdown signal received");
+        stop.send_replace(true);
     };
-    Ok(server::serve(listeners.main, app, tls, shutdown).await)
+    let main = server::serve(listeners.main, app, tls, shutdown).await;
+    // Drained side by side with the main listener, within the same grace period.
+    let decided = match decisions {
+        Some(task) => task.await.unwrap_or(false),
+        None => true,
+    };
+    Ok(main && decided)
+}
+
+/// `[forward_auth] headers` when the config has no `[forward_auth]` but a decision
+/// listener was handed over anyway.
+fn defaults_convention() -> config::Convention {
+    config::Convention::parse(defaults::FORWARD_AUTH_HEADERS)
+        .unwrap_or(config::Convention::XForwarded)
 }
 
 /// Installs the process-wide crypto providers for rustls and jsonwebtoken (both

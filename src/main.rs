@@ -20,6 +20,71 @@ fn main() -> ExitCode {
             ref ttl,
             ref issuer,
         }) => token(&cli, sub, scope.as_deref(), ttl, issuer.as_deref()),
+        Some(Command::Explain {
+            ref host,
+            ref token,
+            ref method,
+            ref path,
+        }) => explain(&cli, host.as_deref(), token.as_deref(), method, path),
+    }
+}
+
+/// `explain`: the decision for one request, printed; exit 0 allowed, 1 denied or
+/// invalid, 2 usage.
+fn explain(
+    cli: &Cli,
+    host: Option<&str>,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+) -> ExitCode {
+    let stdin_token;
+    let token = match token {
+        Some("-") => {
+            let mut t = String::new();
+            use std::io::Read;
+            if let Err(e) = std::io::stdin().take(64 * 1024).read_to_string(&mut t) {
+                eprintln!("explain: cannot read the token from stdin: {e}");
+                return ExitCode::from(2);
+            }
+            stdin_token = t.trim().to_owned();
+            Some(stdin_token.as_str())
+        }
+        other => other,
+    };
+    let cfg = match load(cli, false) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let ask = portcullis::explain::Ask {
+        method,
+        target: path,
+        host,
+        token,
+    };
+    match rt.block_on(portcullis::explain::explain(cfg, &ask)) {
+        Ok(e) => {
+            print!("{}", e.text);
+            ExitCode::from(u8::from(!e.allowed))
+        }
+        Err(e @ portcullis::explain::Failed::Usage(_)) => {
+            eprintln!("explain: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", cli.config.display());
+            ExitCode::from(1)
+        }
     }
 }
 
@@ -243,6 +308,7 @@ fn run(cli: &Cli) -> ExitCode {
 async fn serve(cfg: Config) -> anyhow::Result<bool> {
     let listen = cfg.server.listen;
     let admin_addr = cfg.admin;
+    let fa_addr = cfg.forward_auth.as_ref().map(|f| f.listen);
     let app = portcullis::app::App::new(cfg)?;
     let main = tokio::net::TcpListener::bind(listen)
         .await
@@ -255,9 +321,21 @@ async fn serve(cfg: Config) -> anyhow::Result<bool> {
         ),
         None => None,
     };
+    let forward_auth = match fa_addr {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} ([forward_auth])"))?,
+        ),
+        None => None,
+    };
     #[cfg(unix)]
     portcullis::reload::spawn_sighup(app.clone());
-    let listeners = portcullis::Listeners { main, admin };
+    let listeners = portcullis::Listeners {
+        main,
+        admin,
+        forward_auth,
+    };
     Ok(portcullis::serve(app, listeners, shutdown_signal()).await?)
 }
 

@@ -133,6 +133,54 @@ impl<S: Subscriber> Layer<S> for JsonLines {
     }
 }
 
+/// Whether access lines are written (the `access` target is on at `info`): a front
+/// door fills the strings of an [`AccessLine`] only then.
+pub fn access_enabled() -> bool {
+    tracing::enabled!(target: "access", tracing::Level::INFO)
+}
+
+/// One access line (SPEC §6), written alike by every front door (the inline proxy,
+/// the forward-auth decision listener, the connection guard's refusals). Empty
+/// strings for what a request did not have (no route, no user, no upstream).
+pub struct AccessLine<'a> {
+    /// `X-Request-Id`.
+    pub request_id: &'a http::HeaderValue,
+    /// The request's method (the original one for a decision).
+    pub method: &'a str,
+    /// The normalized path, never the query.
+    pub path: &'a str,
+    /// The route name (or built-in endpoint label).
+    pub route: &'a str,
+    /// The status answered.
+    pub status: u16,
+    /// The decision label ([`crate::deny::Denial::decision`], `allowed`, ...).
+    pub decision: &'a str,
+    /// The caller's identity.
+    pub user: &'a str,
+    /// The upstream forwarded to (empty for a decision).
+    pub upstream: &'a str,
+    /// When the request arrived (`None`: duration 0).
+    pub started: Option<std::time::Instant>,
+}
+
+impl AccessLine<'_> {
+    /// Writes the line (target `access`).
+    pub fn write(&self) {
+        tracing::info!(
+            target: "access",
+            request_id = self.request_id.to_str().unwrap_or(""),
+            method = self.method,
+            path = self.path,
+            route = self.route,
+            status = self.status,
+            decision = self.decision,
+            user = self.user,
+            upstream = self.upstream,
+            duration_ms = self.started.map_or(0.0, |s| s.elapsed().as_secs_f64() * 1000.0),
+        );
+    }
+}
+
 /// The current UTC time as RFC 3339 with milliseconds.
 pub fn rfc3339_now() -> String {
     let d = std::time::SystemTime::now()

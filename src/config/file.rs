@@ -39,6 +39,8 @@ pub struct RawConfig {
     /// Where revocations, refresh tokens and rate limits live.
     #[serde(default)]
     pub state: Option<Spanned<RawState>>,
+    /// The forward-authentication decision listener (SPEC §8).
+    pub forward_auth: Option<Spanned<RawForwardAuth>>,
     /// Routes, first match in file order wins.
     #[serde(default)]
     pub routes: Vec<Spanned<RawRoute>>,
@@ -242,6 +244,21 @@ pub struct RawState {
     pub replicas_ack: Option<Spanned<i64>>,
 }
 
+/// `[forward_auth]` (SPEC §8).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawForwardAuth {
+    /// The decision listener, `ip:port`: plain HTTP/1.1 and h2c, never the main or
+    /// admin listener (default [`FORWARD_AUTH_LISTEN`](crate::defaults::FORWARD_AUTH_LISTEN),
+    /// `127.0.0.1:9000`).
+    pub listen: Option<Spanned<EnvStr>>,
+    /// Where the original request is read from, one convention per listener:
+    /// `x-forwarded` (Traefik, Caddy), `x-original` (nginx, ingress-nginx) or `envoy`
+    /// (Envoy's HTTP ext_authz) (default
+    /// [`FORWARD_AUTH_HEADERS`](crate::defaults::FORWARD_AUTH_HEADERS), `x-forwarded`).
+    pub headers: Option<Spanned<EnvStr>>,
+}
+
 /// A claim rule value: one value or several.
 #[derive(Debug, Deserialize, Clone)]
 #[serde(untagged)]
@@ -277,6 +294,7 @@ pub struct RawRoute {
     /// Where to look for the token, in order: `header`, `query:NAME`, `cookie:NAME`
     /// (default [`TOKEN_FROM`](crate::defaults::TOKEN_FROM), `["header"]`).
     pub token_from: Option<Vec<Spanned<EnvStr>>>,
-    /// Name of an `[upstreams.*]` entry (not needed for `deny`).
+    /// Name of an `[upstreams.*]` entry (not needed for `deny`, nor with
+    /// `[forward_auth]`: a route without one serves decisions only, SPEC §2).
     pub upstream: Option<Spanned<EnvStr>>,
 }

@@ -130,6 +130,52 @@ pub struct TokenEndpoint {
     pub refresh_ttl: Duration,
 }
 
+/// `[forward_auth]`, compiled (SPEC §8).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardAuth {
+    /// The decision listener.
+    pub listen: SocketAddr,
+    /// Where the original request is read from.
+    pub headers: Convention,
+}
+
+/// A forward-auth header convention: where a decision request names the original
+/// request (SPEC §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Convention {
+    /// `X-Forwarded-Method`, `-Uri`, `-Host`, `-Proto` (Traefik, Caddy).
+    XForwarded,
+    /// `X-Original-Method` with `X-Original-URI` (path and query) or `X-Original-URL`
+    /// (absolute) (nginx `auth_request`, ingress-nginx).
+    XOriginal,
+    /// The decision request itself: its method, path and query, `Host` (Envoy's HTTP
+    /// ext_authz service).
+    Envoy,
+}
+
+impl Convention {
+    /// Every convention, as `headers` names it.
+    pub const ALL: [Convention; 3] = [
+        Convention::XForwarded,
+        Convention::XOriginal,
+        Convention::Envoy,
+    ];
+
+    /// The name `headers` gives it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Convention::XForwarded => "x-forwarded",
+            Convention::XOriginal => "x-original",
+            Convention::Envoy => "envoy",
+        }
+    }
+
+    /// The convention `headers = "name"` names.
+    pub fn parse(name: &str) -> Option<Convention> {
+        Self::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+}
+
 /// `[state]`, compiled.
 #[derive(Debug, Clone)]
 pub struct State {
@@ -182,6 +228,8 @@ pub struct Config {
     pub cache_tokens: u64,
     /// State backend.
     pub state: State,
+    /// The forward-auth decision listener.
+    pub forward_auth: Option<ForwardAuth>,
     /// Routes.
     pub routes: RouteTable,
     /// Every file the config names (for reload watching).

@@ -37,6 +37,9 @@ pub struct Damage {
     pub issuers: bool,
     /// Some `[token_endpoint]` did not parse.
     pub token_endpoint: bool,
+    /// `[forward_auth]` did not parse (routes without `upstream` are then no error:
+    /// they may be meant for it).
+    pub forward_auth: bool,
     /// The 1-based position in the file of each route in [`RawConfig::routes`]
     /// (routes that did not parse leave gaps): default names count every route.
     pub route_numbers: Vec<usize>,
@@ -80,6 +83,7 @@ pub fn parse(rep: &mut Reporter<'_>, src: &str) -> Option<(RawConfig, Damage)> {
             (name, v) => {
                 let kept = section(rep, &key, Spanned::new(span.clone(), v), &span);
                 damage.token_endpoint |= name == "token_endpoint" && kept.is_none();
+                damage.forward_auth |= name == "forward_auth" && kept.is_none();
                 kept
             }
         };

@@ -36,6 +36,32 @@ pub fn headers<'a>(
     main.into_iter().chain(more)
 }
 
+/// Every identity header name in config order, each once, with the caller's value,
+/// or `None` when it has none in this decision (no caller, or the claim is missing):
+/// what a forward-auth answer carries (SPEC §8), so that an ingress copying these
+/// headers always overwrites what the client sent.
+pub fn all(
+    identity: &Identity,
+    caller: Option<&Verified>,
+) -> Vec<(HeaderName, Option<HeaderValue>)> {
+    let names =
+        std::iter::once(&identity.header).chain(identity.claims_to_headers.iter().map(|(n, _)| n));
+    let mut out: Vec<(HeaderName, Option<HeaderValue>)> = Vec::new();
+    for name in names {
+        if !out.iter().any(|(n, _)| n == name) {
+            out.push((name.clone(), None));
+        }
+    }
+    if let Some(v) = caller {
+        for (name, value) in headers(identity, v) {
+            if let Some(slot) = out.iter_mut().find(|(n, _)| n == name) {
+                slot.1 = Some(value);
+            }
+        }
+    }
+    out
+}
+
 fn claim_text(v: &Value) -> Option<Cow<'_, str>> {
     match v {
         Value::String(s) => Some(Cow::Borrowed(s)),

@@ -95,8 +95,10 @@ pub struct Decision<'r> {
 pub struct Allow<'r> {
     /// `allowed` (with a caller), `public`, or `anonymous` (optional, no token).
     pub label: &'static str,
-    /// The route's upstream.
-    pub target: &'r Target,
+    /// The route's upstream; `None` for a route without one (allowed only with
+    /// `[forward_auth]`, SPEC §2: a decision front door needs none, the inline proxy
+    /// answers such a route 404).
+    pub target: Option<&'r Target>,
     /// The route (its `token_from` names the query parameters to remove:
     /// [`crate::auth::extract::strip_query`]).
     pub route: &'r Route,
@@ -117,10 +119,14 @@ pub struct Engine<'r> {
     pub revocations: Revocations<'r>,
     /// `[identity]`: the headers set from the caller's claims.
     pub identity: &'r Identity,
+    /// A route without `upstream` answers 404 (the inline proxy, SPEC §2), unless it
+    /// is a `deny` route; `false` for a decision front door (SPEC §8), which
+    /// forwards nothing.
+    pub needs_upstream: bool,
 }
 
 /// A route and its upstream, resolved at load time (`None` for a route without one:
-/// `deny`).
+/// `deny`, or any route when `[forward_auth]` is configured).
 pub struct Routed {
     /// The compiled route.
     pub route: Route,
@@ -143,6 +149,13 @@ pub async fn decide<'r>(
     };
     let route = &routed.route;
     let matched = Some(Matched { index, route });
+    if engine.needs_upstream && routed.target.is_none() && route.access != Access::Deny {
+        return Decision {
+            matched,
+            caller: None,
+            verdict: Err(Denial::NoRoute),
+        };
+    }
     let caller = match authenticate::authenticate(engine, route, facts.headers, req.query).await {
         Ok(c) => c,
         Err(d) => {
@@ -174,7 +187,7 @@ pub fn match_route<'r>(
         .find(|(_, r)| r.route.matches(host, method, &req.path))
 }
 
-/// Phase 4 and the verdict: authorized, and a route with an upstream.
+/// Phase 4 and the verdict: authorized (with the route's upstream, if it has one).
 fn allow<'r>(
     engine: &Engine<'r>,
     routed: &'r Routed,
@@ -189,10 +202,9 @@ fn allow<'r>(
         (None, Access::Public) => "public",
         (None, _) => "anonymous",
     };
-    let target = routed.target.as_deref().ok_or(Denial::DenyRoute)?;
     Ok(Allow {
         label,
-        target,
+        target: routed.target.as_deref(),
         route,
         identity: engine.identity,
     })

@@ -51,7 +51,7 @@ pub async fn handle(
     let rid = headers::request_id(req.headers());
     let method = req.method().clone();
     let mut out = Outcome {
-        log: tracing::enabled!(target: "access", tracing::Level::INFO),
+        log: crate::telemetry::access_enabled(),
         ..Outcome::default()
     };
     let mut resp = match forward(&rt, &conn, req, &rid, &mut out).await {
@@ -72,18 +72,18 @@ pub async fn handle(
             .record(out.route_idx, resp.status().as_u16(), out.decision),
     }
     if out.log {
-        tracing::info!(
-            target: "access",
-            request_id = rid.to_str().unwrap_or(""),
-            method = method.as_str(),
-            path = out.path.as_deref().unwrap_or(""),
-            route = out.route.as_deref().unwrap_or(""),
-            status = resp.status().as_u16(),
-            decision = out.decision,
-            user = out.user.as_deref().unwrap_or(""),
-            upstream = out.upstream.as_deref().unwrap_or(""),
-            duration_ms = start.elapsed().as_secs_f64() * 1000.0,
-        );
+        crate::telemetry::AccessLine {
+            request_id: &rid,
+            method: method.as_str(),
+            path: out.path.as_deref().unwrap_or(""),
+            route: out.route.as_deref().unwrap_or(""),
+            status: resp.status().as_u16(),
+            decision: out.decision,
+            user: out.user.as_deref().unwrap_or(""),
+            upstream: out.upstream.as_deref().unwrap_or(""),
+            started: Some(start),
+        }
+        .write();
     }
     Ok(resp)
 }
@@ -140,14 +140,16 @@ async fn forward(
         out.user = Some(v.identity.clone());
     }
     let allow = decision.verdict?;
+    // A route without `upstream` serves forward-auth decisions only (SPEC §2).
+    let target = allow.target.ok_or(Denial::NoRoute)?;
     out.decision = allow.label;
     if out.log {
-        out.upstream = Some(allow.target.name.clone());
+        out.upstream = Some(target.name.clone());
     }
     // The upstream target is built before the request is rewritten: it borrows
     // the normalized path and the query from the request.
     let query = extract::strip_query(req.query, &allow.route.token_from);
-    let pq = upstream_path(allow.target.prefix(), &req.path, query.as_deref());
+    let pq = upstream_path(target.prefix(), &req.path, query.as_deref());
     let host = req.host;
     let mut parts = parts;
     let ws_key = upgrade::websocket_key(&parts);
@@ -159,7 +161,7 @@ async fn forward(
     };
     rewrite(&mut parts, &allow, conn, &edits);
     let upgrades = conn.upgrades.as_ref();
-    send(allow.target, parts, body, pq, (ws_key, upgrades), out).await
+    send(target, parts, body, pq, (ws_key, upgrades), out).await
 }
 
 /// Answers a built-in endpoint of the token issuer (SPEC §5).

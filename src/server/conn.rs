@@ -212,19 +212,19 @@ fn refusal(rt: &crate::app::Runtime, why: smuggle::Refusal) -> hyper::Response<P
     let rid = crate::proxy::headers::new_request_id();
     rt.counters
         .record(None, resp.status().as_u16(), d.decision());
-    if tracing::enabled!(target: "access", tracing::Level::INFO) {
-        tracing::info!(
-            target: "access",
-            request_id = rid.to_str().unwrap_or(""),
-            method = "",
-            path = "",
-            route = "",
-            status = resp.status().as_u16(),
-            decision = d.decision(),
-            user = "",
-            upstream = "",
-            duration_ms = 0.0,
-        );
+    if crate::telemetry::access_enabled() {
+        crate::telemetry::AccessLine {
+            request_id: &rid,
+            method: "",
+            path: "",
+            route: "",
+            status: resp.status().as_u16(),
+            decision: d.decision(),
+            user: "",
+            upstream: "",
+            started: None,
+        }
+        .write();
     }
     resp.headers_mut()
         .insert(crate::proxy::headers::X_REQUEST_ID.clone(), rid);

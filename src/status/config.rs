@@ -78,6 +78,10 @@ pub fn config_json(cfg: &Config) -> Value {
             "refresh_ttl": d(t.refresh_ttl),
         })),
         "cache": {"tokens": cfg.cache_tokens},
+        "forward_auth": cfg.forward_auth.as_ref().map(|f| json!({
+            "listen": f.listen.to_string(),
+            "headers": f.headers.as_str(),
+        })),
         "state": {
             "backend": if cfg.state.redis_url.is_some() { "redis" } else { "memory" },
             "url": cfg.state.redis_url.as_deref().map(redact_url),

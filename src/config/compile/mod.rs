@@ -10,6 +10,7 @@
 //! generated is only recorded, see [`super::provision`]).
 
 mod cache;
+mod forward_auth;
 mod identity;
 mod issuer_keys;
 mod issuers;
@@ -142,7 +143,11 @@ pub(super) fn compile(
         .state
         .map(|s| s.into_inner().compile(cx))
         .unwrap_or_default();
-    let routes = routes::compile(cx, raw.routes, &damage.route_numbers, &upstreams);
+    // Routes without `upstream` serve decisions only: fine with `[forward_auth]`, even
+    // one that did not compile (its errors are reported there).
+    let decisions = raw.forward_auth.is_some() || damage.forward_auth;
+    let forward_auth = raw.forward_auth.and_then(|f| f.into_inner().compile(cx));
+    let routes = routes::compile(cx, raw.routes, &damage.route_numbers, &upstreams, decisions);
     Some(Config {
         path: path.to_path_buf(),
         server: server?,
@@ -153,6 +158,7 @@ pub(super) fn compile(
         token_endpoint,
         cache_tokens,
         state,
+        forward_auth,
         routes,
         files: std::mem::take(&mut cx.files),
         keys_to_generate: std::mem::take(&mut cx.keys_to_generate),

@@ -41,12 +41,14 @@ const REGISTERED: &[&str] = &[
     "UNLOCK",
 ];
 
-/// Compiles the routes; `numbers` are their 1-based positions in the file.
+/// Compiles the routes; `numbers` are their 1-based positions in the file. With
+/// `decisions` (`[forward_auth]` configured) a route may omit `upstream` (SPEC §2).
 pub(super) fn compile(
     cx: &mut Cx<'_>,
     raw: Vec<Spanned<RawRoute>>,
     numbers: &[usize],
     upstreams: &Upstreams,
+    decisions: bool,
 ) -> RouteTable {
     let mut checks = Checks::default();
     for (i, r) in raw.into_iter().enumerate() {
@@ -55,7 +57,7 @@ pub(super) fn compile(
         let before = cx.problems();
         let r = r.into_inner();
         let name_span = r.name.as_ref().map_or_else(|| span.clone(), Spanned::span);
-        let Some(route) = r.compile(cx, number, span.clone(), upstreams) else {
+        let Some(route) = r.compile(cx, number, span.clone(), upstreams, decisions) else {
             continue;
         };
         // A route that lost a mistyped key (parse poisoned its start) is broken too.
@@ -73,6 +75,7 @@ impl RawRoute {
         number: usize,
         span: Range<usize>,
         upstreams: &Upstreams,
+        decisions: bool,
     ) -> Option<Route> {
         let (line, _) = line_col(cx.rep.src(), span.start);
         let name = self
@@ -97,9 +100,12 @@ impl RawRoute {
                     None
                 }
             },
-            None if access == Access::Deny => None,
+            None if access == Access::Deny || decisions => None,
             None => {
-                cx.rep.at(span, format!("route `{name}` needs `upstream`"));
+                cx.rep.at(
+                    span,
+                    format!("route `{name}` needs `upstream` (a route without one is allowed only with [forward_auth], which decides for an ingress)"),
+                );
                 None
             }
         };
