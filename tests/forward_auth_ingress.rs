@@ -17,14 +17,19 @@
 //! headers, same middlewares, same decision port).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+// The decision-listener harness (tests/forward_auth.rs uses all of it, this suite only
+// `Decider::start`).
+#[allow(dead_code)]
+#[path = "support/forward_auth.rs"]
+mod decisions;
 #[path = "support/ingress.rs"]
 mod ingress;
 mod support;
 
+use decisions::Decider;
 use ingress::{deploy_dir, Ingress, Kind};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use support::{claims, mint, now, spawn_upstream, token, Proxy, Reply, Req, Signer, ISS};
@@ -34,15 +39,12 @@ const IDENTITY: [&str; 2] = ["X-User", "X-User-Email"];
 
 // ====================================================================== portcullis
 
-/// The decision config: the shipped proxy.toml's `[identity]`, the test issuer, and
-/// routes (none with an `upstream`) for every case of the table.
-fn portcullis_body(convention: &str, decide: SocketAddr) -> String {
-    format!(
+/// The decision config: `[forward_auth]` on port 0 with `convention`, the shipped
+/// proxy.toml's `[identity]`, the test issuer, and routes (none with an `upstream`)
+/// for every case of the table.
+fn portcullis_body(convention: &str) -> String {
+    let routes = format!(
         r#"
-[forward_auth]
-listen = "{decide}"
-headers = "{convention}"
-
 [identity]
 header = "X-User"
 claim = "sub"
@@ -90,33 +92,13 @@ name = "app"
 path = "/app/**"
 "#,
         issuer = support::hs_issuer()
-    )
+    );
+    decisions::config(convention, &routes)
 }
 
-/// portcullis with `[forward_auth]` on a free port: (process, decision address).
-async fn portcullis(convention: &str) -> (Proxy, SocketAddr) {
-    let decide = std::sync::Mutex::new(SocketAddr::from(([127, 0, 0, 1], 0)));
-    let proxy = Proxy::builder()
-        .start_with(|main| {
-            let fa = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
-            *decide.lock().unwrap() = fa;
-            format!(
-                "[server]\nlisten = \"{main}\"\n{}",
-                portcullis_body(convention, fa)
-            )
-        })
-        .await;
-    let fa = *decide.lock().unwrap();
-    let deadline = std::time::Instant::now() + support::START_TIMEOUT;
-    while tokio::net::TcpStream::connect(fa).await.is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "[forward_auth] {fa} does not accept\n{}",
-            proxy.logs()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    (proxy, fa)
+/// portcullis deciding with `convention` (its decision listener on port 0).
+async fn portcullis(convention: &str) -> Decider {
+    Decider::start(Proxy::builder(), &portcullis_body(convention)).await
 }
 
 // ====================================================================== the table
@@ -342,8 +324,8 @@ fn convention_of(rel: &str) -> String {
 async fn run_table(kind: Kind, file: &str, convention: &str) {
     assert_eq!(convention_of(file), convention, "{file}");
     let app = spawn_upstream().await;
-    let (proxy, decide) = portcullis(convention).await;
-    let ingress = Ingress::start(kind, app.addr, decide).await;
+    let decider = portcullis(convention).await;
+    let ingress = Ingress::start(kind, app.addr, decider.addr).await;
     app.take();
     for c in cases() {
         let reply = ingress.send(&c.req).await;
@@ -354,7 +336,7 @@ async fn run_table(kind: Kind, file: &str, convention: &str) {
             reply.status,
             reply.text(),
             ingress.log(),
-            proxy.logs()
+            decider.proxy.logs()
         );
         match c.expect {
             Expect::Forwarded(user) => {
@@ -369,7 +351,7 @@ async fn run_table(kind: Kind, file: &str, convention: &str) {
         }
     }
     // portcullis gone: the ingress fails closed, even on a public route.
-    drop(proxy);
+    drop(decider);
     let reply = ingress.send(&spoofed(Req::get("/public/a"))).await;
     assert!(
         reply.status >= 500,
