@@ -342,6 +342,12 @@ async fn run_table(kind: Kind, file: &str, convention: &str) {
             Expect::Forwarded(user) => {
                 assert_eq!(reply.status, 200, "{context}");
                 assert_identity(kind, c.name, &seen, user);
+                // The ingress forwards the request that was decided, as sent.
+                assert_eq!(
+                    (seen[0].method.as_str(), seen[0].uri.as_str()),
+                    (c.req.method.as_str(), c.req.target.as_str()),
+                    "{context}"
+                );
             }
             denial => {
                 assert!(seen.is_empty(), "{context}\nforwarded: {seen:?}");
