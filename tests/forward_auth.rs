@@ -660,3 +660,59 @@ async fn shutdown_drains_the_decision_listener() {
         "still accepting"
     );
 }
+
+/// A reload (SIGHUP) applies to the next decision: the routes and the `headers`
+/// convention of the new config (the listener itself stays where it is).
+#[tokio::test]
+async fn a_reload_applies_to_the_next_decision() {
+    let d = Decider::start(Proxy::builder(), &body("x-forwarded")).await;
+    let nginx = Req::get("/auth").header("X-Original-URI", "/public/x");
+    d.send(&nginx).await.assert_bad_request();
+    d.proxy.rewrite(&body("x-original"));
+    d.proxy.signal("HUP");
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    loop {
+        let r = d.send(&nginx).await;
+        if r.status == 200 {
+            break;
+        }
+        r.assert_bad_request();
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not reloaded\n{}",
+            d.proxy.logs()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // The other convention's headers are now the ignored ones.
+    let traefik = Req::get("/auth").header("X-Forwarded-Uri", "/public/x");
+    d.send(&traefik).await.assert_bad_request();
+}
+
+/// The main listener's smuggling guard frames every HTTP/1.1 request here too: an
+/// ambiguous or oversized head gets the SPEC §4 JSON answer (not the HTTP library's
+/// bare one) and the connection closes; nothing after it is served.
+#[tokio::test]
+async fn framing_refusals_are_spec_answers() {
+    let d = Decider::start(Proxy::builder(), &body("x-forwarded")).await;
+    let head = "GET /auth HTTP/1.1\r\nHost: a\r\nX-Forwarded-Uri: /public/x\r\n";
+    let next = "GET /auth HTTP/1.1\r\nHost: a\r\nX-Forwarded-Uri: /public/x\r\n\r\n";
+    let smuggled = [
+        format!("{head}Content-Length: 0\r\nContent-Length: 5\r\n\r\n{next}"),
+        format!("{head}Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n{next}"),
+        format!("{head}Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n{next}"),
+    ];
+    for raw in &smuggled {
+        let mut s = tokio::net::TcpStream::connect(d.addr).await.unwrap();
+        use tokio::io::AsyncWriteExt;
+        s.write_all(raw.as_bytes()).await.unwrap();
+        let r = read_response(&mut s).await.unwrap();
+        r.assert_bad_request();
+        assert_eq!(r.header("connection"), Some("close"), "{raw:?}");
+        assert!(closes(&mut s).await, "served on after {raw:?}");
+    }
+    let big = format!("{head}X-Big: {}\r\n\r\n", "a".repeat(70_000));
+    d.raw(big.as_bytes())
+        .await
+        .assert_denied(431, "Request Header Fields Too Large");
+}

@@ -13,12 +13,13 @@
 use crate::app::App;
 use crate::config::Convention;
 use crate::server::accept::Backoff;
-use crate::server::sniff;
+use crate::server::{smuggle, sniff};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
@@ -33,7 +34,13 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) -> bool {
     let server = app.runtime.load().config.server.clone();
-    let builder = Arc::new(builder(&server));
+    let shared = Arc::new(Shared {
+        app: app.clone(),
+        convention,
+        builder: builder(&server),
+        header_timeout: server.header_timeout,
+        max_head: server.max_header_bytes,
+    });
     let slots = Arc::new(Semaphore::new(server.max_connections));
     let graceful = GracefulShutdown::new();
     let mut backoff = Backoff::new("forward_auth");
@@ -64,15 +71,7 @@ pub async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
-        let conn = connection(
-            stream,
-            app.clone(),
-            convention,
-            builder.clone(),
-            server.header_timeout,
-            graceful.watcher(),
-            shutdown.clone(),
-        );
+        let conn = connection(stream, shared.clone(), graceful.watcher(), shutdown.clone());
         tokio::spawn(async move {
             let _permit = permit;
             conn.await;
@@ -113,37 +112,80 @@ fn builder(cfg: &crate::config::Server) -> auto::Builder<TokioExecutor> {
     b
 }
 
-/// One connection: its first bytes within `header_timeout` (hyper's own timeouts
-/// start once it reads a head), then served until it ends or drains.
-async fn connection(
-    stream: TcpStream,
+/// What every connection of the listener shares.
+struct Shared {
     app: Arc<App>,
     convention: Convention,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builder: auto::Builder<TokioExecutor>,
     header_timeout: std::time::Duration,
+    max_head: usize,
+}
+
+/// One connection: its first bytes within `header_timeout` (hyper's own timeouts
+/// start once it reads a head), HTTP/1.1 requests framed by the main listener's
+/// smuggling guard ([`crate::server::smuggle`]: an ambiguous or oversized head gets the
+/// SPEC §4 answer with its JSON body, then the connection closes), then served until
+/// it ends or drains.
+async fn connection(
+    stream: TcpStream,
+    shared: Arc<Shared>,
     watcher: hyper_util::server::graceful::Watcher,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    // The first head is due within header_timeout of the accept, like on the main
+    // listener: the guard hands hyper no partial head, so hyper's own timer cannot
+    // see a client that trickles one.
+    let due = tokio::time::Instant::now() + shared.header_timeout;
     let first = tokio::select! {
-        r = tokio::time::timeout(header_timeout, sniff::version(stream)) => r,
+        r = tokio::time::timeout_at(due, sniff::version(stream)) => r,
         _ = shutdown.wait_for(|s| *s) => return,
     };
-    let io = match first {
-        Ok(Ok((_, io))) => io,
+    let (version, io) = match first {
+        Ok(Ok(x)) => x,
         Ok(Err(e)) => {
             return tracing::debug!(error = %e, "decision connection ended before a request")
         }
         Err(_) => return tracing::debug!("no decision request within header_timeout"),
     };
-    let svc = service_fn(move |req| {
-        let app = app.clone();
-        // Boxed: hyper keeps this future's slot for the whole connection.
-        Box::pin(
-            async move { Ok::<_, Infallible>(super::wire::respond(&app, convention, req).await) },
-        )
-    });
-    let conn = builder.serve_connection(TokioIo::new(io), svc);
-    if let Err(e) = watcher.watch(conn).await {
+    let (io, verdict) = smuggle::Guard::new(io, shared.max_head, version == sniff::Version::H1);
+    let seen = Arc::new(AtomicBool::new(false));
+    let svc = {
+        let shared = shared.clone();
+        let seen = seen.clone();
+        service_fn(move |req: http::Request<hyper::body::Incoming>| {
+            seen.store(true, Ordering::Relaxed);
+            let (shared, verdict) = (shared.clone(), verdict.clone());
+            // Boxed: hyper keeps this future's slot for the whole connection.
+            Box::pin(async move {
+                let n = verdict.next_request();
+                if let Some(why) = verdict.refusal(n) {
+                    return Ok::<_, Infallible>(super::wire::refused(&shared.app, why));
+                }
+                // Nothing is ever switched to: the guard goes on framing after it.
+                let asked = smuggle::wants_upgrade(&req);
+                let resp = super::wire::respond(&shared.app, shared.convention, req).await;
+                if asked {
+                    verdict.answer_upgrade(n, false);
+                }
+                Ok(resp)
+            })
+        })
+    };
+    let conn = watcher.watch(shared.builder.serve_connection(TokioIo::new(io), svc));
+    tokio::pin!(conn);
+    // HTTP/2 has no head to trickle before its frames; a client may open a connection
+    // ahead of its first call (hyper's keep-alive pings bound it).
+    let h1 = version == sniff::Version::H1;
+    let ended = tokio::select! {
+        r = &mut conn => r,
+        () = tokio::time::sleep_until(due), if h1 => {
+            if !seen.load(Ordering::Relaxed) {
+                return tracing::debug!("first decision request head not complete within header_timeout");
+            }
+            conn.await
+        }
+    };
+    if let Err(e) = ended {
         tracing::debug!(error = %e, "decision connection ended with an error");
     }
 }

@@ -114,3 +114,21 @@ pub fn response(decided: Decided) -> Response<Body> {
         .insert(X_REQUEST_ID.clone(), decided.request_id);
     resp
 }
+
+/// The answer to a head the smuggling guard refused (hyper was handed a stand-in
+/// request): the SPEC §4 answer with a fresh `X-Request-Id` and `Connection: close`,
+/// counted and logged like a decision.
+pub fn refused(app: &App, why: crate::server::smuggle::Refusal) -> Response<Body> {
+    use crate::server::smuggle::Refusal;
+    let d = match why {
+        Refusal::BadRequest => Denial::BadRequest(BadRequest::Framing),
+        Refusal::TooLarge => Denial::HeaderTooLarge,
+        Refusal::UriTooLong => Denial::UriTooLong,
+    };
+    let rt = app.runtime.load();
+    let id = crate::proxy::request_id::new_request_id();
+    let mut resp = response(super::refuse(&rt, "", &d, id));
+    resp.headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    resp
+}
