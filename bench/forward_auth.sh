@@ -187,9 +187,9 @@ measure() {  # NAME URL PORTCULLIS_PID
   local res rps p50 p99 total non2xx sockerr cpu
   res=$(python3 "$HERE/report.py" parse wrk "$WORK/$name.out")
   read -r rps p50 p99 total non2xx sockerr <<<"$res"
-  # portcullis CPU in % of one core over the timed window.
-  cpu=$(((p1 - p0) * 100000 / CLK_TCK / ((t1 - t0) / 1000000)))
-  log "[$name] $rps req/s, p99 $p99 ms, portcullis CPU ${cpu}%, non-2xx $non2xx, socket errors $sockerr"
+  # portcullis CPU in tenths of a percent of one core over the timed window.
+  cpu=$(((p1 - p0) * 1000000 / CLK_TCK / ((t1 - t0) / 1000000)))
+  log "[$name] $rps req/s, p99 $p99 ms, portcullis CPU $((cpu / 10)).$((cpu % 10))%, non-2xx $non2xx, socket errors $sockerr"
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$rps" "$p50" "$p99" "$cpu" "$non2xx" "$sockerr" >>"$WORK/results.tsv"
 }
 measure_no_auth() {  # NAME URL  (the ingress alone: the check expects no X-User)
@@ -254,7 +254,7 @@ rows = {}
 for line in open(sys.argv[1]):
     name, rps, p50, p99, cpu, non2xx, sockerr = line.rstrip("\n").split("\t")
     rows[name] = dict(rps=float(rps), p50=float(p50), p99=float(p99),
-                      cpu=None if cpu == "-" else int(cpu) / 1000.0,
+                      cpu=None if cpu == "-" else int(cpu) / 10.0,
                       non2xx=int(non2xx), sockerr=int(sockerr))
 inline = rows.get("portcullis-inline")
 def per_cpu(r):
@@ -266,12 +266,12 @@ for name in ["portcullis-inline", "nginx-proxy", "nginx-auth_request", "traefik-
     r = rows.get(name)
     if not r:
         continue
-    pc = "-" if r["cpu"] is None else f"{r['cpu']:.0f}"
+    pc = "-" if r["cpu"] is None else f"{r['cpu']:.1f}"
     pcs = "-" if r["cpu"] is None else f"{per_cpu(r):,.0f}"
     vs = "-" if r["cpu"] is None or not inline else f"{per_cpu(r) / per_cpu(inline):.2f}x"
     added = "-"
     if name in anchor and anchor[name] in rows:
-        added = f"+{r['p99'] - rows[anchor[name]]['p99']:.2f} ms"
+        added = f"{r['p99'] - rows[anchor[name]]['p99']:+.2f} ms"
     err = r["non2xx"] + r["sockerr"]
     print(f"| {name} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {pc} | {pcs} | {vs} | {added} | {err}{' !!' if err else ''} |")
 print()
