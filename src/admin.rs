@@ -52,7 +52,7 @@ fn owned(status: StatusCode, content_type: &'static str, body: String) -> Respon
 }
 
 /// Answers one admin request.
-pub fn admin_router(app: &App, method: &Method, path: &str) -> Response<Full<Bytes>> {
+pub(crate) fn admin_router(app: &App, method: &Method, path: &str) -> Response<Full<Bytes>> {
     if method != Method::GET && method != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
     }
@@ -85,7 +85,7 @@ pub fn admin_router(app: &App, method: &Method, path: &str) -> Response<Full<Byt
 }
 
 /// Serves the admin listener until the process ends.
-pub async fn serve(listener: TcpListener, app: Arc<App>) {
+pub(crate) async fn serve(listener: TcpListener, app: Arc<App>) {
     let mut backoff = crate::server::accept::Backoff::new("admin");
     loop {
         let (stream, _) = match listener.accept().await {

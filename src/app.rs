@@ -5,6 +5,7 @@
 use crate::auth::revocation::Revocations;
 use crate::auth::verify::Verifier;
 use crate::config::Config;
+use crate::decide::authenticate::Accounts;
 use crate::decide::{Engine, Routed};
 use crate::upstream::Target;
 use arc_swap::ArcSwap;
@@ -56,6 +57,10 @@ impl Runtime {
                 fail_open: self.config.state.fail_open,
             },
             identity: &self.config.identity,
+            accounts: self.endpoint.as_ref().map(|ep| Accounts {
+                issuer: &ep.issuer,
+                users: &ep.users,
+            }),
             needs_upstream: true,
         }
     }

@@ -1,7 +1,7 @@
 //! Every default (and every bound) of `proxy.toml`, each defined once, here.
 //!
-//! The compiler ([`super::compile`]) reads only these constants; the `///` docs of
-//! the raw types ([`super::file`]) and the README configuration tables name them and
+//! The compiler (`config::compile`) reads only these constants; the `///` docs of
+//! the raw types ([`crate::config::file`]) and the README configuration tables name them and
 //! their values. A unit test below checks that the README tables show these values.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

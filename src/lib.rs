@@ -3,18 +3,18 @@
 //! [`config::load`] compiles `proxy.toml` and writes nothing ([`config::provision`] creates
 //! the `generate_key` keys of `run` and `token`); [`app::App`] holds the running state;
 //! [`server::serve`] accepts connections and runs [`proxy::handler`] per request.
-#![warn(clippy::unwrap_used)]
+#![warn(clippy::unwrap_used, unreachable_pub)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
-pub mod admin;
+pub(crate) mod admin;
 pub mod app;
 pub mod auth;
-pub mod body;
+pub(crate) mod body;
 pub mod cli;
 pub mod config;
 pub mod decide;
 pub mod defaults;
-pub mod deny;
+pub(crate) mod deny;
 pub mod explain;
 pub mod forward_auth;
 pub mod host;
@@ -30,11 +30,11 @@ pub mod routes;
 pub mod secret;
 pub mod server;
 pub mod state;
-pub mod status;
+pub(crate) mod status;
 pub mod telemetry;
 pub mod tls;
-pub mod tls_client;
-pub mod upstream;
+pub(crate) mod tls_client;
+pub(crate) mod upstream;
 
 /// The listeners an [`App`](app::App) is served on, bound by the caller (the binary binds
 /// the configured addresses; tests bind port 0 and keep the addresses).

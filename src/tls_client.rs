@@ -30,7 +30,7 @@ pub(crate) fn err(path: &Path, message: impl Into<String>) -> TlsError {
 }
 
 /// Reads a PEM certificate chain.
-pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+pub(crate) fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let bytes =
         std::fs::read(path).map_err(|e| err(path, format!("cannot read certificate: {e}")))?;
     let certs: Vec<_> = CertificateDer::pem_slice_iter(&bytes)
@@ -47,7 +47,7 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError>
 
 /// A rustls client config trusting the webpki roots plus `ca` (for https upstreams
 /// and JWKS fetches). No ALPN is set: hyper-rustls sets it from the enabled versions.
-pub fn client_config(ca: Option<&Path>) -> Result<rustls::ClientConfig, TlsError> {
+pub(crate) fn client_config(ca: Option<&Path>) -> Result<rustls::ClientConfig, TlsError> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(ca) = ca {
@@ -68,7 +68,7 @@ pub fn client_config(ca: Option<&Path>) -> Result<rustls::ClientConfig, TlsError
 /// A connector for `http://` and `https://` URLs, TLS verified with
 /// [`client_config`] (webpki roots plus `ca`); `TCP_NODELAY` on. `all_versions` lets
 /// ALPN choose HTTP/2 (upstreams: gRPC passes); else HTTP/1.1 only (key fetches).
-pub fn https_connector(
+pub(crate) fn https_connector(
     connect_timeout: Duration,
     ca: Option<&Path>,
     all_versions: bool,

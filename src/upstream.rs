@@ -15,7 +15,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::time::Duration;
 
 /// The client type used for upstreams (http and https).
-pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, Incoming>;
+pub(crate) type UpstreamClient = Client<HttpsConnector<HttpConnector>, Incoming>;
 
 /// An upstream as the request path uses it: where to send, how long to wait, and
 /// (for HTTP) its pooled client. Built once per config; a route's decision holds one.
@@ -93,7 +93,7 @@ fn client_for(u: &Upstream) -> Result<UpstreamClient, TlsError> {
 }
 
 /// Sends a request and waits for the response head within `timeout`.
-pub async fn send(
+pub(crate) async fn send(
     client: &UpstreamClient,
     req: http::Request<Incoming>,
     timeout: Duration,

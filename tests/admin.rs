@@ -388,7 +388,9 @@ async fn traffic(base: &str) {
     assert_eq!(r.status(), 401);
     let r = c
         .get(format!("{base}/orders/1"))
-        .header("cookie", format!("session={}", token("bob")))
+        // johndoe: a token of the token endpoint's issuer passes only for an
+        // enabled user of users.toml (SPEC §5).
+        .header("cookie", format!("session={}", token("johndoe")))
         .send()
         .await
         .unwrap();

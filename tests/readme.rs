@@ -842,7 +842,9 @@ async fn proxied_denials(p: &Proxy) -> Vec<(u16, String)> {
         ("/api/x", None),
         ("/api/x", Some("not.a.token".to_owned())),
         ("/api/x", Some(token("alice", json!({"exp": now() - 120})))),
-        ("/admin/x", Some(token("alice", json!({})))),
+        // A user of users.toml: the token endpoint's issuer signs this token, and
+        // such a token passes only for an enabled user (SPEC §5).
+        ("/admin/x", Some(token("johndoe", json!({})))),
         ("/blocked/x", None),
         ("/nowhere", None),
         ("/api/..%2Fx", None),

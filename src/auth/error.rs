@@ -40,6 +40,10 @@ pub enum TokenError {
     /// The identity claim is missing, not a string, or blank.
     #[error("missing identity claim")]
     NoIdentity,
+    /// A built-in issuer's token whose `sub` is disabled or no longer in the users
+    /// file (SPEC §5).
+    #[error("user disabled or removed")]
+    InactiveUser,
     /// The token's `jti` was revoked.
     #[error("token revoked")]
     Revoked,

@@ -30,7 +30,7 @@ use toml::Spanned;
 
 /// Sections and entries that did not parse.
 #[derive(Debug, Default)]
-pub struct Damage {
+pub(super) struct Damage {
     /// Names of `[upstreams.NAME]` tables that did not parse.
     pub upstreams: Vec<String>,
     /// Some `[[issuers]]` entry did not parse.
@@ -49,7 +49,7 @@ type Key<'i> = Spanned<DeString<'i>>;
 type Value<'i> = Spanned<DeValue<'i>>;
 
 /// Parses `src`; `None` when nothing usable came out (a syntax error).
-pub fn parse(rep: &mut Reporter<'_>, src: &str) -> Option<(RawConfig, Damage)> {
+pub(super) fn parse(rep: &mut Reporter<'_>, src: &str) -> Option<(RawConfig, Damage)> {
     let doc = match DeTable::parse(src) {
         Ok(d) => d,
         Err(e) => {

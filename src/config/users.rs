@@ -9,7 +9,7 @@
 //! scopes = ["items:read"]         # the most a token for this user can carry
 //! ```
 //! Unknown keys are errors, reported as `file:line:col: message` like proxy.toml.
-//! [`load`] runs as part of compiling the config, so a reload re-reads the file and
+//! [`parse`] runs as part of compiling the config, so a reload re-reads the file and
 //! an invalid one keeps the running config (and its users) serving.
 
 use super::error::{ConfigError, ConfigErrors, Reporter};

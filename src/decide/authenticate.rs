@@ -1,12 +1,15 @@
 //! Phase 3 (SPEC §2 `access`, §3): the route's access rule, its token sources in
 //! `token_from` order, verification (cache, then keys: an unknown `kid` of a JWKS
-//! issuer may wait for one rate-limited re-fetch) and revocation.
+//! issuer may wait for one rate-limited re-fetch), revocation, and for the built-in
+//! issuer's tokens the account (SPEC §5: its `sub` a user enabled in the users file
+//! of the running config), all three on cache hits too.
 
 use super::Engine;
 use crate::auth::error::TokenError;
 use crate::auth::extract;
-use crate::auth::issuer::Verified;
+use crate::auth::issuer::{Issuer, Verified};
 use crate::auth::revocation::Refused;
+use crate::config::users::Users;
 use crate::deny::Denial;
 use crate::routes::{Access, Route};
 use http::HeaderMap;
@@ -30,6 +33,7 @@ pub async fn authenticate(
                 Some(token) => {
                     let v = verify(engine, &token).await?;
                     check_revoked(engine, &v).await?;
+                    check_account(engine.accounts, &v)?;
                     Ok(Some(v))
                 }
             }
@@ -58,4 +62,28 @@ async fn check_revoked(engine: &Engine<'_>, v: &Verified) -> Result<(), Denial> 
             Refused::Revoked => Denial::Invalid(TokenError::Revoked),
             Refused::Unavailable => Denial::Unavailable,
         })
+}
+
+/// The built-in token endpoint's issuer and the accounts of the running config
+/// (swapped with it on reload, so the next request sees the new users file).
+#[derive(Clone, Copy)]
+pub struct Accounts<'r> {
+    /// The issuer that signs the endpoint's tokens (the same `Arc` the verifier's
+    /// issuer holds: one pointer comparison tells its tokens from the others').
+    pub issuer: &'r Arc<Issuer>,
+    /// The users file as last loaded.
+    pub users: &'r Users,
+}
+
+/// A token of the built-in issuer whose `sub` is no longer an enabled user is
+/// refused like an invalid one (SPEC §5); other issuers' tokens pass untouched.
+fn check_account(accounts: Option<Accounts<'_>>, v: &Verified) -> Result<(), Denial> {
+    let Some(a) = accounts.filter(|a| Arc::ptr_eq(a.issuer, &v.issuer.config)) else {
+        return Ok(());
+    };
+    let sub = v.claims.get("sub").and_then(serde_json::Value::as_str);
+    match sub.and_then(|s| a.users.get(s)) {
+        Some(user) if !user.disabled => Ok(()),
+        _ => Err(Denial::Invalid(TokenError::InactiveUser)),
+    }
 }

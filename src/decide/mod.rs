@@ -9,14 +9,15 @@
 //!    A front door answers its built-in endpoints here, before route matching (§2, §5);
 //! 2. [`match_route`]: the first route on host, method and normalized path (404);
 //! 3. [`authenticate::authenticate`]: the route's access and token sources, then
-//!    verification (cache, keys) and revocation (401, 403 `deny`, 503);
+//!    verification (cache, keys), revocation and, for the built-in issuer's tokens,
+//!    the user's account (401, 403 `deny`, 503);
 //! 4. [`authorize::authorize`]: every route scope and claim rule (403).
 //!
 //! [`decide`] runs 2–4 on an [`Engine`] (references into the runtime of one config:
-//! routes with their upstream handles, verifier, revocations, identity rules) and
-//! returns the route matched, the caller (also on a denial, for the access log) and
-//! the verdict. An allowed request's [`Allow`] borrows the route and its upstream;
-//! the identity headers are computed from the verified token when set
+//! routes with their upstream handles, verifier, revocations, identity rules, the
+//! users file) and returns the route matched, the caller (also on a denial, for the
+//! access log) and the verdict. An allowed request's [`Allow`] borrows the route and
+//! its upstream; the identity headers are computed from the verified token when set
 //! ([`identity::headers`]). Nothing here allocates for an allowed request beyond what
 //! verification itself needs: the normalized path is borrowed from the request unless
 //! normalizing changed it, and no route, upstream or issuer is looked up by index.
@@ -119,6 +120,8 @@ pub struct Engine<'r> {
     pub revocations: Revocations<'r>,
     /// `[identity]`: the headers set from the caller's claims.
     pub identity: &'r Identity,
+    /// With `[token_endpoint]`: its issuer's tokens must name an enabled user.
+    pub accounts: Option<authenticate::Accounts<'r>>,
     /// A route without `upstream` answers 404 (the inline proxy, SPEC §2), unless it
     /// is a `deny` route; `false` for a decision front door (SPEC §8), which
     /// forwards nothing.

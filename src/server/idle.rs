@@ -13,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Shared by the connection's IO ([`Watched`]), its service and the task driving it.
 #[derive(Debug)]
-pub struct Activity {
+pub(super) struct Activity {
     /// Milliseconds since `epoch` of the last byte read or written.
     last_io_ms: AtomicU64,
     epoch: Instant,
@@ -36,31 +36,31 @@ impl Activity {
     }
 
     /// When the connection last moved a byte either way (at first: when it was wrapped).
-    pub fn last_io(&self) -> Instant {
+    pub(super) fn last_io(&self) -> Instant {
         self.epoch + Duration::from_millis(self.last_io_ms.load(Ordering::Relaxed))
     }
 
     /// Notes that a request came in.
-    pub fn request_seen(&self) {
+    pub(super) fn request_seen(&self) {
         self.served.store(true, Ordering::Relaxed);
     }
 
     /// Whether a request came in.
-    pub fn has_request(&self) -> bool {
+    pub(super) fn has_request(&self) -> bool {
         self.served.load(Ordering::Relaxed)
     }
 }
 
 /// An IO wrapper that notes in its [`Activity`] when a byte moved.
 #[derive(Debug)]
-pub struct Watched<IO> {
+pub(super) struct Watched<IO> {
     inner: IO,
     activity: Arc<Activity>,
 }
 
 impl<IO> Watched<IO> {
     /// Wraps `inner`; the activity starts now.
-    pub fn new(inner: IO) -> (Self, Arc<Activity>) {
+    pub(super) fn new(inner: IO) -> (Self, Arc<Activity>) {
         let activity = Arc::new(Activity::new());
         let io = Watched {
             inner,

@@ -18,7 +18,7 @@ fn upstream_url(k: &UpstreamKind) -> String {
 }
 
 /// The running config as JSON, secrets redacted (HMAC secrets, Redis passwords).
-pub fn config_json(cfg: &Config) -> Value {
+pub(crate) fn config_json(cfg: &Config) -> Value {
     let d = crate::config::values::format_duration;
     json!({
         "path": cfg.path.display().to_string(),

@@ -12,7 +12,7 @@ mod config;
 mod tables;
 mod token;
 
-pub use config::config_json;
+pub(crate) use config::config_json;
 
 use crate::app::App;
 use crate::auth::issuer::KeySource;
@@ -71,7 +71,7 @@ fn source_text(s: &KeySource) -> String {
 }
 
 /// The status page.
-pub fn page(app: &App) -> String {
+pub(crate) fn page(app: &App) -> String {
     let rt = app.runtime.load();
     let mut h = String::with_capacity(8192);
     let ready = app.ready();

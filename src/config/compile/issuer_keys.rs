@@ -32,7 +32,7 @@ pub(super) struct Material {
 
 impl Material {
     /// The static key's family (also of a key still to be generated).
-    pub fn family(&self) -> Option<KeyFamily> {
+    pub(super) fn family(&self) -> Option<KeyFamily> {
         match &self.static_key {
             Some((f, _)) => Some(*f),
             None if self.pending => Some(KeyFamily::Ed25519),
@@ -41,7 +41,11 @@ impl Material {
     }
 
     /// The key portcullis signs with: the first allowed algorithm of its family.
-    pub fn signing_key(self, algorithms: &[Algorithm], kid: Option<&str>) -> Option<SigningKey> {
+    pub(super) fn signing_key(
+        self,
+        algorithms: &[Algorithm],
+        kid: Option<&str>,
+    ) -> Option<SigningKey> {
         let (family, key, jwk) = self.signing?;
         let alg = if algorithms.is_empty() {
             *family.algorithms().first()?

@@ -65,7 +65,7 @@ pub(super) fn compile(cx: &mut Cx<'_>, raw: Vec<Spanned<RawIssuer>>, unparsed: b
 
 impl Issuers {
     /// Whether `name` may be an issuer that is broken (so not finding it is no news).
-    pub fn maybe_broken(&self, name: &str) -> bool {
+    pub(super) fn maybe_broken(&self, name: &str) -> bool {
         self.unnamed_broken || self.broken.iter().any(|b| b == name)
     }
 }

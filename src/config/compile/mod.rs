@@ -47,7 +47,7 @@ pub(super) struct Cx<'a> {
 }
 
 impl<'a> Cx<'a> {
-    pub fn new(rep: Reporter<'a>, config: &Path) -> Self {
+    pub(super) fn new(rep: Reporter<'a>, config: &Path) -> Self {
         Cx {
             rep,
             base: config.parent().map(Path::to_path_buf).unwrap_or_default(),

@@ -26,7 +26,7 @@ pub(super) struct Checks {
 impl Checks {
     /// Adds `route` (at `span`, its name at `name_span`), checking it against the
     /// earlier ones.
-    pub fn push(
+    pub(super) fn push(
         &mut self,
         cx: &mut Cx<'_>,
         route: Route,
@@ -87,7 +87,7 @@ impl Checks {
         }
     }
 
-    pub fn into_table(self) -> RouteTable {
+    pub(super) fn into_table(self) -> RouteTable {
         RouteTable {
             routes: self.routes,
         }

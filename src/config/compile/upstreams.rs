@@ -23,7 +23,7 @@ pub(super) struct Upstreams {
 impl Upstreams {
     /// What a route's `upstream = "name"` refers to: `Ok(Some(index))`, `Ok(None)`
     /// for a broken one, `Err` (the names defined) for an unknown one.
-    pub fn find(&self, name: &str) -> Result<Option<usize>, String> {
+    pub(super) fn find(&self, name: &str) -> Result<Option<usize>, String> {
         if let Some(i) = self.list.iter().position(|u| u.name == name) {
             return Ok(Some(i));
         }
