@@ -52,6 +52,17 @@ pub const IDENTITY_HEADER: &str = "x-user";
 pub const IDENTITY_CLAIM: &str = "sub";
 /// `[identity] forward_authorization`.
 pub const FORWARD_AUTHORIZATION: bool = true;
+/// `[identity.assertion] header` (compared lower case).
+pub const ASSERTION_HEADER: &str = "x-portcullis-assertion";
+/// `[identity.assertion] ttl`.
+pub const ASSERTION_TTL: Duration = Duration::from_secs(60);
+/// Shortest `[identity.assertion] ttl` accepted.
+pub const ASSERTION_TTL_MIN: Duration = Duration::from_secs(2);
+/// Entries of the assertion cache (one per caller and upstream, reused while more
+/// than half the ttl remains).
+pub const ASSERTION_CACHE_ENTRIES: u64 = 10_000;
+/// `[[routes]] dpop`: `"allowed"` (bound and unbound tokens) unless `"required"`.
+pub const DPOP: &str = "allowed";
 
 // ---------------------------------------------------------------- [[issuers]]
 

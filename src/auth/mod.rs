@@ -3,6 +3,7 @@
 //! cache ([`cache`]) and the revocation check ([`revocation`]).
 
 pub mod cache;
+pub mod dpop;
 pub mod claims;
 pub mod error;
 pub mod extract;

@@ -18,12 +18,16 @@
 //! users file) and returns the route matched, the caller (also on a denial, for the
 //! access log) and the verdict. An allowed request's [`Allow`] borrows the route and
 //! its upstream; the identity headers are computed from the verified token when set
-//! ([`identity::headers`]). Nothing here allocates for an allowed request beyond what
+//! ([`identity::headers`]), and the signed identity assertion, when configured, is
+//! looked up (or signed) here for every front door ([`assertion`], SPEC §10); a
+//! bound token's DPoP proof is checked in phase 3 ([`dpop`]). Nothing here allocates for an allowed request beyond what
 //! verification itself needs: the normalized path is borrowed from the request unless
 //! normalizing changed it, and no route, upstream or issuer is looked up by index.
 
 pub mod authenticate;
+pub mod assertion;
 pub mod authorize;
+pub mod dpop;
 pub mod identity;
 pub mod normalize;
 
@@ -34,7 +38,7 @@ use crate::config::Identity;
 use crate::deny::Denial;
 use crate::routes::{Access, Route};
 use crate::upstream::Target;
-use http::{HeaderMap, HeaderValue, Method, Uri, Version};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, Version};
 use std::sync::Arc;
 
 pub use normalize::Normalized;
@@ -104,6 +108,9 @@ pub struct Allow<'r> {
     /// The identity headers: stripped from what the client sent, then set from the
     /// caller ([`identity::headers`]).
     pub identity: &'r Identity,
+    /// The signed identity assertion for the caller, when `[identity.assertion]` is
+    /// configured (SPEC §10), sent in [`assertion::Assertions::header`].
+    pub assertion: Option<(&'r HeaderName, HeaderValue)>,
 }
 
 /// What a decision reads, borrowed from the runtime of one config
@@ -120,6 +127,8 @@ pub struct Engine<'r> {
     pub identity: &'r Identity,
     /// With `[token_endpoint]`: its issuer's tokens must name an enabled user.
     pub accounts: Option<authenticate::Accounts<'r>>,
+    /// With `[identity.assertion]`: the signer and its per-caller cache.
+    pub assertions: Option<&'r assertion::Assertions>,
 }
 
 /// A route and its upstream, resolved at load time (`None` for a route without one:
@@ -129,6 +138,9 @@ pub struct Routed {
     pub route: Route,
     /// Where an allowed request goes.
     pub target: Option<Arc<Target>>,
+    /// The `aud` of its identity assertions: the upstream's `audience`, else the
+    /// route's name (SPEC §10).
+    pub audience: Arc<str>,
 }
 
 /// Phases 2–4 for a normalized request.
@@ -146,7 +158,7 @@ pub async fn decide<'r>(
     };
     let route = &routed.route;
     let matched = Some(Matched { index, route });
-    let caller = match authenticate::authenticate(engine, route, facts.headers, req.query).await {
+    let caller = match authenticate::authenticate(engine, route, facts, req).await {
         Ok(c) => c,
         Err(d) => {
             return Decision {
@@ -193,10 +205,18 @@ fn allow<'r>(
         (None, _) => "anonymous",
     };
     let target = routed.target.as_deref().ok_or(Denial::DenyRoute)?;
+    let assertion = match (engine.assertions, caller) {
+        (Some(a), Some(v)) => {
+            let value = a.get(v, &routed.audience).ok_or(Denial::Unavailable)?;
+            Some((&a.header, value))
+        }
+        _ => None,
+    };
     Ok(Allow {
         label,
         target,
         route,
         identity: engine.identity,
+        assertion,
     })
 }

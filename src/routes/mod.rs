@@ -107,6 +107,8 @@ pub struct Route {
     pub upstream: Option<usize>,
     /// Line of the route in the config (for `check`).
     pub line: usize,
+    /// `dpop = "required"`: only DPoP-bound tokens with a valid proof (SPEC §10).
+    pub dpop_required: bool,
 }
 
 impl Route {

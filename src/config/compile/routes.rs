@@ -115,6 +115,16 @@ impl RawRoute {
                 .collect(),
         };
         let scopes: Vec<String> = self.scopes.into_iter().map(|s| s.0).collect();
+        let dpop_required = match self.dpop.as_ref().map(|d| (&**d.get_ref(), d.span())) {
+            None => defaults::DPOP == "required",
+            Some(("required", _)) => true,
+            Some(("allowed", _)) => false,
+            Some((other, at)) => {
+                cx.rep
+                    .at(at, format!("unknown dpop `{other}` (required or allowed)"));
+                false
+            }
+        };
         Some(Route {
             name,
             host,
@@ -127,6 +137,7 @@ impl RawRoute {
             token_from,
             upstream,
             line,
+            dpop_required,
         })
     }
 }
