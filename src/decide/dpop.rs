@@ -41,7 +41,7 @@ pub async fn check(
     let expect = Expect {
         method: facts.method.as_str(),
         htu: &htu,
-        access_token: Some(&presented.token),
+        access_token: Some(presented.token.as_ref()),
         leeway,
     };
     let checked = dpop::check(proof, &expect, now_secs()).map_err(proof_err)?;

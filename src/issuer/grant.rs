@@ -107,7 +107,7 @@ async fn password_grant(
             },
         )
         .await?;
-    let body = issue(ep, &user, scope, (&family, jkt), refresh).await?;
+    let body = issue(ep, &user, scope, (family.as_str(), jkt), refresh).await?;
     Ok((body, user.name.clone()))
 }
 
@@ -161,7 +161,7 @@ async fn refresh_grant(
     };
     let original: Vec<String> = old.scope.split_whitespace().map(str::to_owned).collect();
     let scope = grant_scopes(form.get("scope"), &user.scopes, Some(&original));
-    let body = issue(ep, &user, scope, (&old.family, jkt), refresh).await?;
+    let body = issue(ep, &user, scope, (old.family.as_str(), jkt), refresh).await?;
     Ok((body, user.name.clone()))
 }
 

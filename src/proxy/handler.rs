@@ -194,7 +194,7 @@ fn jwks(method: &http::Method, doc: &str, out: &mut Outcome) -> Response<ProxyBo
     out.route = Some(which.name().to_owned());
     out.builtin = Some(which.name());
     out.decision = "token_endpoint";
-    if method != http::Method::GET && method != http::Method::HEAD {
+    if *method != http::Method::GET && *method != http::Method::HEAD {
         return crate::issuer::reply::method_not_allowed("GET, HEAD");
     }
     crate::issuer::reply::document(doc.to_owned())

@@ -21,6 +21,7 @@
 
 pub mod browser;
 pub mod disk;
+pub mod dpop;
 pub mod nginx;
 pub mod redis;
 

@@ -28,7 +28,7 @@ pub fn normalize(htu: &str) -> Option<String> {
         return None;
     }
     let mut host = authority.to_ascii_lowercase();
-    if let Some(p) = host.find(":").filter(|_| !host.starts_with('[')) {
+    if let Some(p) = host.find(':').filter(|_| !host.starts_with('[')) {
         // `name.:port` -> `name:port`
         if host[..p].ends_with('.') {
             host.remove(p - 1);

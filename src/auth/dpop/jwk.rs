@@ -36,7 +36,7 @@ enum Kind {
 
 fn member<'a>(jwk: &'a Map<String, Value>, name: &str) -> Result<&'a str, ProofError> {
     match jwk.get(name) {
-        Some(Value::String(s)) if !s.is_empty() && s.len() <= 2048 => Ok(s),
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= 2048 => Ok(s.as_str()),
         _ => Err(ProofError::BadJwk),
     }
 }
