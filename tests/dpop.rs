@@ -247,17 +247,13 @@ async fn replay_to_a_second_replica_sharing_redis() {
     // Both replicas answer on 127.0.0.1, with the same Host: one htu fits both.
     let host = "portcullis.test";
     let p = key.proof("GET", &format!("http://{host}/strict/x"), Some(&tok));
-    let send = |proxy: &Proxy| {
-        proxy.send(
-            Req::get("/strict/x")
-                .host(host)
-                .header("Authorization", &format!("DPoP {tok}"))
-                .header("DPoP", &p),
-        )
-    };
-    send(&a).await.assert_status(200);
+    let req = Req::get("/strict/x")
+        .host(host)
+        .header("Authorization", &format!("DPoP {tok}"))
+        .header("DPoP", &p);
+    a.send(req.clone()).await.assert_status(200);
     assert_eq!(up.take().len(), 1);
-    let r = send(&b).await;
+    let r = b.send(req).await;
     assert_eq!(r.status, 401, "{}", r.text());
     assert!(r.header("www-authenticate").unwrap().contains("replayed"));
     assert_eq!(up.count(), 0);

@@ -100,21 +100,23 @@ def proof(key, jwk: dict, spec: dict) -> str:
     header = {"typ": "dpop+jwt", "jwk": spec.get("jwk", jwk)}
     if spec.get("private_jwk"):
         header["jwk"] = private_jwk(key)
-    header.update(spec.get("header", {}))
+    extra = dict(spec.get("header", {}))
+    forced_alg = extra.pop("alg", None)
+    header.update(extra)
     alg = spec.get("alg") or default_alg(key)
     signer = key
     if spec.get("sign_with"):
         signer = load_or_create(spec["sign_with"], spec.get("sign_with_kind", "ec"))
-    token = jwt.encode(claims, signer, algorithm=alg, headers=header)
-    if spec.get("drop_header"):
-        # Rebuild the header without the named members (PyJWT always writes typ/alg).
-        h, p, s = token.split(".")
-        hd = json.loads(base64.urlsafe_b64decode(h + "=" * (-len(h) % 4)))
-        for k in spec["drop_header"]:
-            hd.pop(k, None)
-        msg = b64(json.dumps(hd).encode()) + "." + p
-        sig = jwt.get_algorithm_by_name(alg).sign(msg.encode(), signer)
-        token = msg + "." + b64(sig)
+    if forced_alg is None and not spec.get("drop_header"):
+        return jwt.encode(claims, signer, algorithm=alg, headers=header)
+    # A header PyJWT would not write (another `alg` than the signature's, members
+    # dropped): built by hand, signed with PyJWT's algorithm implementation.
+    hd = {"alg": forced_alg or alg, **header}
+    for k in spec.get("drop_header", []):
+        hd.pop(k, None)
+    msg = b64(json.dumps(hd).encode()) + "." + b64(json.dumps(claims).encode())
+    algo = jwt.get_algorithm_by_name(alg)
+    token = msg + "." + b64(algo.sign(msg.encode(), algo.prepare_key(signer)))
     return token
 
 

@@ -7,7 +7,8 @@
 /// The request's URI as a proof's `htu` must name it, normalized.
 pub fn expected(tls: bool, host: &str, path: &str) -> String {
     let scheme = if tls { "https" } else { "http" };
-    let host = strip_default_port(scheme, &host.to_ascii_lowercase());
+    let lower = host.to_ascii_lowercase();
+    let host = strip_default_port(scheme, &lower);
     let path = if path.is_empty() { "/" } else { path };
     format!("{scheme}://{host}{path}")
 }
