@@ -45,7 +45,11 @@ fn hs256(claims: &serde_json::Value) -> String {
 }
 
 fn runtime(assertion: bool, dir: &Path) -> Runtime {
-    std::fs::write(dir.join("a.pem"), portcullis::auth::keys::generate_ed25519_pem().unwrap()).unwrap();
+    std::fs::write(
+        dir.join("a.pem"),
+        portcullis::auth::keys::generate_ed25519_pem().unwrap(),
+    )
+    .unwrap();
     let extra = if assertion {
         "[identity.assertion]\nissuer = \"assert\"\n\n[[issuers]]\nname = \"assert\"\n\
          issuer = \"https://portcullis.internal/\"\nprivate_key = \"a.pem\"\n"
@@ -77,24 +81,38 @@ fn bench(c: &mut Criterion) {
         b.iter(|| dpop::check(black_box(&proof), &expect, now_secs()).unwrap())
     });
 
-    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let now = now_secs() as u64;
-    let tok = hs256(&serde_json::json!({"iss": "https://t/", "sub": "alice", "email": "a@example.com",
-        "iat": now, "exp": now + 3600}));
+    let tok = hs256(
+        &serde_json::json!({"iss": "https://t/", "sub": "alice", "email": "a@example.com",
+        "iat": now, "exp": now + 3600}),
+    );
     let mut headers = HeaderMap::new();
     headers.insert("host", HeaderValue::from_static("api.example.com"));
-    headers.insert("authorization", HeaderValue::from_str(&format!("Bearer {tok}")).unwrap());
+    headers.insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {tok}")).unwrap(),
+    );
     let uri: http::Uri = "/orders/42".parse().unwrap();
     let facts = RequestFacts {
         method: &Method::GET,
-        host: HostSource::Request { version: Version::HTTP_11, uri: &uri },
+        host: HostSource::Request {
+            version: Version::HTTP_11,
+            uri: &uri,
+        },
         path: "/orders/42",
         query: None,
         headers: &headers,
         tls: true,
     };
-    for (name, with) in [("dpop/hot_decision_without_assertion", false), ("dpop/hot_decision_with_assertion", true)] {
+    for (name, with) in [
+        ("dpop/hot_decision_without_assertion", false),
+        ("dpop/hot_decision_with_assertion", true),
+    ] {
         let rt = tokio.block_on(async { runtime(with, dir.path()) });
         let engine = rt.engine();
         let run = || async {

@@ -85,11 +85,8 @@ impl Runtime {
             .filter(|(i, _)| Some(*i) != assertion_issuer)
             .map(|(_, iss)| iss.clone())
             .collect();
-        let mut verifier = Verifier::new(
-            trusted,
-            config.identity.claim.clone(),
-            config.cache_tokens,
-        )?;
+        let mut verifier =
+            Verifier::new(trusted, config.identity.claim.clone(), config.cache_tokens)?;
         if let Some(p) = previous {
             verifier.jwks.inherit(&p.verifier.jwks);
         }

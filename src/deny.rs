@@ -184,7 +184,9 @@ impl Denial {
             }
             Denial::Dpop(d) => {
                 let (error, why) = match d {
-                    DpopDenial::NoToken => return HeaderValue::from_str(&format!("DPoP algs=\"{ALGS}\"")).ok(),
+                    DpopDenial::NoToken => {
+                        return HeaderValue::from_str(&format!("DPoP algs=\"{ALGS}\"")).ok()
+                    }
                     DpopDenial::Proof(e) => ("invalid_dpop_proof", e.to_string()),
                     DpopDenial::Token(e) => ("invalid_token", e.to_string()),
                     DpopDenial::Binding(why) => ("invalid_token", (*why).to_owned()),

@@ -39,7 +39,9 @@ fn config(app: &Upstream, other: &Upstream, issuer: &str, ttl: &str) -> String {
 }
 
 fn ec_issuer() -> String {
-    format!("[[issuers]]\nname = \"assert\"\nissuer = \"{ASSERT_ISS}\"\nprivate_key = \"assert.pem\"\n")
+    format!(
+        "[[issuers]]\nname = \"assert\"\nissuer = \"{ASSERT_ISS}\"\nprivate_key = \"assert.pem\"\n"
+    )
 }
 
 async fn setup_with(key: &TestKey, issuer: &str, ttl: &str) -> Setup {
@@ -62,7 +64,10 @@ async fn assertion_of(s: &Setup, path: &str, tok: &str, up: &Upstream) -> String
 }
 
 fn alice() -> String {
-    token("alice", json!({"email": "alice@example.com", "groups": ["ops", "sre"], "role": "x"}))
+    token(
+        "alice",
+        json!({"email": "alice@example.com", "groups": ["ops", "sre"], "role": "x"}),
+    )
 }
 
 #[tokio::test]
@@ -99,28 +104,40 @@ async fn rs256_and_eddsa_issuers_with_a_kid() {
         let issuer = format!("{}kid = \"assert-1\"\n", ec_issuer());
         let s = setup_with(key, &issuer, "60s").await;
         let a = assertion_of(&s, "/x", &alice(), &s.app).await;
-        let v = verify_assertion(&a, &s.proxy.url("/.well-known/jwks.json"), "orders-api", ASSERT_ISS);
-        assert_eq!(v["header"], json!({"alg": alg, "kid": "assert-1", "typ": "JWT"}));
+        let v = verify_assertion(
+            &a,
+            &s.proxy.url("/.well-known/jwks.json"),
+            "orders-api",
+            ASSERT_ISS,
+        );
+        assert_eq!(
+            v["header"],
+            json!({"alg": alg, "kid": "assert-1", "typ": "JWT"})
+        );
     }
 }
 
 #[tokio::test]
 async fn reused_within_half_the_ttl_then_signed_again() {
-    let s = setup_with(p256_key(), &ec_issuer(), "2s").await;
+    // 60 s: reused for the same caller and upstream (the same string), not for another
+    // caller or another upstream.
+    let s = setup_with(p256_key(), &ec_issuer(), "60s").await;
     let tok = alice();
     let first = assertion_of(&s, "/x", &tok, &s.app).await;
-    let started = Instant::now();
-    // Reused for the same caller and upstream (the same string), not for another
-    // caller or another upstream.
-    let again = assertion_of(&s, "/y", &tok, &s.app).await;
-    let bob = assertion_of(&s, "/x", &token("bob", json!({})), &s.app).await;
-    let other = assertion_of(&s, "/other/x", &tok, &s.other).await;
-    if started.elapsed() < Duration::from_millis(900) {
-        assert_eq!(again, first);
-    }
-    assert_ne!(bob, first);
-    assert_ne!(other, first);
-    // Once half the ttl is gone, a new one (with a later iat).
+    assert_eq!(assertion_of(&s, "/y", &tok, &s.app).await, first);
+    assert_ne!(
+        assertion_of(&s, "/x", &token("bob", json!({})), &s.app).await,
+        first
+    );
+    assert_ne!(assertion_of(&s, "/other/x", &tok, &s.other).await, first);
+    // A token of the same user with other claims is another caller.
+    let changed = token("alice", json!({"email": "new@example.com"}));
+    assert_ne!(assertion_of(&s, "/x", &changed, &s.app).await, first);
+    assert_eq!(assertion_of(&s, "/x", &tok, &s.app).await, first);
+
+    // 2 s: once half of it is gone, a new one (with a later iat).
+    let s = setup_with(p256_key(), &ec_issuer(), "2s").await;
+    let first = assertion_of(&s, "/x", &tok, &s.app).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     let newer = loop {
         let a = assertion_of(&s, "/x", &tok, &s.app).await;
@@ -132,29 +149,47 @@ async fn reused_within_half_the_ttl_then_signed_again() {
     };
     let iat = |t: &str| jwt_part(t, 1)["iat"].as_u64().unwrap();
     assert!(iat(&newer) > iat(&first));
+    assert_eq!(
+        jwt_part(&newer, 1)["exp"].as_u64().unwrap(),
+        iat(&newer) + 2
+    );
 }
 
 #[tokio::test]
 async fn client_copies_stripped_and_no_assertion_without_identity() {
     let s = setup_with(p256_key(), &ec_issuer(), "60s").await;
     let forged = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhZG1pbiJ9.";
-    for name in ["X-Portcullis-Assertion", "x_portcullis_assertion", "X-PORTCULLIS_ASSERTION"] {
+    for name in [
+        "X-Portcullis-Assertion",
+        "x_portcullis_assertion",
+        "X-PORTCULLIS_ASSERTION",
+    ] {
         for path in ["/public/a", "/maybe/a"] {
             let r = s.proxy.send(Req::get(path).header(name, forged)).await;
             r.assert_status(200);
             let rec = s.app.take();
-            let names: Vec<String> = rec[0].headers.iter().map(|(k, _)| k.to_ascii_lowercase()).collect();
+            let names: Vec<String> = rec[0]
+                .headers
+                .iter()
+                .map(|(k, _)| k.to_ascii_lowercase())
+                .collect();
             assert!(
                 !names.iter().any(|n| n.replace('_', "-") == HEADER),
                 "{name} on {path} reached the upstream: {names:?}"
             );
         }
-        let r = s.proxy.send(Req::get("/x").bearer(&alice()).header(name, forged)).await;
+        let r = s
+            .proxy
+            .send(Req::get("/x").bearer(&alice()).header(name, forged))
+            .await;
         r.assert_status(200);
         let rec = s.app.take();
-        let all: Vec<&str> = rec[0].headers.iter()
+        let all: Vec<&str> = rec[0]
+            .headers
+            .iter()
             .filter(|(k, _)| k.to_ascii_lowercase().replace('_', "-") == HEADER)
-            .map(|(_, v)| v.as_str()).collect();
+            .map(|(_, v)| v.as_str())
+            .collect();
         assert_eq!(all.len(), 1);
         assert_ne!(all[0], forged);
     }
@@ -186,8 +221,16 @@ async fn check_refuses_the_token_endpoint_issuer_as_assertion_issuer() {
     let out = cli(&["check", "--config", "proxy.toml"], dir.path(), &[]).await;
     out.assert_code(1);
     let line = line_of(&text, "issuer = \"assert\"");
-    assert!(out.stderr.contains(&format!("proxy.toml:{line}:")), "{}", out.stderr);
-    assert!(out.stderr.contains("assertion issuer must be another"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("proxy.toml:{line}:")),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("assertion issuer must be another"),
+        "{}",
+        out.stderr
+    );
     // An HMAC issuer cannot sign assertions either.
     let text = format!(
         "[upstreams.app]\nurl = \"echo:\"\n[identity.assertion]\nissuer = \"test\"\n\n{}\n\
@@ -197,5 +240,9 @@ async fn check_refuses_the_token_endpoint_issuer_as_assertion_issuer() {
     std::fs::write(dir.path().join("proxy.toml"), &text).unwrap();
     let out = cli(&["check", "--config", "proxy.toml"], dir.path(), &[]).await;
     out.assert_code(1);
-    assert!(out.stderr.contains("cannot sign assertions"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("cannot sign assertions"),
+        "{}",
+        out.stderr
+    );
 }

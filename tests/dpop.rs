@@ -64,7 +64,11 @@ impl Setup {
     /// A refusal of the proof: 401, the §10 challenge, nothing forwarded.
     fn assert_bad_proof(&self, r: &Reply, what: &str) {
         assert_eq!(r.status, 401, "{what}: {}", r.text());
-        assert_eq!(r.json()["detail"], "Could not validate credentials", "{what}");
+        assert_eq!(
+            r.json()["detail"],
+            "Could not validate credentials",
+            "{what}"
+        );
         let www = r.header("www-authenticate").unwrap_or_default();
         assert!(
             www.starts_with("DPoP error=\"invalid_dpop_proof\", error_description=\""),
@@ -77,7 +81,10 @@ impl Setup {
     fn assert_bad_token(&self, r: &Reply, what: &str) {
         assert_eq!(r.status, 401, "{what}: {}", r.text());
         let www = r.header("www-authenticate").unwrap_or_default();
-        assert!(www.starts_with("DPoP error=\"invalid_token\""), "{what}: {www}");
+        assert!(
+            www.starts_with("DPoP error=\"invalid_token\""),
+            "{what}: {www}"
+        );
         assert!(www.ends_with(ALGS), "{what}: {www}");
         assert_eq!(self.up.count(), 0, "{what}: forwarded");
     }
@@ -131,19 +138,40 @@ async fn each_proof_defect_alone_is_refused() {
         ("jwk with private key", json!({"private_jwk": true})),
         ("signature by another key", json!({"sign_with": other})),
         ("htm POST for a GET", json!({"htm": "POST"})),
-        ("proof for another URL", json!({"htu": s.htu("/strict/other")})),
-        ("proof for another host", json!({"htu": format!("http://evil.test{path}")})),
-        ("proof for https", json!({"htu": htu.replace("http:", "https:")})),
+        (
+            "proof for another URL",
+            json!({"htu": s.htu("/strict/other")}),
+        ),
+        (
+            "proof for another host",
+            json!({"htu": format!("http://evil.test{path}")}),
+        ),
+        (
+            "proof for https",
+            json!({"htu": htu.replace("http:", "https:")}),
+        ),
         ("iat far in the future", json!({"iat": 3600})),
         ("iat an hour old", json!({"iat": -3600})),
         ("iat missing", json!({"drop_claims": ["iat"]})),
         ("jti missing", json!({"drop_claims": ["jti"]})),
-        ("ath of another token", json!({"token": "another.token.here"})),
+        (
+            "ath of another token",
+            json!({"token": "another.token.here"}),
+        ),
         ("ath missing", json!({"token": null})),
         ("crit header", json!({"header": {"crit": ["x"]}})),
-        ("huge jwk", json!({"jwk": {"kty": "RSA", "e": "AQAB", "n": huge_n}})),
-        ("malformed jwk", json!({"jwk": {"kty": "EC", "crv": "P-256", "x": "!!", "y": 7}})),
-        ("jwk of an unknown type", json!({"jwk": {"kty": "oct", "kid": "x"}})),
+        (
+            "huge jwk",
+            json!({"jwk": {"kty": "RSA", "e": "AQAB", "n": huge_n}}),
+        ),
+        (
+            "malformed jwk",
+            json!({"jwk": {"kty": "EC", "crv": "P-256", "x": "!!", "y": 7}}),
+        ),
+        (
+            "jwk of an unknown type",
+            json!({"jwk": {"kty": "oct", "kid": "x"}}),
+        ),
         ("jwk not an object", json!({"jwk": "key"})),
     ];
     for (what, mut spec) in cases {
@@ -161,7 +189,10 @@ async fn each_proof_defect_alone_is_refused() {
         json!({"htm": "GET", "htu": htu, "token": tok}),
         json!({"htm": "GET", "htu": htu, "token": tok}),
     ]);
-    s.assert_bad_proof(&s.dpop(path, &tok, &[&two[0], &two[1]]).await, "two DPoP headers");
+    s.assert_bad_proof(
+        &s.dpop(path, &tok, &[&two[0], &two[1]]).await,
+        "two DPoP headers",
+    );
     // A valid proof by a key other than the one the token is bound to.
     let stranger = ClientKey::new(s.keys.path(), "stranger", "ec");
     let p = stranger.proof("GET", &htu, Some(&tok));
@@ -200,26 +231,38 @@ async fn scheme_binding_and_required_routes() {
         let r = s.proxy.get(path, Some(&bound)).await;
         s.assert_bad_token(&r, "bound token as Bearer");
         let p = s.key.proof("GET", &s.htu(path), Some(&bound));
-        let r = s.proxy.send(Req::get(path).bearer(&bound).header("DPoP", &p)).await;
+        let r = s
+            .proxy
+            .send(Req::get(path).bearer(&bound).header("DPoP", &p))
+            .await;
         s.assert_bad_token(&r, "bound token as Bearer with a proof");
     }
     // An unbound token with the DPoP scheme, even with a valid proof.
     let p = s.key.proof("GET", &s.htu("/any"), Some(&plain));
-    s.assert_bad_token(&s.dpop("/any", &plain, &[&p]).await, "unbound token, DPoP scheme");
+    s.assert_bad_token(
+        &s.dpop("/any", &plain, &[&p]).await,
+        "unbound token, DPoP scheme",
+    );
     // dpop = "required": an unbound bearer token is refused, no token is 401 with
     // the DPoP challenge; an optional route lets the anonymous through.
     let r = s.proxy.get("/strict/a", Some(&plain)).await;
     s.assert_bad_token(&r, "unbound token on a required route");
     let r = s.proxy.get("/strict/a", None).await;
     r.assert_denied(401, "Not authenticated");
-    assert_eq!(r.header("www-authenticate"), Some(format!("DPoP {ALGS}").as_str()));
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some(format!("DPoP {ALGS}").as_str())
+    );
     assert_eq!(s.up.count(), 0);
     s.proxy.get("/open/a", None).await.assert_status(200);
     assert!(!s.up.take()[0].has_header("x-user"));
     // An unbound bearer token elsewhere is fine (DPoP is per token), and a stray
     // DPoP header beside it changes nothing.
     s.proxy.get("/any", Some(&plain)).await.assert_status(200);
-    let r = s.proxy.send(Req::get("/any").bearer(&plain).header("DPoP", "x")).await;
+    let r = s
+        .proxy
+        .send(Req::get("/any").bearer(&plain).header("DPoP", "x"))
+        .await;
     r.assert_status(200);
     // An expired bound token with the DPoP scheme: the DPoP challenge, token error.
     let mut c = claims(ISS, "alice");
@@ -230,7 +273,10 @@ async fn scheme_binding_and_required_routes() {
     let p = s.key.proof("GET", &s.htu("/any"), Some(&expired));
     let r = s.dpop("/any", &expired, &[&p]).await;
     r.assert_denied(401, "Token has expired");
-    assert!(r.header("www-authenticate").unwrap().starts_with("DPoP error=\"invalid_token\", error_description=\"token expired\""));
+    assert!(r
+        .header("www-authenticate")
+        .unwrap()
+        .starts_with("DPoP error=\"invalid_token\", error_description=\"token expired\""));
     assert_eq!(s.up.count(), 0);
 }
 

@@ -35,7 +35,11 @@ async fn a_dpop_bound_token_from_oidc_provider_with_a_fresh_proof() {
     let script = dir.join("provider-dpop.mjs");
     std::fs::copy(root.join("tests/dpop_support/oidc_dpop.mjs"), &script).unwrap();
     let port = free_port();
-    let (client_id, secret, resource) = ("dpop-client", "s3cret-for-tests-only-0123456789", "urn:portcullis:api");
+    let (client_id, secret, resource) = (
+        "dpop-client",
+        "s3cret-for-tests-only-0123456789",
+        "urn:portcullis:api",
+    );
     let log_path = dir.join(format!("provider-dpop-{port}.log"));
     let log = std::fs::File::create(&log_path).unwrap();
     let _node = Node(
@@ -54,11 +58,18 @@ async fn a_dpop_bound_token_from_oidc_provider_with_a_fresh_proof() {
     let http = http_client();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let r = http.get(format!("{issuer}/.well-known/openid-configuration")).send().await;
+        let r = http
+            .get(format!("{issuer}/.well-known/openid-configuration"))
+            .send()
+            .await;
         if r.is_ok_and(|r| r.status() == 200) {
             break;
         }
-        assert!(Instant::now() < deadline, "oidc-provider did not start: {}", std::fs::read_to_string(&log_path).unwrap_or_default());
+        assert!(
+            Instant::now() < deadline,
+            "oidc-provider did not start: {}",
+            std::fs::read_to_string(&log_path).unwrap_or_default()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let keys = tempfile::tempdir().unwrap();
@@ -68,14 +79,25 @@ async fn a_dpop_bound_token_from_oidc_provider_with_a_fresh_proof() {
         .post(format!("{issuer}/token"))
         .basic_auth(client_id, Some(secret))
         .header("DPoP", proof)
-        .form(&[("grant_type", "client_credentials"), ("scope", "api:read"), ("resource", resource)])
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "api:read"),
+            ("resource", resource),
+        ])
         .send()
         .await
         .unwrap();
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["token_type"], "DPoP", "{body}");
-    let access = body["access_token"].as_str().expect("an access token").to_owned();
-    assert_eq!(jwt_part(&access, 1)["cnf"]["jkt"], key.jkt.as_str(), "bound to the client key");
+    let access = body["access_token"]
+        .as_str()
+        .expect("an access token")
+        .to_owned();
+    assert_eq!(
+        jwt_part(&access, 1)["cnf"]["jkt"],
+        key.jkt.as_str(),
+        "bound to the client key"
+    );
 
     let up = spawn_upstream().await;
     let proxy = Proxy::start(&format!(
@@ -101,7 +123,12 @@ async fn a_dpop_bound_token_from_oidc_provider_with_a_fresh_proof() {
         if r.status == 200 {
             break;
         }
-        assert!(Instant::now() < deadline, "never accepted: {} {}", r.status, r.text());
+        assert!(
+            Instant::now() < deadline,
+            "never accepted: {} {}",
+            r.status,
+            r.text()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(up.take()[0].header("x-user"), Some(client_id));
@@ -110,6 +137,9 @@ async fn a_dpop_bound_token_from_oidc_provider_with_a_fresh_proof() {
     let thief = ClientKey::new(keys.path(), "thief", "ec");
     let r = call(thief.proof("GET", &htu, Some(&access))).await;
     assert_eq!(r.status, 401);
-    assert!(r.header("www-authenticate").unwrap().starts_with("DPoP error=\"invalid_dpop_proof\""));
+    assert!(r
+        .header("www-authenticate")
+        .unwrap()
+        .starts_with("DPoP error=\"invalid_dpop_proof\""));
     assert_eq!(up.count(), 0);
 }

@@ -88,7 +88,11 @@ async fn a_proof_at_the_token_endpoint_binds_the_tokens() {
     let p = s.key.proof("GET", &s.htu("/me"), Some(&at));
     let r = s
         .proxy
-        .send(Req::get("/me").header("Authorization", &format!("DPoP {at}")).header("DPoP", &p))
+        .send(
+            Req::get("/me")
+                .header("Authorization", &format!("DPoP {at}"))
+                .header("DPoP", &p),
+        )
         .await;
     r.assert_status(200);
     assert_eq!(s.up.take()[0].header("x-user"), Some("johndoe"));
@@ -96,7 +100,9 @@ async fn a_proof_at_the_token_endpoint_binds_the_tokens() {
     assert_eq!(s.up.count(), 0);
 
     // Refresh with a proof by the same key: a new bound pair.
-    let r = s.token(&refresh_form(&body), Some(&s.token_proof(&s.key))).await;
+    let r = s
+        .token(&refresh_form(&body), Some(&s.token_proof(&s.key)))
+        .await;
     r.assert_status(200);
     let second = r.json();
     assert_eq!(second["token_type"], "DPoP");
@@ -105,7 +111,10 @@ async fn a_proof_at_the_token_endpoint_binds_the_tokens() {
     // Refresh without a proof: 400 invalid_grant.
     let r = s.token(&refresh_form(&second), None).await;
     r.assert_status(400);
-    assert_eq!(r.json(), json!({"detail": "Invalid refresh token", "error": "invalid_grant"}));
+    assert_eq!(
+        r.json(),
+        json!({"detail": "Invalid refresh token", "error": "invalid_grant"})
+    );
 }
 
 #[tokio::test]
@@ -113,7 +122,9 @@ async fn a_refresh_with_another_key_is_refused() {
     let s = setup().await;
     let body = s.token(LOGIN, Some(&s.token_proof(&s.key))).await.json();
     let thief = ClientKey::new(s.keys.path(), "thief", "ec");
-    let r = s.token(&refresh_form(&body), Some(&s.token_proof(&thief))).await;
+    let r = s
+        .token(&refresh_form(&body), Some(&s.token_proof(&thief)))
+        .await;
     r.assert_status(400);
     assert_eq!(r.json()["error"], "invalid_grant");
 }
@@ -154,5 +165,7 @@ async fn an_invalid_proof_at_the_token_endpoint_is_400() {
     r.assert_status(200);
     let body = r.json();
     assert_eq!(body["token_type"], "bearer");
-    assert!(jwt_part(body["access_token"].as_str().unwrap(), 1).get("cnf").is_none());
+    assert!(jwt_part(body["access_token"].as_str().unwrap(), 1)
+        .get("cnf")
+        .is_none());
 }

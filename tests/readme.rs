@@ -1015,7 +1015,12 @@ async fn assertion_fastapi_verifier_against_a_running_portcullis() {
     r.assert_status(200);
     assert_eq!(r.json(), json!({"user": "alice", "email": null}));
     // Straight to the app, skipping portcullis: a forged X-User is not enough.
-    let r = http.get(&direct).header("X-User", "admin").send().await.unwrap();
+    let r = http
+        .get(&direct)
+        .header("X-User", "admin")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     // Nor an assertion signed by another key, or one for another audience.
     let t = now();
@@ -1024,12 +1029,25 @@ async fn assertion_fastapi_verifier_against_a_running_portcullis() {
         Signer::Key(p384_key()),
         &json!({"iss": "https://portcullis.internal/", "sub": "admin", "aud": "orders-api", "iat": t, "exp": t + 60}),
     );
-    let r = http.get(&direct).header("X-Portcullis-Assertion", forged).send().await.unwrap();
+    let r = http
+        .get(&direct)
+        .header("X-Portcullis-Assertion", forged)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     let echoed = proxy.get("/elsewhere", Some(&tok)).await.json();
-    let other = echoed["headers"]["x-portcullis-assertion"].as_str().unwrap().to_owned();
+    let other = echoed["headers"]["x-portcullis-assertion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(jwt_part(&other, 1)["aud"], "elsewhere");
-    let r = http.get(&direct).header("X-Portcullis-Assertion", other).send().await.unwrap();
+    let r = http
+        .get(&direct)
+        .header("X-Portcullis-Assertion", other)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
 }
 

@@ -3,8 +3,8 @@
 //! cache ([`cache`]) and the revocation check ([`revocation`]).
 
 pub mod cache;
-pub mod dpop;
 pub mod claims;
+pub mod dpop;
 pub mod error;
 pub mod extract;
 pub mod issuer;

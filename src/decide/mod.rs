@@ -24,8 +24,8 @@
 //! verification itself needs: the normalized path is borrowed from the request unless
 //! normalizing changed it, and no route, upstream or issuer is looked up by index.
 
-pub mod authenticate;
 pub mod assertion;
+pub mod authenticate;
 pub mod authorize;
 pub mod dpop;
 pub mod identity;

@@ -4,24 +4,24 @@
 //! family is bound to the same key: the family id carries the key's thumbprint, so
 //! every refresh of that family must come with a proof by that key.
 
-use super::endpoint::Caller;
 use super::reply::GrantError;
 use super::Endpoint;
 use crate::auth::dpop::{self, htu, replay, Expect};
 use crate::auth::verify::now_secs;
 use http::HeaderMap;
 
-/// The thumbprint of the request's valid proof key; `None` without a proof.
+/// The thumbprint of the request's valid proof key; `None` without a proof. `tls` and
+/// `host` (normalized, port kept) give the endpoint's URL, the proof's `htu`.
 pub(super) async fn proof_key(
     ep: &Endpoint,
-    caller: Caller<'_>,
+    (tls, host): (bool, Option<&str>),
     headers: &HeaderMap,
 ) -> Result<Option<String>, GrantError> {
     let invalid = |_| GrantError::InvalidDpopProof;
     let Some(proof) = dpop::header(headers).map_err(invalid)? else {
         return Ok(None);
     };
-    let htu = htu::expected(caller.tls, caller.host.unwrap_or(""), &ep.path);
+    let htu = htu::expected(tls, host.unwrap_or(""), &ep.path);
     let leeway = ep.issuer.leeway;
     let expect = Expect {
         method: "POST",

@@ -68,7 +68,8 @@ impl ClientKey {
 
     /// One proof per spec (see proof.py: htm, htu, token, iat, jti, header, claims...).
     pub fn proofs(&self, specs: &[Value]) -> Vec<String> {
-        let out = run(&json!({"op": "proofs", "key": self.file, "kind": self.kind, "proofs": specs}));
+        let out =
+            run(&json!({"op": "proofs", "key": self.file, "kind": self.kind, "proofs": specs}));
         out["proofs"]
             .as_array()
             .unwrap()
@@ -86,6 +87,8 @@ impl ClientKey {
 
 /// PyJWT's verification of an assertion against a JWKS URL: `{header, claims}`.
 pub fn verify_assertion(token: &str, jwks_url: &str, audience: &str, issuer: &str) -> Value {
-    run(&json!({"op": "verify", "token": token, "jwks_url": jwks_url,
-        "audience": audience, "issuer": issuer}))
+    run(
+        &json!({"op": "verify", "token": token, "jwks_url": jwks_url,
+        "audience": audience, "issuer": issuer}),
+    )
 }

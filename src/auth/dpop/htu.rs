@@ -76,7 +76,13 @@ mod tests {
         ] {
             assert_ne!(normalize(bad).as_deref(), Some(want.as_str()), "{bad}");
         }
-        for junk in ["", "/items/1", "ftp://x/y", "https://u@api.example.com/", "not a uri"] {
+        for junk in [
+            "",
+            "/items/1",
+            "ftp://x/y",
+            "https://u@api.example.com/",
+            "not a uri",
+        ] {
             assert_eq!(normalize(junk), None, "{junk}");
         }
         assert_eq!(expected(false, "h:80", ""), "http://h/");

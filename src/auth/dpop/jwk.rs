@@ -178,7 +178,12 @@ fn rsa_params(alg: Algorithm) -> Option<&'static sig::RsaParameters> {
 pub fn jwk_thumbprint(jwk: &Value) -> Option<String> {
     let s = |k: &str| jwk.get(k).and_then(Value::as_str);
     Some(match s("kty")? {
-        "EC" => thumbprint(&[("crv", s("crv")?), ("kty", "EC"), ("x", s("x")?), ("y", s("y")?)]),
+        "EC" => thumbprint(&[
+            ("crv", s("crv")?),
+            ("kty", "EC"),
+            ("x", s("x")?),
+            ("y", s("y")?),
+        ]),
         "OKP" => thumbprint(&[("crv", s("crv")?), ("kty", "OKP"), ("x", s("x")?)]),
         "RSA" => thumbprint(&[("e", s("e")?), ("kty", "RSA"), ("n", s("n")?)]),
         _ => return None,

@@ -82,10 +82,17 @@ fn signing_issuer(
     if issuers.pending.iter().any(|p| p == name) {
         return Some(idx);
     }
-    let fits = issuers.list.get(idx).and_then(|i| i.signing.as_ref()).is_some_and(|s| {
-        s.public_jwk.is_some()
-            && matches!(s.alg, Algorithm::RS256 | Algorithm::ES256 | Algorithm::EdDSA)
-    });
+    let fits = issuers
+        .list
+        .get(idx)
+        .and_then(|i| i.signing.as_ref())
+        .is_some_and(|s| {
+            s.public_jwk.is_some()
+                && matches!(
+                    s.alg,
+                    Algorithm::RS256 | Algorithm::ES256 | Algorithm::EdDSA
+                )
+        });
     if !fits {
         cx.rep.at(
             at,
