@@ -174,13 +174,21 @@ async fn each_proof_defect_alone_is_refused() {
         ),
         ("jwk not an object", json!({"jwk": "key"})),
     ];
-    for (what, mut spec) in cases {
-        let o = spec.as_object_mut().unwrap();
-        o.entry("htm").or_insert("GET".into());
-        o.entry("htu").or_insert(htu.clone().into());
-        o.entry("token").or_insert(tok.clone().into());
-        let proof = s.key.proofs(&[spec]).remove(0);
-        let r = s.dpop(path, &tok, &[&proof]).await;
+    // One proof per defect, all built in one run of the Python helper.
+    let specs: Vec<Value> = cases
+        .iter()
+        .map(|(_, spec)| {
+            let mut spec = spec.clone();
+            let o = spec.as_object_mut().unwrap();
+            o.entry("htm").or_insert("GET".into());
+            o.entry("htu").or_insert(htu.clone().into());
+            o.entry("token").or_insert(tok.clone().into());
+            spec
+        })
+        .collect();
+    let proofs = s.key.proofs(&specs);
+    for ((what, _), proof) in cases.iter().zip(&proofs) {
+        let r = s.dpop(path, &tok, &[proof]).await;
         s.assert_bad_proof(&r, what);
     }
     // Not a JWT at all, and two DPoP headers (each proof valid alone).
@@ -197,8 +205,11 @@ async fn each_proof_defect_alone_is_refused() {
     let stranger = ClientKey::new(s.keys.path(), "stranger", "ec");
     let p = stranger.proof("GET", &htu, Some(&tok));
     s.assert_bad_proof(&s.dpop(path, &tok, &[&p]).await, "key not the bound one");
-    // After all that, the client's real proof still works (nothing was remembered).
-    let p = s.key.proof("GET", &htu, Some(&tok));
+    // After all that, the client's real proof still works (nothing was remembered),
+    // and `htu` is compared after RFC 9449 §4.3 normalization: scheme and host case,
+    // query and fragment ignored, the path as routes see it.
+    let upper = format!("HTTP://{}/strict/./x?page=2#top", s.proxy.addr);
+    let p = s.key.proof("GET", &upper, Some(&tok));
     s.dpop(path, &tok, &[&p]).await.assert_status(200);
 }
 

@@ -99,6 +99,16 @@ async fn a_proof_at_the_token_endpoint_binds_the_tokens() {
     s.proxy.get("/me", Some(&at)).await.assert_status(401);
     assert_eq!(s.up.count(), 0);
 
+    // The discovery document names the proof algorithms (RFC 9449 §5.1).
+    let d = s
+        .proxy
+        .get("/.well-known/openid-configuration", None)
+        .await
+        .json();
+    assert_eq!(
+        d["dpop_signing_alg_values_supported"],
+        json!(["ES256", "ES384", "EdDSA", "RS256", "PS256"])
+    );
     // Refresh with a proof by the same key: a new bound pair.
     let r = s
         .token(&refresh_form(&body), Some(&s.token_proof(&s.key)))

@@ -210,6 +210,8 @@ fn allow<'r>(
             let value = a.get(v, &routed.audience).ok_or(Denial::Unavailable)?;
             Some((&a.header, value))
         }
+        // Configured but no signer (its key is missing): fail closed.
+        (None, Some(_)) if engine.identity.assertion.is_some() => return Err(Denial::Unavailable),
         _ => None,
     };
     Ok(Allow {
