@@ -195,3 +195,58 @@ fn hash_value(h: &mut impl Hasher, v: Option<&Value>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::app::Runtime;
+    use std::sync::Arc;
+
+    fn runtime(dir: &std::path::Path) -> Runtime {
+        let pem = crate::auth::keys::generate_ed25519_pem().expect("key");
+        std::fs::write(dir.join("a.pem"), pem).expect("write");
+        let text = "[upstreams.app]\nurl = \"echo:\"\naudience = \"orders-api\"\n\
+            [identity.claims_to_headers]\n\"X-Iss\" = \"iss\"\n\"X-Mail\" = \"email\"\n\
+            [identity.assertion]\nissuer = \"a\"\nttl = \"10s\"\n\
+            [[issuers]]\nname = \"a\"\nissuer = \"https://a/\"\nprivate_key = \"a.pem\"\n\
+            [[issuers]]\nname = \"t\"\nissuer = \"https://t/\"\nsecret = \"0123456789abcdef0123456789abcdef\"\n\
+            [[routes]]\nname = \"blocked\"\npath = \"/blocked\"\naccess = \"deny\"\n\
+            [[routes]]\npath = \"/**\"\nupstream = \"app\"\n";
+        let cfg = crate::config::load_str(&dir.join("proxy.toml"), text).expect("config");
+        Runtime::new(cfg).expect("runtime")
+    }
+
+    #[test]
+    fn audiences_reuse_and_claims() {
+        crate::install_crypto_providers();
+        let dir = tempfile::tempdir().expect("dir");
+        let rt = runtime(dir.path());
+        // The upstream's audience, or the route's name for a route without upstream.
+        assert_eq!(&*rt.routes[0].audience, "blocked");
+        assert_eq!(&*rt.routes[1].audience, "orders-api");
+        // The assertion issuer is not trusted for tokens.
+        assert!(rt
+            .verifier
+            .issuers
+            .iter()
+            .all(|i| i.config.iss != "https://a/"));
+        let a = rt.assertions.as_ref().expect("signer");
+        let key = jsonwebtoken::EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef");
+        let claims = serde_json::json!({"iss": "https://t/", "sub": "alice", "exp": 4_000_000_000u64, "email": "a@x"});
+        let tok =
+            jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).expect("sign");
+        let v = rt.verifier.verify(&tok).expect("verified");
+        let aud: Arc<str> = "orders-api".into();
+        let first = a.get(&v, &aud).expect("assertion");
+        assert_eq!(a.get(&v, &aud), Some(first.clone()));
+        let other: Arc<str> = "blocked".into();
+        assert_ne!(a.get(&v, &other), Some(first.clone()));
+        let text = first.to_str().expect("ascii");
+        let payload = text.split('.').nth(1).expect("payload");
+        let c = crate::auth::claims::json_object(payload).expect("claims");
+        // `iss` is the assertion issuer's, never copied from the token.
+        assert_eq!(c["iss"], "https://a/");
+        assert_eq!(c["aud"], "orders-api");
+        assert_eq!(c["email"], "a@x");
+        assert_eq!(c["exp"].as_u64(), c["iat"].as_u64().map(|i| i + 10));
+    }
+}
