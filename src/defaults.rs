@@ -173,6 +173,13 @@ mod tests {
                 "forward_authorization",
                 FORWARD_AUTHORIZATION.to_string(),
             ),
+            (
+                "### `[identity.assertion]`",
+                "header",
+                q("X-Portcullis-Assertion"),
+            ),
+            ("### `[identity.assertion]`", "ttl", text(ASSERTION_TTL)),
+            ("### `[[routes]]`", "dpop", q(DPOP)),
             ("### `[[issuers]]`", "leeway", text(LEEWAY)),
             (
                 "### `[[issuers]]`",
@@ -217,6 +224,10 @@ mod tests {
         let bound = format!("0–{MAX_REPLICAS_ACK} (`MAX_REPLICAS_ACK`)");
         assert!(readme.contains(&bound), "README: `replicas_ack` {bound}");
         assert_eq!(IDENTITY_HEADER, "X-User".to_ascii_lowercase());
+        assert_eq!(
+            ASSERTION_HEADER,
+            "X-Portcullis-Assertion".to_ascii_lowercase()
+        );
         for (heading, key, value) in readme_rows() {
             let at = readme
                 .find(heading)
