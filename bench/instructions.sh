@@ -4,7 +4,7 @@
 # with N1 and N2 keep-alive requests through a hot RS256 token, and prints
 # (I2 - I1) / (N2 - N1): the per-request cost without start-up. One worker thread,
 # as in the pinned benchmark, keeps the count repeatable.
-#   bench/instructions.sh target/release/portcullis [scenario: hot|cold|public|nginx]
+#   bench/instructions.sh target/release/portcullis [scenario: hot|cold|public|assert|nginx]
 # `nginx` measures nginx (Debian package, one worker, no master) proxying the same
 # requests with no auth, for comparison; the binary argument is then ignored.
 set -euo pipefail
@@ -37,6 +37,12 @@ python3 "$W/up.py" "$UP" & sleep 0.3
 access=""; cache=""
 [ "$SCEN" = public ] && access='access = "public"'
 [ "$SCEN" = cold ] && cache=$'[cache]\ntokens = 0'
+# `assert`: hot, plus a signed identity assertion (issue 19: reused per caller, a lookup).
+assertion=""
+if [ "$SCEN" = assert ]; then
+  openssl genpkey -algorithm ED25519 -out "$W/a.pem" 2>/dev/null
+  assertion=$'[identity.assertion]\nissuer = "assert"\n[[issuers]]\nname = "assert"\nissuer = "https://portcullis.internal/"\nprivate_key = "'"$W/a.pem"'"'
+fi
 cat >"$W/p.toml" <<TOML
 [server]
 listen = "127.0.0.1:$PX"
@@ -44,6 +50,7 @@ worker_threads = 1
 [upstreams.app]
 url = "http://127.0.0.1:$UP"
 $cache
+$assertion
 [[issuers]]
 name = "bench"
 issuer = "bench"

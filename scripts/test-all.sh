@@ -142,6 +142,28 @@ fi
 export PORTCULLIS_HYPERCORN="${PORTCULLIS_HYPERCORN:-$HYPERCORN_VENV/bin/hypercorn}"
 # ---- end Hypercorn ------------------------------------------------------------
 
+# ---- DPoP proofs and assertion verifiers (issue 19; tests/dpop.rs, tests/assertion.rs)
+# An independent JOSE implementation: PyJWT + cryptography build the DPoP proofs
+# (tests/dpop_support/proof.py) and verify the identity assertions against
+# /.well-known/jwks.json; FastAPI + uvicorn run the README's assertion dependency.
+# Pinned, in a venv outside the work tree, only when missing; the tests run
+# `$PORTCULLIS_DPOP_PYTHON` and fail, not skip, without it.
+DPOP_VENV="$HOME/.cache/portcullis-dpop"
+dpop_pins="cryptography==50.0.2 PyJWT==2.15.1 fastapi==0.165.0 uvicorn==0.54.0"
+if [ "$(cat "$DPOP_VENV/pins" 2>/dev/null)" != "$dpop_pins" ]; then
+  echo "== installing PyJWT, cryptography, FastAPI into $DPOP_VENV" >&2
+  if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    [ -n "$apt_updated" ] || { DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null; apt_updated=1; }
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 python3-venv >/dev/null
+  fi
+  python3 -m venv "$DPOP_VENV"
+  # shellcheck disable=SC2086
+  "$DPOP_VENV/bin/pip" install -q --disable-pip-version-check $dpop_pins
+  echo "$dpop_pins" > "$DPOP_VENV/pins"
+fi
+export PORTCULLIS_DPOP_PYTHON="${PORTCULLIS_DPOP_PYTHON:-$DPOP_VENV/bin/python}"
+# ---- end DPoP proofs ----------------------------------------------------------
+
 # ---- the README's FastAPI example (issue #16; used by tests/readme.rs) --------
 # FastAPI and uvicorn from PyPI, pinned, in a venv outside the work tree (only when
 # missing): the test runs the README's main.py under uvicorn behind portcullis.

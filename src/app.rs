@@ -32,6 +32,11 @@ pub struct Runtime {
     pub endpoint: Option<crate::issuer::Endpoint>,
     /// Browser sign-in, with `[login]` (SPEC §9).
     pub login: Option<crate::login::Login>,
+    /// The identity assertion signer, with `[identity.assertion]` (SPEC §10).
+    pub assertions: Option<crate::decide::assertion::Assertions>,
+    /// `/.well-known/jwks.json` (the token endpoint's and the assertion issuer's
+    /// public keys), when either is configured with an asymmetric key.
+    pub jwks: Option<String>,
 }
 
 impl Runtime {
@@ -65,6 +70,7 @@ impl Runtime {
             }),
             needs_upstream: true,
             login: self.login.as_ref(),
+            assertions: self.assertions.as_ref(),
         }
     }
 
@@ -74,11 +80,19 @@ impl Runtime {
     }
 
     fn build(config: Config, previous: Option<&Runtime>) -> Result<Self, crate::tls::TlsError> {
-        let mut verifier = Verifier::new(
-            config.issuers.clone(),
-            config.identity.claim.clone(),
-            config.cache_tokens,
-        )?;
+        let assertions = crate::decide::assertion::Assertions::new(&config);
+        // The assertion issuer signs assertions only: its tokens are never accepted
+        // (SPEC §10), so the verifier does not know it (`iss` unknown: 401).
+        let assertion_issuer = config.identity.assertion.as_ref().map(|a| a.issuer);
+        let trusted = config
+            .issuers
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| Some(*i) != assertion_issuer)
+            .map(|(_, iss)| iss.clone())
+            .collect();
+        let mut verifier =
+            Verifier::new(trusted, config.identity.claim.clone(), config.cache_tokens)?;
         if let Some(p) = previous {
             verifier.jwks.inherit(&p.verifier.jwks);
         }
@@ -95,6 +109,11 @@ impl Runtime {
             .map(|r| Routed {
                 route: r.clone(),
                 target: r.upstream.and_then(|i| targets.get(i).cloned()),
+                audience: r
+                    .upstream
+                    .and_then(|i| config.upstreams.get(i))
+                    .map_or_else(|| r.name.as_str(), |u| u.audience.as_str())
+                    .into(),
             })
             .collect();
         let counters =
@@ -118,6 +137,7 @@ impl Runtime {
         };
         let endpoint = crate::issuer::Endpoint::new(&config, state.clone());
         let login = crate::login::Login::new(&config, &verifier, state.store.clone())?;
+        let jwks = jwks_document(endpoint.as_ref(), assertions.as_ref());
         Ok(Runtime {
             config,
             verifier,
@@ -126,8 +146,24 @@ impl Runtime {
             state,
             endpoint,
             login,
+            assertions,
+            jwks,
         })
     }
+}
+
+/// The JWKS document of the keys portcullis signs with (SPEC §5, §10).
+fn jwks_document(
+    ep: Option<&crate::issuer::Endpoint>,
+    assertions: Option<&crate::decide::assertion::Assertions>,
+) -> Option<String> {
+    let keys: Vec<serde_json::Value> = ep
+        .and_then(|e| e.issuer.signing.as_ref())
+        .and_then(|s| s.public_jwk.clone())
+        .into_iter()
+        .chain(assertions.map(|a| a.jwk.clone()))
+        .collect();
+    (!keys.is_empty()).then(|| serde_json::json!({ "keys": keys }).to_string())
 }
 
 /// What the last reload did (for logs, `/readyz`-adjacent status and the admin page).

@@ -52,6 +52,17 @@ pub const IDENTITY_HEADER: &str = "x-user";
 pub const IDENTITY_CLAIM: &str = "sub";
 /// `[identity] forward_authorization`.
 pub const FORWARD_AUTHORIZATION: bool = true;
+/// `[identity.assertion] header` (compared lower case).
+pub const ASSERTION_HEADER: &str = "x-portcullis-assertion";
+/// `[identity.assertion] ttl`.
+pub const ASSERTION_TTL: Duration = Duration::from_secs(60);
+/// Shortest `[identity.assertion] ttl` accepted.
+pub const ASSERTION_TTL_MIN: Duration = Duration::from_secs(2);
+/// Entries of the assertion cache (one per caller and upstream, reused while more
+/// than half the ttl remains).
+pub const ASSERTION_CACHE_ENTRIES: u64 = 10_000;
+/// `[[routes]] dpop`: `"allowed"` (bound and unbound tokens) unless `"required"`.
+pub const DPOP: &str = "allowed";
 
 // ---------------------------------------------------------------- [[issuers]]
 
@@ -196,6 +207,13 @@ mod tests {
                 "forward_authorization",
                 FORWARD_AUTHORIZATION.to_string(),
             ),
+            (
+                "### `[identity.assertion]`",
+                "header",
+                q("X-Portcullis-Assertion"),
+            ),
+            ("### `[identity.assertion]`", "ttl", text(ASSERTION_TTL)),
+            ("### `[[routes]]`", "dpop", q(DPOP)),
             ("### `[[issuers]]`", "leeway", text(LEEWAY)),
             (
                 "### `[[issuers]]`",
@@ -251,6 +269,10 @@ mod tests {
         let bound = format!("0–{MAX_REPLICAS_ACK} (`MAX_REPLICAS_ACK`)");
         assert!(readme.contains(&bound), "README: `replicas_ack` {bound}");
         assert_eq!(IDENTITY_HEADER, "X-User".to_ascii_lowercase());
+        assert_eq!(
+            ASSERTION_HEADER,
+            "X-Portcullis-Assertion".to_ascii_lowercase()
+        );
         for (heading, key, value) in readme_rows() {
             let at = readme
                 .find(heading)

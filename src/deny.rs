@@ -1,6 +1,7 @@
 //! Every refusal portcullis answers itself, and the one place its status, JSON body
 //! and `WWW-Authenticate` are decided (SPEC §4 table; RFC 6750 §3 for the challenge).
 
+use crate::auth::dpop::{ProofError, ALGS};
 use crate::auth::error::TokenError;
 use crate::body::ProxyBody;
 use crate::host::HostError;
@@ -38,6 +39,21 @@ pub enum Denial {
     /// A browser without token or session on a `login = true` route: `302` to the
     /// provider, with the login cookie (SPEC §9). Every front door answers it as is.
     Login(Box<Redirect>),
+    /// A DPoP refusal (SPEC §10), challenged with `WWW-Authenticate: DPoP`.
+    Dpop(DpopDenial),
+}
+
+/// Why a request that uses or needs DPoP was refused (SPEC §10; RFC 9449 §7.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DpopDenial {
+    /// No token on a `dpop = "required"` route.
+    NoToken,
+    /// The proof is missing or invalid (`error="invalid_dpop_proof"`).
+    Proof(ProofError),
+    /// The token did not verify (`error="invalid_token"`).
+    Token(TokenError),
+    /// The token and the scheme or route disagree on DPoP (`error="invalid_token"`).
+    Binding(&'static str),
 }
 
 /// A `302` portcullis answers itself (SPEC §9): where to, and the cookies to set.
@@ -163,7 +179,7 @@ impl Denial {
     /// HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
-            Denial::NoToken | Denial::Invalid(_) => StatusCode::UNAUTHORIZED,
+            Denial::NoToken | Denial::Invalid(_) | Denial::Dpop(_) => StatusCode::UNAUTHORIZED,
             Denial::Insufficient(_) | Denial::DenyRoute => StatusCode::FORBIDDEN,
             Denial::NoRoute => StatusCode::NOT_FOUND,
             Denial::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -193,6 +209,9 @@ impl Denial {
             Denial::GatewayTimeout => "Gateway Timeout",
             Denial::Unavailable => "Service Unavailable",
             Denial::Login(_) => "Found",
+            Denial::Dpop(DpopDenial::NoToken) => "Not authenticated",
+            Denial::Dpop(DpopDenial::Token(e)) => Denial::Invalid(*e).detail(),
+            Denial::Dpop(_) => "Could not validate credentials",
         }
     }
 
@@ -215,6 +234,10 @@ impl Denial {
             Denial::GatewayTimeout => "upstream_timeout",
             Denial::Unavailable => "unavailable",
             Denial::Login(_) => "login_redirect",
+            Denial::Dpop(DpopDenial::NoToken) => "denied_no_token",
+            Denial::Dpop(DpopDenial::Proof(_)) => "denied_dpop_proof",
+            Denial::Dpop(DpopDenial::Token(e)) => Denial::Invalid(*e).decision(),
+            Denial::Dpop(DpopDenial::Binding(_)) => "denied_invalid_token",
         }
     }
 
@@ -231,6 +254,17 @@ impl Denial {
             }
             Denial::Insufficient(scope) => {
                 format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\"")
+            }
+            Denial::Dpop(d) => {
+                let (error, why) = match d {
+                    DpopDenial::NoToken => {
+                        return HeaderValue::from_str(&format!("DPoP algs=\"{ALGS}\"")).ok()
+                    }
+                    DpopDenial::Proof(e) => ("invalid_dpop_proof", e.to_string()),
+                    DpopDenial::Token(e) => ("invalid_token", e.to_string()),
+                    DpopDenial::Binding(why) => ("invalid_token", (*why).to_owned()),
+                };
+                format!("DPoP error=\"{error}\", error_description=\"{why}\", algs=\"{ALGS}\"")
             }
             _ => return None,
         };
@@ -310,6 +344,24 @@ mod tests {
             (Denial::UriTooLong, 414, "URI Too Long", None),
             (Denial::BadGateway, 502, "Bad Gateway", None),
             (Denial::GatewayTimeout, 504, "Gateway Timeout", None),
+            (
+                Denial::Dpop(DpopDenial::NoToken),
+                401,
+                "Not authenticated",
+                Some("DPoP algs=\"ES256 ES384 EdDSA RS256 PS256\""),
+            ),
+            (
+                Denial::Dpop(DpopDenial::Proof(ProofError::Replayed)),
+                401,
+                "Could not validate credentials",
+                Some("DPoP error=\"invalid_dpop_proof\", error_description=\"DPoP proof replayed\", algs=\"ES256 ES384 EdDSA RS256 PS256\""),
+            ),
+            (
+                Denial::Dpop(DpopDenial::Token(TokenError::Expired)),
+                401,
+                "Token has expired",
+                Some("DPoP error=\"invalid_token\", error_description=\"token expired\", algs=\"ES256 ES384 EdDSA RS256 PS256\""),
+            ),
         ];
         for (d, status, detail, challenge) in cases {
             let r = d.response();

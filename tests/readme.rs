@@ -18,7 +18,10 @@
 //!   Execute in headless Chromium (playwright-core and swagger-ui-dist from npm in
 //!   `target/swagger`, Debian's chromium: tests/support/browser.rs; the page script in
 //!   tests/readme_support/);
-//! - the README's list of denial `detail`s is exactly what the binary answers.
+//! - the README's list of denial `detail`s is exactly what the binary answers;
+//! - "Identity the upstream can trust": the assertion config under the real binary in
+//!   front of the README's FastAPI verifier (PyJWT from the venv of
+//!   `PORTCULLIS_DPOP_PYTHON`), and the Keycloak DPoP route passing `check`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -49,6 +52,9 @@ const MARKERS: &[&str] = &[
     "login-okta",
     "login-google",
     "login-entra",
+    "assertion-config",
+    "assertion-fastapi",
+    "dpop-keycloak",
 ];
 
 fn root() -> PathBuf {
@@ -897,6 +903,7 @@ async fn token_endpoint_denials(p: &Proxy) -> Vec<(u16, String)> {
         form("/token", &"x".repeat(17 * 1024)),
         form("/token", "username=%FF&password=x"),
         form("/token", "username=a&username=b&password=x"),
+        form("/token", "username=johndoe&password=secret").header("DPoP", "not-a-proof"),
     ];
     // Five failures for one username, then the limit.
     reqs.extend((0..6).map(|_| form("/token", "username=victim&password=wrong")));
@@ -977,4 +984,101 @@ async fn denial_details_in_readme_are_what_the_binary_answers() {
         unlisted.is_empty() && unseen.is_empty(),
         "answered but not in README's denial list: {unlisted:?}\nlisted but never answered: {unseen:?}"
     );
+}
+
+// ====================================================================== assertions, DPoP
+
+/// The README's assertion config in front of its FastAPI verifier: the app accepts
+/// what portcullis signed, and refuses a forged `X-User`, a missing or forged assertion,
+/// and one for another audience.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assertion_fastapi_verifier_against_a_running_portcullis() {
+    let app_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let config = block("assertion-config").replace("127.0.0.1:8000", &app_addr.to_string());
+    let body = format!(
+        "{config}\n[upstreams.elsewhere]\nurl = \"echo:\"\n\n{}\n\
+         [[routes]]\nname = \"elsewhere\"\npath = \"/elsewhere\"\nupstream = \"elsewhere\"\n\n\
+         [[routes]]\npath = \"/**\"\nupstream = \"orders\"\n",
+        hs_issuer()
+    );
+    let builder = Proxy::builder()
+        .file("keys/assertions.pem", &p256_key().private_pem)
+        .file("main.py", block("assertion-fastapi"));
+    let dir = builder.dir().to_path_buf();
+    let proxy = builder.start(&body).await;
+    let log = dir.join("uvicorn-assert.log");
+    let file = std::fs::File::create(&log).unwrap();
+    let mut app = Kill(
+        Command::new(support::dpop::python())
+            .args(["-m", "uvicorn", "main:app", "--host", "127.0.0.1", "--port"])
+            .arg(app_addr.port().to_string())
+            .current_dir(&dir)
+            .env("PORTCULLIS_JWKS_URL", proxy.url("/.well-known/jwks.json"))
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .expect("uvicorn starts (run scripts/test-all.sh: PORTCULLIS_DPOP_PYTHON)"),
+        log,
+    );
+    let http = http_client();
+    let direct = format!("http://{app_addr}/orders");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http.get(&direct).send().await.is_err() {
+        assert!(app.0.try_wait().unwrap().is_none(), "uvicorn exited");
+        assert!(Instant::now() < deadline, "uvicorn did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let tok = token("alice", json!({}));
+    let r = proxy.get("/orders", Some(&tok)).await;
+    r.assert_status(200);
+    assert_eq!(r.json(), json!({"user": "alice", "email": null}));
+    // Straight to the app, skipping portcullis: a forged X-User is not enough.
+    let r = http
+        .get(&direct)
+        .header("X-User", "admin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // Nor an assertion signed by another key, or one for another audience.
+    let t = now();
+    let forged = mint(
+        "ES256",
+        Signer::Key(p384_key()),
+        &json!({"iss": "https://portcullis.internal/", "sub": "admin", "aud": "orders-api", "iat": t, "exp": t + 60}),
+    );
+    let r = http
+        .get(&direct)
+        .header("X-Portcullis-Assertion", forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let echoed = proxy.get("/elsewhere", Some(&tok)).await.json();
+    let other = echoed["headers"]["x-portcullis-assertion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(jwt_part(&other, 1)["aud"], "elsewhere");
+    let r = http
+        .get(&direct)
+        .header("X-Portcullis-Assertion", other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+/// The README's Keycloak DPoP route passes `check` (with the upstream it names).
+#[tokio::test]
+async fn dpop_keycloak_block_passes_check() {
+    let d = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[upstreams.orders]\nurl = \"http://127.0.0.1:8000\"\n\n{}",
+        block("dpop-keycloak")
+    );
+    write(d.path(), "proxy.toml", &text);
+    let table = check_ok(d.path(), &[]).await;
+    assert!(table.contains("orders"), "{table}");
 }

@@ -20,6 +20,7 @@ fn identity() -> Identity {
         forward_authorization: true,
         claims_to_headers: vec![(HeaderName::from_static("x-user-email"), "email".into())],
         strip: vec!["x-user".into(), "x-user-email".into()],
+        assertion: None,
     }
 }
 

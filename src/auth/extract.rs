@@ -1,6 +1,7 @@
 //! Finding the bearer token in a request, in the route's `token_from` order
-//! (SPEC §3): `Authorization: Bearer` (scheme case-insensitive, RFC 6750 §2.1),
-//! a query parameter (RFC 6750 §2.3) or a cookie.
+//! (SPEC §3): `Authorization: Bearer` (scheme case-insensitive, RFC 6750 §2.1) or
+//! `Authorization: DPoP` (RFC 9449 §7.1, SPEC §10), a query parameter (RFC 6750
+//! §2.3) or a cookie.
 
 use crate::routes::TokenSource;
 use http::header::{AUTHORIZATION, COOKIE};
@@ -28,21 +29,52 @@ pub fn find_token<'a>(
     headers: &'a HeaderMap,
     query: Option<&'a str>,
 ) -> Option<Cow<'a, str>> {
+    find(sources, headers, query).map(|p| p.token)
+}
+
+/// A token as presented: where it came from decides how it may be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Presented<'a> {
+    /// The token.
+    pub token: Cow<'a, str>,
+    /// It came as `Authorization: DPoP` (a proof must come with it).
+    pub dpop_scheme: bool,
+}
+
+/// The first token found in `sources` order, with its scheme, or `None`.
+pub fn find<'a>(
+    sources: &[TokenSource],
+    headers: &'a HeaderMap,
+    query: Option<&'a str>,
+) -> Option<Presented<'a>> {
+    let plain = |token| Presented {
+        token,
+        dpop_scheme: false,
+    };
     sources.iter().find_map(|s| match s {
-        TokenSource::Header => bearer(headers).map(Cow::Borrowed),
-        TokenSource::Query(name) => query.and_then(|q| query_param(q, name)),
-        TokenSource::Cookie(name) => cookie(headers, name).map(Cow::Borrowed),
+        TokenSource::Header => authorization(headers).map(|(token, dpop_scheme)| Presented {
+            token: Cow::Borrowed(token),
+            dpop_scheme,
+        }),
+        TokenSource::Query(name) => query.and_then(|q| query_param(q, name)).map(plain),
+        TokenSource::Cookie(name) => cookie(headers, name).map(|t| plain(Cow::Borrowed(t))),
     })
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+/// `Authorization: Bearer <token>` or `DPoP <token>`: the token and whether the
+/// scheme was DPoP.
+fn authorization(headers: &HeaderMap) -> Option<(&str, bool)> {
     let v = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, rest) = v.trim_start().split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    let dpop = if scheme.eq_ignore_ascii_case("bearer") {
+        false
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        true
+    } else {
         return None;
-    }
+    };
     let t = rest.trim();
-    (!t.is_empty()).then_some(t)
+    (!t.is_empty()).then_some((t, dpop))
 }
 
 fn query_param<'a>(query: &'a str, name: &str) -> Option<Cow<'a, str>> {
@@ -118,6 +150,7 @@ mod tests {
             ("bearer abc", Some("abc")),
             ("BEARER  abc ", Some("abc")),
             ("Basic abc", None),
+            ("DPoP abc", Some("abc")),
             ("Bearer", None),
             ("Bearer ", None),
         ] {

@@ -4,6 +4,7 @@
 
 pub mod cache;
 pub mod claims;
+pub mod dpop;
 pub mod error;
 pub mod extract;
 pub mod issuer;

@@ -164,6 +164,9 @@ pub struct RawUpstream {
     pub timeout: Option<Dur>,
     /// Extra trust root (PEM) for an `https://` upstream.
     pub ca: Option<Spanned<EnvStr>>,
+    /// `aud` of the identity assertions sent to this upstream (SPEC §10; default:
+    /// the upstream's name).
+    pub audience: Option<EnvStr>,
 }
 
 /// `[identity]`.
@@ -182,6 +185,24 @@ pub struct RawIdentity {
     /// More claims copied into headers: `"Header-Name" = "claim"`.
     #[serde(default)]
     pub claims_to_headers: BTreeMap<String, Spanned<EnvStr>>,
+    /// A signed identity assertion on every allowed request with an identity (SPEC §10).
+    pub assertion: Option<Spanned<RawAssertion>>,
+}
+
+/// `[identity.assertion]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAssertion {
+    /// The header that carries it (default
+    /// [`ASSERTION_HEADER`](crate::defaults::ASSERTION_HEADER), `X-Portcullis-Assertion`).
+    pub header: Option<Spanned<EnvStr>>,
+    /// The `[[issuers]]` entry whose `private_key` signs (RS256, ES256 or EdDSA); it
+    /// signs assertions only: tokens with its `iss` are refused.
+    pub issuer: Spanned<EnvStr>,
+    /// Lifetime (default [`ASSERTION_TTL`](crate::defaults::ASSERTION_TTL), `60s`); an
+    /// assertion is reused for the same caller and upstream while more than half of it
+    /// remains.
+    pub ttl: Option<Dur>,
 }
 
 /// `[[issuers]]`.
@@ -335,4 +356,7 @@ pub struct RawRoute {
     /// Accept a `[login]` session instead of a token (SPEC §9; `protected` or
     /// `optional` routes only).
     pub login: Option<Spanned<bool>>,
+    /// `required`: only DPoP-bound tokens with a valid proof (SPEC §10); `allowed`
+    /// (default [`DPOP`](crate::defaults::DPOP)): bound and unbound tokens.
+    pub dpop: Option<Spanned<EnvStr>>,
 }

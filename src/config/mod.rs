@@ -95,6 +95,8 @@ pub struct Upstream {
     pub timeout: Duration,
     /// Extra trust root.
     pub ca: Option<PathBuf>,
+    /// `aud` of the identity assertions it receives (SPEC §10).
+    pub audience: String,
 }
 
 /// `[identity]`, compiled.
@@ -111,6 +113,19 @@ pub struct Identity {
     /// Every identity header name, lowercase with `_` written as `-`: a client-sent
     /// header equal to one of these (after the same folding) is removed.
     pub strip: Vec<String>,
+    /// `[identity.assertion]` (SPEC §10).
+    pub assertion: Option<Assertion>,
+}
+
+/// `[identity.assertion]`, compiled.
+#[derive(Debug, Clone)]
+pub struct Assertion {
+    /// The header carrying it (an identity header: client copies are stripped).
+    pub header: HeaderName,
+    /// Index of the signing issuer in [`Config::issuers`].
+    pub issuer: usize,
+    /// Lifetime of one assertion.
+    pub ttl: Duration,
 }
 
 /// `[token_endpoint]`, compiled.

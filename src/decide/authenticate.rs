@@ -2,17 +2,17 @@
 //! `token_from` order, verification (cache, then keys: an unknown `kid` of a JWKS
 //! issuer may wait for one rate-limited re-fetch), revocation, and for the built-in
 //! issuer's tokens the account (SPEC §5: its `sub` a user enabled in the users file
-//! of the running config), all three on cache hits too.
+//! of the running config), and the DPoP binding with a fresh proof ([`super::dpop`],
+//! SPEC §10), all four on cache hits too.
 
-use super::Engine;
+use super::{Engine, Normalized, RequestFacts};
 use crate::auth::error::TokenError;
 use crate::auth::extract;
 use crate::auth::issuer::{Issuer, Verified};
 use crate::auth::revocation::Refused;
 use crate::config::users::Users;
-use crate::deny::Denial;
+use crate::deny::{Denial, DpopDenial};
 use crate::routes::{Access, Route};
-use http::HeaderMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -20,20 +20,24 @@ use std::time::Instant;
 pub async fn authenticate(
     engine: &Engine<'_>,
     route: &Route,
-    headers: &HeaderMap,
-    query: Option<&str>,
+    facts: &RequestFacts<'_>,
+    req: &Normalized<'_>,
 ) -> Result<Option<Arc<Verified>>, Denial> {
     match route.access {
         Access::Deny => Err(Denial::DenyRoute),
         Access::Public => Ok(None),
         Access::Optional | Access::Protected => {
-            match extract::find_token(&route.token_from, headers, query) {
+            match extract::find(&route.token_from, facts.headers, req.query) {
                 None if route.access == Access::Optional => Ok(None),
+                None if route.dpop_required => Err(Denial::Dpop(DpopDenial::NoToken)),
                 None => Err(Denial::NoToken),
-                Some(token) => {
-                    let v = verify(engine, &token).await?;
-                    check_revoked(engine, &v).await?;
-                    check_account(engine.accounts, &v)?;
+                Some(presented) => {
+                    let dpop = presented.dpop_scheme || route.dpop_required;
+                    let challenge = |d| super::dpop::challenge_dpop(d, dpop);
+                    let v = verify(engine, &presented.token).await.map_err(challenge)?;
+                    check_revoked(engine, &v).await.map_err(challenge)?;
+                    check_account(engine.accounts, &v).map_err(challenge)?;
+                    super::dpop::check(engine, route, (facts, req), &presented, &v).await?;
                     Ok(Some(v))
                 }
             }

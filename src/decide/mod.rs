@@ -21,12 +21,16 @@
 //! users file) and returns the route matched, the caller (also on a denial, for the
 //! access log) and the verdict. An allowed request's [`Allow`] borrows the route and
 //! its upstream; the identity headers are computed from the verified token when set
-//! ([`identity::headers`]). Nothing here allocates for an allowed request beyond what
+//! ([`identity::headers`]), and the signed identity assertion, when configured, is
+//! looked up (or signed) here for every front door ([`assertion`], SPEC §10); a
+//! bound token's DPoP proof is checked in phase 3 ([`dpop`]). Nothing here allocates for an allowed request beyond what
 //! verification itself needs: the normalized path is borrowed from the request unless
 //! normalizing changed it, and no route, upstream or issuer is looked up by index.
 
+pub mod assertion;
 pub mod authenticate;
 pub mod authorize;
+pub mod dpop;
 pub mod identity;
 pub mod normalize;
 pub mod session;
@@ -38,7 +42,7 @@ use crate::config::Identity;
 use crate::deny::Denial;
 use crate::routes::{Access, Route};
 use crate::upstream::Target;
-use http::{HeaderMap, HeaderValue, Method, Uri, Version};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, Version};
 use std::sync::Arc;
 
 pub use normalize::Normalized;
@@ -113,6 +117,9 @@ pub struct Allow<'r> {
     /// The identity headers: stripped from what the client sent, then set from the
     /// caller ([`identity::headers`]).
     pub identity: &'r Identity,
+    /// The signed identity assertion for the caller, when `[identity.assertion]` is
+    /// configured (SPEC §10), sent in [`assertion::Assertions::header`].
+    pub assertion: Option<(&'r HeaderName, HeaderValue)>,
 }
 
 /// What a decision reads, borrowed from the runtime of one config
@@ -135,6 +142,8 @@ pub struct Engine<'r> {
     pub needs_upstream: bool,
     /// With `[login]`: sessions stand in for tokens on `login = true` routes (§9).
     pub login: Option<&'r crate::login::Login>,
+    /// With `[identity.assertion]`: the signer and its per-caller cache.
+    pub assertions: Option<&'r assertion::Assertions>,
 }
 
 /// A route and its upstream, resolved at load time (`None` for a route without one:
@@ -144,6 +153,9 @@ pub struct Routed {
     pub route: Route,
     /// Where an allowed request goes.
     pub target: Option<Arc<Target>>,
+    /// The `aud` of its identity assertions: the upstream's `audience`, else the
+    /// route's name (SPEC §10).
+    pub audience: Arc<str>,
 }
 
 /// Phases 2–4 for a normalized request.
@@ -198,7 +210,7 @@ async fn caller(
     facts: &RequestFacts<'_>,
     req: &Normalized<'_>,
 ) -> Result<(Option<Arc<Verified>>, Option<session::SessionUse>), Denial> {
-    let by_token = authenticate::authenticate(engine, route, facts.headers, req.query).await;
+    let by_token = authenticate::authenticate(engine, route, facts, req).await;
     match (engine.login, &by_token) {
         (Some(login), Ok(None) | Err(Denial::NoToken)) if route.login => {
             session::authenticate(login, route, facts, req)
@@ -237,10 +249,20 @@ fn allow<'r>(
         (None, Access::Public) => "public",
         (None, _) => "anonymous",
     };
+    let assertion = match (engine.assertions, caller) {
+        (Some(a), Some(v)) => {
+            let value = a.get(v, &routed.audience).ok_or(Denial::Unavailable)?;
+            Some((&a.header, value))
+        }
+        // Configured but no signer (its key is missing): fail closed.
+        (None, Some(_)) if engine.identity.assertion.is_some() => return Err(Denial::Unavailable),
+        _ => None,
+    };
     Ok(Allow {
         label,
         target: routed.target.as_deref(),
         route,
         identity: engine.identity,
+        assertion,
     })
 }

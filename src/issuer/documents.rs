@@ -39,6 +39,7 @@ pub(super) fn discovery(ep: &Endpoint, base: &str) -> String {
         "token_endpoint_auth_methods_supported": ["none"],
         "revocation_endpoint_auth_methods_supported": ["none"],
         "claims_supported": ["sub", "iss", "aud", "iat", "exp", "jti", "scope", "email", "name"],
+        "dpop_signing_alg_values_supported": crate::auth::dpop::ALGS.split(' ').collect::<Vec<_>>(),
     })
     .to_string()
 }

@@ -97,7 +97,12 @@ pub async fn serve(
                     Err(g) => (g.response(false), served(g.decision())),
                 };
             }
-            match grant::grant(ep, caller.peer, &form).await {
+            let jkt =
+                match super::dpop::proof_key(ep, (caller.tls, caller.host), &parts.headers).await {
+                    Ok(k) => k,
+                    Err(g) => return (g.response(false), served(g.decision())),
+                };
+            match grant::grant(ep, caller.peer, &form, jkt.as_deref()).await {
                 Ok((body, user)) => (
                     reply::token(&body),
                     Served {

@@ -32,18 +32,22 @@ pub const HASH_QUEUE_WAIT: Duration = Duration::from_secs(30);
 /// RFC 6749 §4.3 and §6. A missing or empty `grant_type` is the password grant, as
 /// with FastAPI's (non-strict) `OAuth2PasswordRequestForm`. `client_id`,
 /// `client_secret` and any `Authorization: Basic` are ignored: there are no clients.
+///
+/// `jkt`: the thumbprint of the request's valid DPoP proof key, to bind the tokens
+/// to (SPEC §10).
 pub(super) async fn grant(
     ep: &Endpoint,
     peer: IpAddr,
     form: &Form,
+    jkt: Option<&str>,
 ) -> Result<(TokenBody, String), GrantError> {
     match form.get("grant_type") {
         None | Some("password") => {
-            let r = password_grant(ep, peer, form).await;
+            let r = password_grant(ep, peer, form, jkt).await;
             crate::metrics::login(r.as_ref().map_or_else(GrantError::login, |_| Login::Ok));
             r
         }
-        Some("refresh_token") => refresh_grant(ep, form).await,
+        Some("refresh_token") => refresh_grant(ep, form, jkt).await,
         Some(_) => Err(GrantError::UnsupportedGrant),
     }
 }
@@ -52,6 +56,7 @@ async fn password_grant(
     ep: &Endpoint,
     peer: IpAddr,
     form: &Form,
+    jkt: Option<&str>,
 ) -> Result<(TokenBody, String), GrantError> {
     let missing = GrantError::InvalidRequest("Missing username or password");
     let username = form.get("username").ok_or(missing.clone())?;
@@ -88,7 +93,7 @@ async fn password_grant(
         return Err(GrantError::InactiveUser);
     }
     let scope = grant_scopes(form.get("scope"), &user.scopes, None);
-    let family = crate::mint::random_id();
+    let family = super::dpop::family_id(jkt);
     let (refresh, hash) = new_refresh_token();
     ep.shared
         .store
@@ -102,11 +107,15 @@ async fn password_grant(
             },
         )
         .await?;
-    let body = issue(ep, &user, scope, &family, refresh).await?;
+    let body = issue(ep, &user, scope, (family.as_str(), jkt), refresh).await?;
     Ok((body, user.name.clone()))
 }
 
-async fn refresh_grant(ep: &Endpoint, form: &Form) -> Result<(TokenBody, String), GrantError> {
+async fn refresh_grant(
+    ep: &Endpoint,
+    form: &Form,
+    jkt: Option<&str>,
+) -> Result<(TokenBody, String), GrantError> {
     let presented = form
         .get("refresh_token")
         .ok_or(GrantError::InvalidRequest("Missing refresh_token"))?;
@@ -129,6 +138,15 @@ async fn refresh_grant(ep: &Endpoint, form: &Form) -> Result<(TokenBody, String)
         }
         Rotation::Invalid => return Err(GrantError::InvalidRefresh),
     };
+    if let Some(bound) = super::dpop::family_jkt(&old.family) {
+        if jkt != Some(bound) {
+            // A key-bound refresh token without a proof by its key was taken from its
+            // client: the family ends here (SPEC §10: 400 invalid_grant).
+            tracing::warn!("refresh token bound to a DPoP key presented without a proof by that key: its family is revoked");
+            ep.shared.store.refresh_revoke(hash, now).await?;
+            return Err(GrantError::InvalidRefresh);
+        }
+    }
     let user = match ep.users.get(&old.sub) {
         Some(u) if !u.disabled => u.clone(),
         found => {
@@ -143,19 +161,23 @@ async fn refresh_grant(ep: &Endpoint, form: &Form) -> Result<(TokenBody, String)
     };
     let original: Vec<String> = old.scope.split_whitespace().map(str::to_owned).collect();
     let scope = grant_scopes(form.get("scope"), &user.scopes, Some(&original));
-    let body = issue(ep, &user, scope, &old.family, refresh).await?;
+    let body = issue(ep, &user, scope, (old.family.as_str(), jkt), refresh).await?;
     Ok((body, user.name.clone()))
 }
 
-/// Signs the access token and records it in the refresh family (revoked with it).
+/// Signs the access token (bound to `jkt` when given: `cnf.jkt`, RFC 9449 §6.1) and
+/// records it in the refresh family (revoked with it).
 async fn issue(
     ep: &Endpoint,
     user: &User,
     scope: String,
-    family: &str,
+    (family, jkt): (&str, Option<&str>),
     refresh_token: String,
 ) -> Result<TokenBody, GrantError> {
     let mut extra: Vec<(&str, Value)> = Vec::new();
+    if let Some(k) = jkt {
+        extra.push(("cnf", serde_json::json!({ "jkt": k })));
+    }
     if let Some(e) = &user.email {
         extra.push(("email", e.clone().into()));
     }
@@ -180,7 +202,7 @@ async fn issue(
         .await?;
     Ok(TokenBody {
         access_token: minted.token,
-        token_type: "bearer",
+        token_type: if jkt.is_some() { "DPoP" } else { "bearer" },
         expires_in: ep.access_ttl.as_secs(),
         refresh_token,
         scope,

@@ -17,6 +17,7 @@
 //! logged or echoed, client input never causes a panic or a 500.
 
 pub mod documents;
+pub mod dpop;
 pub mod endpoint;
 pub mod form;
 pub mod grant;
@@ -128,6 +129,8 @@ pub struct Endpoint {
     pub shared: Arc<Shared>,
     /// How long a form body may take to arrive (`[server] header_timeout`).
     pub form_deadline: Duration,
+    /// `[state] fail_open` (the DPoP replay check, SPEC §10).
+    pub fail_open: bool,
 }
 
 impl Endpoint {
@@ -158,6 +161,7 @@ impl Endpoint {
             jwks,
             shared,
             form_deadline: config.server.header_timeout,
+            fail_open: config.state.fail_open,
         })
     }
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 pub struct TokenBody {
     /// The signed JWT.
     pub access_token: String,
-    /// Always `bearer`.
+    /// `bearer`, or `DPoP` for a token bound to the request's proof key (SPEC §10).
     pub token_type: &'static str,
     /// Access token lifetime in seconds.
     pub expires_in: u64,
@@ -47,6 +47,8 @@ pub enum GrantError {
     Busy,
     /// The state backend or the hashing pool is unavailable: 503.
     Unavailable,
+    /// An invalid `DPoP` proof (SPEC §10): 400 `invalid_dpop_proof`.
+    InvalidDpopProof,
 }
 
 impl GrantError {
@@ -85,6 +87,11 @@ impl GrantError {
                 "Service Unavailable",
                 "temporarily_unavailable",
             ),
+            GrantError::InvalidDpopProof => (
+                StatusCode::BAD_REQUEST,
+                "Invalid DPoP proof",
+                "invalid_dpop_proof",
+            ),
         }
     }
 
@@ -99,6 +106,7 @@ impl GrantError {
             GrantError::RateLimited(_) => "login_rate_limited",
             GrantError::Busy => "login_busy",
             GrantError::Unavailable => "unavailable",
+            GrantError::InvalidDpopProof => "token_dpop_rejected",
         }
     }
 
@@ -112,6 +120,7 @@ impl GrantError {
             GrantError::Busy => Login::Busy,
             GrantError::Unavailable => Login::Unavailable,
             GrantError::InvalidRequest(_)
+            | GrantError::InvalidDpopProof
             | GrantError::InvalidRefresh
             | GrantError::UnsupportedGrant => Login::BadRequest,
         }

@@ -115,8 +115,11 @@ async fn forward(
     if out.log {
         out.path = Some(req.path.clone().into_owned());
     }
-    // Built-in endpoints (SPEC §2, §5) are a front door of their own, answered
+    // Built-in endpoints (SPEC §2, §5, §10) are a front door of their own, answered
     // before route matching.
+    if let (Some(doc), true) = (&rt.jwks, req.path == crate::issuer::JWKS_PATH) {
+        return Ok(jwks(&parts.method, doc, out));
+    }
     if let Some((ep, which)) = rt
         .endpoint
         .as_ref()
@@ -216,6 +219,19 @@ async fn builtin(
     resp
 }
 
+/// `GET /.well-known/jwks.json`: the keys of the token endpoint and of the identity
+/// assertions (SPEC §5, §10).
+fn jwks(method: &http::Method, doc: &str, out: &mut Outcome) -> Response<ProxyBody> {
+    let which = Builtin::Jwks;
+    out.route = Some(which.name().to_owned());
+    out.builtin = Some(which.name());
+    out.decision = "token_endpoint";
+    if *method != http::Method::GET && *method != http::Method::HEAD {
+        return crate::issuer::reply::method_not_allowed("GET, HEAD");
+    }
+    crate::issuer::reply::document(doc.to_owned())
+}
+
 /// What the rewrite sets beyond the route's rules.
 struct Edits<'a> {
     /// The verified caller, whose identity headers are set.
@@ -259,6 +275,9 @@ fn rewrite(parts: &mut http::request::Parts, allow: &Allow<'_>, conn: &ConnInfo,
         for (name, value) in decide::identity::headers(allow.identity, v) {
             h.insert(name.clone(), value);
         }
+    }
+    if let Some((name, value)) = &allow.assertion {
+        h.insert((*name).clone(), value.clone());
     }
     h.insert(headers::X_REQUEST_ID.clone(), rid.clone());
     // The Host the upstream sees is the host the route was matched on, normalized

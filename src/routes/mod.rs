@@ -109,6 +109,8 @@ pub struct Route {
     pub line: usize,
     /// A `[login]` session stands in for a token (SPEC §9).
     pub login: bool,
+    /// `dpop = "required"`: only DPoP-bound tokens with a valid proof (SPEC §10).
+    pub dpop_required: bool,
 }
 
 impl Route {

@@ -47,6 +47,7 @@ pub(crate) fn config_json(cfg: &Config) -> Value {
             "connect_timeout": d(u.connect_timeout),
             "timeout": d(u.timeout),
             "ca": u.ca.as_ref().map(|c| c.display().to_string()),
+            "audience": u.audience,
         })).collect::<Vec<_>>(),
         "identity": {
             "header": cfg.identity.header.as_str(),
@@ -55,6 +56,11 @@ pub(crate) fn config_json(cfg: &Config) -> Value {
             "claims_to_headers": cfg.identity.claims_to_headers.iter()
                 .map(|(h, c)| (h.as_str().to_owned(), Value::String(c.clone())))
                 .collect::<serde_json::Map<_, _>>(),
+            "assertion": cfg.identity.assertion.as_ref().map(|a| json!({
+                "header": a.header.as_str(),
+                "issuer": cfg.issuers.get(a.issuer).map(|i| i.name.clone()),
+                "ttl": d(a.ttl),
+            })),
         },
         "issuers": cfg.issuers.iter().map(|i| json!({
             "name": i.name,
@@ -116,6 +122,7 @@ pub(crate) fn config_json(cfg: &Config) -> Value {
             "token_from": r.token_from.iter().map(token_source).collect::<Vec<_>>(),
             "upstream": r.upstream.and_then(|u| cfg.upstreams.get(u)).map(|u| u.name.clone()),
             "login": r.login,
+            "dpop": if r.dpop_required { "required" } else { "allowed" },
         })).collect::<Vec<_>>(),
     })
 }

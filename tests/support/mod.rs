@@ -26,6 +26,7 @@ pub mod client;
 pub mod cookie_client;
 pub mod craft_idp;
 pub mod disk;
+pub mod dpop;
 pub mod grpc;
 pub mod idp;
 pub mod nginx;

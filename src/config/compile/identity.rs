@@ -39,6 +39,7 @@ impl RawIdentity {
                 .unwrap_or(defaults::FORWARD_AUTHORIZATION),
             claims_to_headers,
             strip,
+            assertion: None,
         }
     }
 }

@@ -9,6 +9,7 @@
 //! effects: it reads the files the config names and never writes one (a key to be
 //! generated is only recorded, see [`super::provision`]).
 
+mod assertion;
 mod cache;
 mod forward_auth;
 mod identity;
@@ -134,11 +135,16 @@ pub(super) fn compile(
     let server = raw.server.compile(cx);
     let admin = raw.admin.and_then(|a| cx.addr(&a.listen));
     let upstreams = upstreams::compile(cx, raw.upstreams, &damage.upstreams);
-    let identity = raw.identity.compile(cx);
+    let mut raw_identity = raw.identity;
+    let raw_assertion = raw_identity.assertion.take();
+    let mut identity = raw_identity.compile(cx);
     let issuers = issuers::compile(cx, raw.issuers, damage.issuers);
     let token_endpoint = raw
         .token_endpoint
         .and_then(|t| t.into_inner().compile(cx, &issuers));
+    if let Some(a) = raw_assertion {
+        assertion::compile(cx, a, &issuers, token_endpoint.as_ref(), &mut identity);
+    }
     let cache_tokens = raw.cache.compile(cx);
     let state = raw
         .state

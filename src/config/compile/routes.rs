@@ -136,6 +136,16 @@ impl RawRoute {
                 .collect(),
         };
         let scopes: Vec<String> = self.scopes.into_iter().map(|s| s.0).collect();
+        let dpop_required = match self.dpop.as_ref().map(|d| (&**d.get_ref(), d.span())) {
+            None => defaults::DPOP == "required",
+            Some(("required", _)) => true,
+            Some(("allowed", _)) => false,
+            Some((other, at)) => {
+                cx.rep
+                    .at(at, format!("unknown dpop `{other}` (required or allowed)"));
+                false
+            }
+        };
         Some(Route {
             name,
             host,
@@ -149,6 +159,7 @@ impl RawRoute {
             upstream,
             line,
             login: self.login.is_some_and(|l| l.into_inner()),
+            dpop_required,
         })
     }
 }

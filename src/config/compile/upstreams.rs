@@ -83,6 +83,7 @@ impl RawUpstream {
             connect_timeout: dur(self.connect_timeout, defaults::CONNECT_TIMEOUT),
             timeout: dur(self.timeout, defaults::UPSTREAM_TIMEOUT),
             ca,
+            audience: self.audience.map_or_else(|| name.to_owned(), |a| a.0),
         })
     }
 }
