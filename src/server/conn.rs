@@ -211,7 +211,7 @@ fn refusal(rt: &crate::app::Runtime, why: smuggle::Refusal) -> hyper::Response<P
     let mut resp = d.response();
     let rid = crate::proxy::headers::new_request_id();
     rt.counters
-        .record(None, resp.status().as_u16(), d.decision());
+        .record(None, None, resp.status().as_u16(), d.decision());
     if tracing::enabled!(target: "access", tracing::Level::INFO) {
         tracing::info!(
             target: "access",
@@ -223,6 +223,10 @@ fn refusal(rt: &crate::app::Runtime, why: smuggle::Refusal) -> hyper::Response<P
             decision = d.decision(),
             user = "",
             upstream = "",
+            client = "",
+            user_agent = "",
+            bytes_in = 0,
+            bytes_out = http_body::Body::size_hint(resp.body()).exact().unwrap_or(0),
             duration_ms = 0.0,
         );
     }
