@@ -283,4 +283,23 @@ pub struct RawRoute {
     pub token_from: Option<Vec<Spanned<EnvStr>>>,
     /// Name of an `[upstreams.*]` entry (not needed for `deny`).
     pub upstream: Option<Spanned<EnvStr>>,
+    /// Cross-origin requests from browsers (SPEC §11).
+    pub cors: Option<Spanned<RawCors>>,
+}
+
+/// A route's `cors = { ... }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCors {
+    /// `scheme://host[:port]` origins, or `"*"` (not with `credentials`).
+    pub origins: Vec<Spanned<EnvStr>>,
+    /// `Access-Control-Allow-Methods` (default `GET`, `HEAD`, `POST`).
+    pub methods: Option<Vec<EnvStr>>,
+    /// `Access-Control-Allow-Headers` (default none).
+    #[serde(default)]
+    pub headers: Vec<EnvStr>,
+    /// `Access-Control-Allow-Credentials: true` (default false).
+    pub credentials: Option<Spanned<bool>>,
+    /// `Access-Control-Max-Age` (default unset).
+    pub max_age: Option<Dur>,
 }

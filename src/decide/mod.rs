@@ -24,6 +24,7 @@
 
 pub mod authenticate;
 pub mod authorize;
+pub mod cors;
 pub mod identity;
 pub mod normalize;
 

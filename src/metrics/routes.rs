@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 
 /// Every decision a request can end in (the `decision` label).
-pub const DECISIONS: [&str; 15] = [
+pub const DECISIONS: [&str; 17] = [
     "allowed",
     "public",
     "anonymous",
@@ -30,6 +30,8 @@ pub const DECISIONS: [&str; 15] = [
     "upstream_timeout",
     "unavailable",
     "token_endpoint",
+    "cors_preflight",
+    "denied_cors_origin",
 ];
 
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];

@@ -7,6 +7,7 @@
 
 use http::Method;
 
+pub mod cors;
 mod pattern;
 pub use pattern::{HostMatch, PathPattern, Seg};
 
@@ -107,6 +108,8 @@ pub struct Route {
     pub upstream: Option<usize>,
     /// Line of the route in the config (for `check`).
     pub line: usize,
+    /// `cors` (SPEC §11), when set.
+    pub cors: Option<Box<cors::Cors>>,
 }
 
 impl Route {

@@ -10,6 +10,7 @@
 //! generated is only recorded, see [`super::provision`]).
 
 mod cache;
+mod cors;
 mod identity;
 mod issuer_keys;
 mod issuers;

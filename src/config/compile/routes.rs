@@ -115,7 +115,12 @@ impl RawRoute {
                 .collect(),
         };
         let scopes: Vec<String> = self.scopes.into_iter().map(|s| s.0).collect();
+        let cors = self
+            .cors
+            .and_then(|c| super::cors::compile(cx, c))
+            .map(Box::new);
         Some(Route {
+            cors,
             name,
             host,
             path: path?,
