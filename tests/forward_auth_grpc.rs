@@ -71,7 +71,11 @@ path = "/api/**"
 "#,
         issuer = hs_issuer()
     );
-    Decider::start(Proxy::builder(), &decisions::config("envoy", &body)).await
+    Decider::start(
+        Proxy::builder().binary(),
+        &decisions::config("envoy", &body),
+    )
+    .await
 }
 
 fn alice() -> String {

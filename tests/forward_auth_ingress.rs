@@ -98,7 +98,7 @@ path = "/app/**"
 
 /// portcullis deciding with `convention` (its decision listener on port 0).
 async fn portcullis(convention: &str) -> Decider {
-    Decider::start(Proxy::builder(), &portcullis_body(convention)).await
+    Decider::start(Proxy::builder().binary(), &portcullis_body(convention)).await
 }
 
 // ====================================================================== the table
