@@ -343,7 +343,7 @@ async fn send(
             return Ok(upgrade::refused());
         }
         if let Some(client_side) = client_upgrade {
-            splice(client_side, hyper::upgrade::on(&mut resp), upgrades);
+            upgrade::splice(client_side, hyper::upgrade::on(&mut resp), upgrades);
         }
     }
     let (mut rparts, rbody) = resp.into_parts();
@@ -373,34 +373,4 @@ fn reject_ambiguous_framing(h: &http::HeaderMap) -> Result<(), Denial> {
         return Err(Denial::BadRequest(BadRequest::Smuggling));
     }
     Ok(())
-}
-
-/// Once both sides have switched protocols, copies bytes both ways until either
-/// side closes, as a task of `tasks`, which the server's drain waits for.
-fn splice(
-    client: hyper::upgrade::OnUpgrade,
-    upstream: hyper::upgrade::OnUpgrade,
-    tasks: Option<&TaskTracker>,
-) {
-    let Some(tasks) = tasks else {
-        // The server passes `tasks` with every request hyper may switch protocols on.
-        tracing::warn!(
-            "protocol switch on a request the server did not expect to upgrade: not spliced"
-        );
-        return;
-    };
-    tasks.spawn(async move {
-        let (c, u) = match tokio::try_join!(client, upstream) {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::debug!(error = %e, "upgrade failed");
-                return;
-            }
-        };
-        let mut c = hyper_util::rt::TokioIo::new(c);
-        let mut u = hyper_util::rt::TokioIo::new(u);
-        if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut u).await {
-            tracing::debug!(error = %e, "upgraded connection ended with an error");
-        }
-    });
 }

@@ -76,6 +76,36 @@ fn has_token(h: &HeaderMap, name: &HeaderName, token: &str) -> bool {
         .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
+/// Once both sides have switched protocols, copies bytes both ways until either
+/// side closes, as a task of `tasks`, which the server's drain waits for.
+pub(crate) fn splice(
+    client: hyper::upgrade::OnUpgrade,
+    upstream: hyper::upgrade::OnUpgrade,
+    tasks: Option<&tokio_util::task::TaskTracker>,
+) {
+    let Some(tasks) = tasks else {
+        // The server passes `tasks` with every request hyper may switch protocols on.
+        tracing::warn!(
+            "protocol switch on a request the server did not expect to upgrade: not spliced"
+        );
+        return;
+    };
+    tasks.spawn(async move {
+        let (c, u) = match tokio::try_join!(client, upstream) {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::debug!(error = %e, "upgrade failed");
+                return;
+            }
+        };
+        let mut c = hyper_util::rt::TokioIo::new(c);
+        let mut u = hyper_util::rt::TokioIo::new(u);
+        if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut u).await {
+            tracing::debug!(error = %e, "upgraded connection ended with an error");
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
