@@ -99,13 +99,18 @@ fn benches(c: &mut Criterion) {
     });
     let host = HeaderValue::from_static("api.example.com");
     let peer = headers::peer_value("127.0.0.1".parse().unwrap());
+    let client = portcullis::proxy::client::Client {
+        addr: "127.0.0.1".parse().unwrap(),
+        https: false,
+        chain: None,
+    };
     c.bench_function("header_rewrite", |b| {
         b.iter_batched(
             request_headers,
             |mut h| {
                 headers::strip_identity(&mut h, &cfg.identity);
                 headers::strip_hop_by_hop(&mut h, false);
-                headers::set_forwarded(&mut h, &peer, false, Some(&host));
+                headers::set_forwarded(&mut h, &peer, &client, Some(&host));
                 h.insert(&cfg.identity.header, HeaderValue::from_static("alice"));
                 h
             },

@@ -84,6 +84,7 @@ pub async fn explain(config: Config, ask: &Ask<'_>) -> Result<Explained, Failed>
         query,
         headers: &empty,
         tls: false,
+        client: std::net::Ipv4Addr::UNSPECIFIED.into(),
     };
     let req = match decide::normalize::normalize(&facts) {
         Ok(r) => r,

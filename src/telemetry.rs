@@ -147,6 +147,8 @@ pub struct AccessLine<'a> {
     pub request_id: &'a http::HeaderValue,
     /// The request's method (the original one for a decision).
     pub method: &'a str,
+    /// The client address (SPEC §11: behind trusted proxies, the forwarded one).
+    pub client: Option<std::net::IpAddr>,
     /// The normalized path, never the query.
     pub path: &'a str,
     /// The route name (or built-in endpoint label).
@@ -170,6 +172,7 @@ impl AccessLine<'_> {
             target: "access",
             request_id = self.request_id.to_str().unwrap_or(""),
             method = self.method,
+            client = tracing::field::display(ClientField(self.client)),
             path = self.path,
             route = self.route,
             status = self.status,
@@ -178,6 +181,18 @@ impl AccessLine<'_> {
             upstream = self.upstream,
             duration_ms = self.started.map_or(0.0, |s| s.elapsed().as_secs_f64() * 1000.0),
         );
+    }
+}
+
+/// An access line's `client`: the address, or empty.
+struct ClientField(Option<std::net::IpAddr>);
+
+impl std::fmt::Display for ClientField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(a) => a.fmt(f),
+            None => Ok(()),
+        }
     }
 }
 

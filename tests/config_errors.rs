@@ -763,3 +763,15 @@ upstream = "app"
         warnings(&text.replace("path = \"/docs\"", "path = \"/docs\"\nmethods = [\"POST\"]")).await;
     assert!(w.is_empty(), "{w:#?}");
 }
+
+/// SPEC §11: a `trusted_proxies` entry that is not a CIDR is an error at it (each
+/// bad one reported; a good one beside them is fine).
+#[tokio::test]
+async fn trusted_proxy_that_is_not_a_cidr() {
+    let text = valid().replace(
+        "header_timeout = \"10s\"",
+        "header_timeout = \"10s\"\ntrusted_proxies = [\n  \"10.0.0.0/8\",\n  \"10.0.0.1\",\n  \"lb.internal/24\",\n]",
+    );
+    let line = assert_check_error(&text, &["\"10.0.0.1\"", "lb.internal"]).await;
+    assert!(line.contains("not a CIDR"), "{line}");
+}

@@ -115,6 +115,10 @@ pub struct RawServer {
     pub worker_threads: Option<Spanned<i64>>,
     /// TLS termination; omit for plain HTTP.
     pub tls: Option<Spanned<RawTls>>,
+    /// Proxies (CIDRs) whose `X-Forwarded-For` / `-Proto` are believed (SPEC §11;
+    /// default none).
+    #[serde(default)]
+    pub trusted_proxies: Vec<Spanned<EnvStr>>,
 }
 
 /// `[server.tls]`.

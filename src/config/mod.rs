@@ -53,6 +53,8 @@ pub struct Server {
     pub worker_threads: Option<usize>,
     /// TLS, when configured.
     pub tls: Option<Tls>,
+    /// `trusted_proxies` (SPEC §11): peers whose forwarding headers are believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// `[server.tls]`, with paths resolved.

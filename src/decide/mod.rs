@@ -76,8 +76,13 @@ pub struct RequestFacts<'a> {
     pub query: Option<&'a str>,
     /// The request headers (`Authorization`, cookies).
     pub headers: &'a HeaderMap,
-    /// Whether the client used TLS (the scheme of `redirect_uri`, §9, and `htu`, §10).
+    /// Whether the request counts as https: TLS, or `X-Forwarded-Proto: https` from a
+    /// trusted proxy (SPEC §11; the scheme of cookies' `Secure` and `redirect_uri`,
+    /// §9, and of `htu`, §10).
     pub tls: bool,
+    /// The client address: the TCP peer, or from a trusted proxy the rightmost
+    /// untrusted `X-Forwarded-For` entry (SPEC §11; [`crate::proxy::client`]).
+    pub client: std::net::IpAddr,
 }
 
 /// The route a request matched.

@@ -68,6 +68,7 @@ mod tests {
             query: uri.query(),
             headers: &h,
             tls: false,
+            client: std::net::Ipv4Addr::LOCALHOST.into(),
         };
         normalize(&facts)
             .map(|n| {
@@ -131,6 +132,7 @@ mod tests {
             query: None,
             headers: &h,
             tls: true,
+            client: std::net::Ipv4Addr::LOCALHOST.into(),
         };
         let n = normalize(&facts).expect("normalized");
         assert_eq!(

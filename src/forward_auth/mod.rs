@@ -97,6 +97,8 @@ struct Line {
     path: Option<String>,
     route: Option<String>,
     user: Option<String>,
+    /// The client the ingress reports (its `X-Forwarded-For`'s nearest entry).
+    client: Option<std::net::IpAddr>,
 }
 
 /// The decision for `original` on the runtime `rt` (the current one: reloads
@@ -107,7 +109,10 @@ struct Line {
 pub async fn decide(rt: &Runtime, original: &Original<'_>, request_id: HeaderValue) -> Decided {
     let started = Instant::now();
     let log = access_enabled();
-    let mut line = Line::default();
+    let mut line = Line {
+        client: crate::proxy::client::forwarded(original.headers),
+        ..Line::default()
+    };
     let verdict = judge(rt, original, log, &mut line).await;
     let (answer, decision) = match verdict {
         Ok((identity, label)) => (Answer::Allow { identity }, label),
@@ -153,6 +158,7 @@ async fn judge(
         query: original.query,
         headers: original.headers,
         tls: original.tls,
+        client: line.client.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()),
     };
     let req = decide::normalize::normalize(&facts)?;
     if log {
@@ -201,6 +207,7 @@ fn finish(
         AccessLine {
             request_id: &decided.request_id,
             method,
+            client: line.client,
             path: line.path.as_deref().unwrap_or(""),
             route: line.route.as_deref().unwrap_or(""),
             status,

@@ -16,6 +16,7 @@ use crate::deny::{BadRequest, Denial};
 use crate::host::RequestHost;
 use crate::issuer::endpoint::Caller;
 use crate::issuer::{Builtin, Endpoint};
+use crate::proxy::client::{self, Client};
 use crate::proxy::{echo, headers, upgrade};
 use crate::upstream::{self, Target, TargetKind};
 use http::header::{AUTHORIZATION, HOST};
@@ -50,11 +51,17 @@ pub async fn handle(
     let start = Instant::now();
     let rid = headers::request_id(req.headers());
     let method = req.method().clone();
+    let client = client::resolve(
+        &rt.config.server.trusted_proxies,
+        conn.peer.ip(),
+        conn.tls,
+        req.headers(),
+    );
     let mut out = Outcome {
         log: crate::telemetry::access_enabled(),
         ..Outcome::default()
     };
-    let mut resp = match forward(&rt, &conn, req, &rid, &mut out).await {
+    let mut resp = match forward(&rt, (&conn, &client), req, &rid, &mut out).await {
         Ok(r) => r,
         Err(d) => {
             out.decision = d.decision();
@@ -75,6 +82,7 @@ pub async fn handle(
         crate::telemetry::AccessLine {
             request_id: &rid,
             method: method.as_str(),
+            client: Some(client.addr),
             path: out.path.as_deref().unwrap_or(""),
             route: out.route.as_deref().unwrap_or(""),
             status: resp.status().as_u16(),
@@ -90,7 +98,7 @@ pub async fn handle(
 
 async fn forward(
     rt: &Runtime,
-    conn: &ConnInfo,
+    (conn, client): (&ConnInfo, &Client),
     req: Request<Incoming>,
     rid: &HeaderValue,
     out: &mut Outcome,
@@ -109,7 +117,8 @@ async fn forward(
         path: parts.uri.path(),
         query: parts.uri.query(),
         headers: &parts.headers,
-        tls: conn.tls,
+        tls: client.https,
+        client: client.addr,
     };
     let req = decide::normalize::normalize(&facts)?;
     if out.log {
@@ -126,8 +135,8 @@ async fn forward(
         .and_then(|ep| ep.builtin(&req.path).map(|w| (ep, w)))
     {
         let caller = Caller {
-            peer: conn.peer.ip(),
-            tls: conn.tls,
+            peer: client.addr,
+            tls: client.https,
             host: req.host.as_ref().map(RequestHost::as_str),
         };
         return Ok(builtin(rt, ep, which, caller, (parts, body), out).await);
@@ -186,7 +195,7 @@ async fn forward(
         bearer: session.as_ref().and_then(|s| s.access_token.as_deref()),
         login_cookie: rt.login.as_ref().map(|l| l.config.cookie_name.as_str()),
     };
-    rewrite(&mut parts, &allow, conn, &edits);
+    rewrite(&mut parts, &allow, (conn, client), &edits);
     let upgrades = conn.upgrades.as_ref();
     let mut resp = send(target, parts, body, pq, (ws_key, upgrades), out).await?;
     // A refreshed session's cookie goes back with this response (SPEC §9).
@@ -251,7 +260,12 @@ struct Edits<'a> {
 /// Rewrites the request for the upstream (SPEC §4): identity and routing-override
 /// headers stripped, hop-by-hop headers removed, HTTP/2 cookies joined, forwarding
 /// headers, the caller's identity, `X-Request-Id`, and the normalized `Host`.
-fn rewrite(parts: &mut http::request::Parts, allow: &Allow<'_>, conn: &ConnInfo, e: &Edits<'_>) {
+fn rewrite(
+    parts: &mut http::request::Parts,
+    allow: &Allow<'_>,
+    (conn, client): (&ConnInfo, &Client),
+    e: &Edits<'_>,
+) {
     let (caller, host, rid) = (e.caller, e.host, e.rid);
     let h = &mut parts.headers;
     headers::strip_identity(h, allow.identity);
@@ -262,7 +276,7 @@ fn rewrite(parts: &mut http::request::Parts, allow: &Allow<'_>, conn: &ConnInfo,
     if let Some(name) = e.login_cookie {
         headers::strip_cookies(h, name);
     }
-    headers::set_forwarded(h, &conn.peer_ip, conn.tls, host.map(RequestHost::value));
+    headers::set_forwarded(h, &conn.peer_ip, client, host.map(RequestHost::value));
     if !allow.identity.forward_authorization {
         h.remove(AUTHORIZATION);
     } else if let Some(v) = e

@@ -182,15 +182,26 @@ pub fn strip_cookies(headers: &mut HeaderMap, name: &str) {
 /// A client-sent RFC 7239 `Forwarded` is removed: it carries the same facts we
 /// overwrite in `X-Forwarded-*`, and backends that prefer it (Spring's
 /// `ForwardedHeaderFilter`, for one) would otherwise read the client's word.
-/// `peer` is the client's address as a header value ([`peer_value`], made once per
-/// connection).
+/// `peer` is the TCP peer's address as a header value ([`peer_value`], made once per
+/// connection). From a trusted proxy (SPEC §11, `client.chain` set) `X-Forwarded-For`
+/// is instead the received chain up to the client address, which is its last entry;
+/// `X-Forwarded-Proto` is the scheme the request counts as.
 pub fn set_forwarded(
     headers: &mut HeaderMap,
     peer: &HeaderValue,
-    tls: bool,
+    client: &super::client::Client,
     host: Option<&HeaderValue>,
 ) {
     headers.remove(http::header::FORWARDED);
+    let tls = client.https;
+    if let Some(chain) = &client.chain {
+        match HeaderValue::from_str(chain) {
+            Ok(v) => headers.insert(X_FORWARDED_FOR.clone(), v),
+            Err(_) => headers.insert(X_FORWARDED_FOR.clone(), peer_value(client.addr)),
+        };
+        set_proto_host(headers, tls, host);
+        return;
+    }
     let mut xff = String::new();
     for v in headers.get_all(&X_FORWARDED_FOR) {
         if let Ok(s) = v.to_str() {
@@ -209,6 +220,11 @@ pub fn set_forwarded(
             headers.insert(X_FORWARDED_FOR.clone(), v);
         }
     }
+    set_proto_host(headers, tls, host);
+}
+
+/// `X-Forwarded-Proto` and `X-Forwarded-Host` (removed without a host).
+fn set_proto_host(headers: &mut HeaderMap, tls: bool, host: Option<&HeaderValue>) {
     headers.insert(
         X_FORWARDED_PROTO.clone(),
         HeaderValue::from_static(if tls { "https" } else { "http" }),
@@ -374,16 +390,22 @@ mod tests {
             "forwarded",
             HeaderValue::from_static("for=10.0.0.1;proto=https"),
         );
-        let peer = peer_value("127.0.0.1".parse().expect("ip"));
-        set_forwarded(
-            &mut h,
-            &peer,
-            false,
-            Some(&HeaderValue::from_static("a.example:8080")),
-        );
+        let ip = "127.0.0.1".parse().expect("ip");
+        let peer = peer_value(ip);
+        let host = HeaderValue::from_static("a.example:8080");
+        let mut trusted = h.clone();
+        let client = super::super::client::resolve(&[], ip, false, &h);
+        set_forwarded(&mut h, &peer, &client, Some(&host));
         assert_eq!(h["x-forwarded-for"], "1.2.3.4, 127.0.0.1");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "a.example:8080");
         assert!(!h.contains_key("forwarded"));
+        // From a trusted proxy: the chain up to the client, and its scheme.
+        let nets = ["127.0.0.0/8".parse().expect("cidr")];
+        let client = super::super::client::resolve(&nets, ip, false, &trusted);
+        set_forwarded(&mut trusted, &peer, &client, Some(&host));
+        assert_eq!(trusted["x-forwarded-for"], "1.2.3.4");
+        assert_eq!(trusted["x-forwarded-proto"], "https");
+        assert!(!trusted.contains_key("forwarded"));
     }
 }

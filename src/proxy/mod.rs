@@ -1,9 +1,11 @@
 //! The inline proxy, front door 1: [`handler`] asks the decision ([`crate::decide`]),
 //! then rewrites and forwards (rewrite -> forward -> rewrite response -> log);
 //! [`headers`] holds the header rules, [`request_id`] the `X-Request-Id`, [`echo`]
-//! the built-in echo upstream, [`upgrade`] which tunnels may open (WebSocket only).
+//! the built-in echo upstream, [`upgrade`] which tunnels may open (WebSocket only),
+//! [`client`] the client behind trusted proxies (SPEC §11).
 //! The upstream handles and their pooled clients are [`crate::upstream`].
 
+pub mod client;
 pub mod echo;
 pub mod handler;
 pub mod headers;

@@ -216,6 +216,7 @@ fn refusal(rt: &crate::app::Runtime, why: smuggle::Refusal) -> hyper::Response<P
         crate::telemetry::AccessLine {
             request_id: &rid,
             method: "",
+            client: None,
             path: "",
             route: "",
             status: resp.status().as_u16(),

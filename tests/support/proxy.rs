@@ -311,6 +311,24 @@ impl Proxy {
         raw(self.addr, bytes, &self.logs()).await
     }
 
+    /// Like [`Proxy::send`] from the local address `ip` (a loopback address other
+    /// than 127.0.0.1 makes another TCP peer: trusted-proxy tests).
+    pub async fn send_from(&self, ip: [u8; 4], req: Req) -> Reply {
+        use tokio::io::AsyncWriteExt;
+        let bytes = req.to_bytes(&self.addr.to_string());
+        let exchange = async {
+            let sock = tokio::net::TcpSocket::new_v4()?;
+            sock.bind(SocketAddr::from((ip, 0)))?;
+            let mut s = sock.connect(self.addr).await?;
+            s.write_all(&bytes).await?;
+            super::client::read_response(&mut s).await
+        };
+        match tokio::time::timeout(TIMEOUT, exchange).await {
+            Ok(Ok(r)) => r,
+            other => panic!("exchange from {ip:?} failed: {other:?}\n{}", self.logs()),
+        }
+    }
+
     /// `GET path` with optional bearer token.
     pub async fn get(&self, path: &str, bearer: Option<&str>) -> Reply {
         let mut r = Req::get(path);

@@ -5,6 +5,7 @@
 
 use super::{dur, Cx};
 use crate::config::file::{RawServer, RawTls};
+use crate::config::values::EnvStr;
 use crate::config::{Server, Tls};
 use crate::defaults;
 use toml::Spanned;
@@ -53,8 +54,14 @@ impl RawServer {
             defaults::WORKER_THREADS_MAX,
         )
         .map(|n| n as usize);
+        let trusted_proxies = self
+            .trusted_proxies
+            .iter()
+            .filter_map(|c| cidr(cx, c))
+            .collect();
         Some(Server {
             listen: listen?,
+            trusted_proxies,
             max_connections,
             h2_max_concurrent_streams,
             worker_threads,
@@ -90,6 +97,24 @@ impl RawTls {
                     )
                 })
                 .collect(),
+        }
+    }
+}
+
+/// One `trusted_proxies` entry: a CIDR (`10.0.0.0/8`, `::1/128`); an error at it
+/// otherwise (a bare address is not one: it must say `/32` or `/128`).
+fn cidr(cx: &mut Cx<'_>, s: &Spanned<EnvStr>) -> Option<ipnet::IpNet> {
+    match s.get_ref().parse::<ipnet::IpNet>() {
+        Ok(n) => Some(n.trunc()),
+        Err(_) => {
+            cx.rep.at(
+                s.span(),
+                format!(
+                    "`trusted_proxies` entry `{}` is not a CIDR (e.g. `10.0.0.0/8`, `192.0.2.1/32`)",
+                    s.get_ref().0
+                ),
+            );
+            None
         }
     }
 }
