@@ -1,33 +1,62 @@
-//! The response body type: either a small body we produced (denials, echo) or the
-//! upstream's body streamed through untouched. An enum instead of a boxed trait
-//! object keeps the streaming path free of an allocation per response.
+//! The body types of the proxy path. [`ProxyBody`], the response body: either a small
+//! body we produced (denials, echo) or the upstream's body streamed through untouched
+//! (an enum instead of a boxed trait object keeps the streaming path free of an
+//! allocation per response); its data bytes are counted as they pass when a
+//! [`ProxyBody::on_finish`] callback is set (the access log's `bytes_out`, SPEC §11),
+//! which runs once the body is done or dropped. [`ReqBody`], the client's request
+//! body, streamed, counting its data bytes (`bytes_in`). Nothing is buffered.
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 /// Boxed error for bodies.
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 pin_project_lite::pin_project! {
-    /// A response body.
     #[project = Proj]
-    pub enum ProxyBody {
-        /// Produced by portcullis.
+    enum Kind {
         Full { #[pin] inner: Full<Bytes> },
-        /// Streamed from the upstream.
         Stream { #[pin] inner: Incoming },
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body.
+    pub struct ProxyBody {
+        #[pin]
+        kind: Kind,
+        finish: Option<Box<Finish>>,
+    }
+}
+
+/// What runs once a response body is done: the data bytes it carried.
+struct Finish {
+    bytes: u64,
+    f: Option<Box<dyn FnOnce(u64) + Send + Sync>>,
+}
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        if let Some(f) = self.f.take() {
+            f(self.bytes);
+        }
     }
 }
 
 impl ProxyBody {
     /// A body from bytes.
     pub fn full(b: impl Into<Bytes>) -> Self {
-        ProxyBody::Full {
-            inner: Full::new(b.into()),
+        ProxyBody {
+            kind: Kind::Full {
+                inner: Full::new(b.into()),
+            },
+            finish: None,
         }
     }
 
@@ -38,7 +67,20 @@ impl ProxyBody {
 
     /// The upstream's body.
     pub fn stream(inner: Incoming) -> Self {
-        ProxyBody::Stream { inner }
+        ProxyBody {
+            kind: Kind::Stream { inner },
+            finish: None,
+        }
+    }
+
+    /// Counts the data bytes sent from now on and calls `f` with them once the body
+    /// is done or dropped (the client went away, the connection was upgraded).
+    pub fn on_finish(mut self, f: impl FnOnce(u64) + Send + Sync + 'static) -> Self {
+        self.finish = Some(Box::new(Finish {
+            bytes: 0,
+            f: Some(Box::new(f)),
+        }));
+        self
     }
 }
 
@@ -50,23 +92,67 @@ impl Body for ProxyBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match self.project() {
+        let this = self.project();
+        let polled = match this.kind.project() {
             Proj::Full { inner } => inner.poll_frame(cx).map_err(|e| match e {}),
             Proj::Stream { inner } => inner.poll_frame(cx).map_err(Into::into),
+        };
+        if let (Some(f), Poll::Ready(Some(Ok(frame)))) = (this.finish.as_mut(), &polled) {
+            f.bytes += frame.data_ref().map_or(0, |d| d.len() as u64);
         }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
-        match self {
-            ProxyBody::Full { inner } => inner.is_end_stream(),
-            ProxyBody::Stream { inner } => inner.is_end_stream(),
+        match &self.kind {
+            Kind::Full { inner } => inner.is_end_stream(),
+            Kind::Stream { inner } => inner.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
-        match self {
-            ProxyBody::Full { inner } => inner.size_hint(),
-            ProxyBody::Stream { inner } => inner.size_hint(),
+        match &self.kind {
+            Kind::Full { inner } => inner.size_hint(),
+            Kind::Stream { inner } => inner.size_hint(),
         }
+    }
+}
+
+/// The client's request body, streamed, its data bytes added to a shared count
+/// when there is one (only the access line reads it).
+pub struct ReqBody {
+    inner: Incoming,
+    read: Option<Arc<AtomicU64>>,
+}
+
+impl ReqBody {
+    /// `inner`, counted into `read` when given.
+    pub fn new(inner: Incoming, read: Option<Arc<AtomicU64>>) -> Self {
+        ReqBody { inner, read }
+    }
+}
+
+impl Body for ReqBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let (Some(read), Poll::Ready(Some(Ok(frame)))) = (&self.read, &polled) {
+            let n = frame.data_ref().map_or(0, |d| d.len() as u64);
+            read.fetch_add(n, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }

@@ -161,6 +161,12 @@ pub struct AccessLine<'a> {
     pub user: &'a str,
     /// The upstream forwarded to (empty for a decision).
     pub upstream: &'a str,
+    /// `User-Agent` ([`user_agent`]).
+    pub user_agent: &'a str,
+    /// Request body bytes read.
+    pub bytes_in: u64,
+    /// Response body bytes sent.
+    pub bytes_out: u64,
     /// When the request arrived (`None`: duration 0).
     pub started: Option<std::time::Instant>,
 }
@@ -179,9 +185,25 @@ impl AccessLine<'_> {
             decision = self.decision,
             user = self.user,
             upstream = self.upstream,
+            user_agent = self.user_agent,
+            bytes_in = self.bytes_in,
+            bytes_out = self.bytes_out,
             duration_ms = self.started.map_or(0.0, |s| s.elapsed().as_secs_f64() * 1000.0),
         );
     }
+}
+
+/// Longest `user_agent` logged (longer ones are cut at a character boundary).
+const MAX_USER_AGENT: usize = 256;
+
+/// `User-Agent` as logged: a visible-ASCII value (else empty), at most
+/// [`MAX_USER_AGENT`] bytes.
+pub fn user_agent(h: &http::HeaderMap) -> &str {
+    let ua = h
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    ua.get(..MAX_USER_AGENT.min(ua.len())).unwrap_or_default()
 }
 
 /// An access line's `client`: the address, or empty.

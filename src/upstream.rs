@@ -4,6 +4,7 @@
 //! upstream cannot be reached or resets, 504 when it does not answer within
 //! `timeout` (SPEC §4). Below the front doors and the decision, which both use it.
 
+use crate::body::ReqBody;
 use crate::config::{Upstream, UpstreamKind};
 use crate::deny::{BadRequest, Denial};
 use crate::tls_client::TlsError;
@@ -15,7 +16,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::time::Duration;
 
 /// The client type used for upstreams (http and https).
-pub(crate) type UpstreamClient = Client<HttpsConnector<HttpConnector>, Incoming>;
+pub(crate) type UpstreamClient = Client<HttpsConnector<HttpConnector>, ReqBody>;
 
 /// An upstream as the request path uses it: where to send, how long to wait, and
 /// (for HTTP) its pooled client. Built once per config; a route's decision holds one.
@@ -95,7 +96,7 @@ fn client_for(u: &Upstream) -> Result<UpstreamClient, TlsError> {
 /// Sends a request and waits for the response head within `timeout`.
 pub(crate) async fn send(
     client: &UpstreamClient,
-    req: http::Request<Incoming>,
+    req: http::Request<ReqBody>,
     timeout: Duration,
 ) -> Result<http::Response<Incoming>, Denial> {
     match tokio::time::timeout(timeout, client.request(req)).await {

@@ -81,6 +81,14 @@ pub struct Decided {
 }
 
 impl Decided {
+    /// The length of the body the answer carries (the §4 JSON of a denial).
+    pub fn body_len(&self) -> u64 {
+        match &self.answer {
+            Answer::Allow { .. } => 0,
+            Answer::Deny { body, .. } => body.len() as u64,
+        }
+    }
+
     /// The HTTP status the answer stands for (`200` when allowed).
     pub fn status(&self) -> StatusCode {
         match &self.answer {
@@ -97,6 +105,8 @@ struct Line {
     path: Option<String>,
     route: Option<String>,
     user: Option<String>,
+    /// The original request's `User-Agent`.
+    user_agent: Option<String>,
     /// The client the ingress reports (its `X-Forwarded-For`'s nearest entry).
     client: Option<std::net::IpAddr>,
 }
@@ -111,6 +121,7 @@ pub async fn decide(rt: &Runtime, original: &Original<'_>, request_id: HeaderVal
     let log = access_enabled();
     let mut line = Line {
         client: crate::proxy::client::forwarded(original.headers),
+        user_agent: log.then(|| crate::telemetry::user_agent(original.headers).to_owned()),
         ..Line::default()
     };
     let verdict = judge(rt, original, log, &mut line).await;
@@ -202,7 +213,8 @@ fn finish(
     started: Instant,
 ) {
     let status = decided.status().as_u16();
-    rt.counters.record(line.route_idx, status, decision);
+    let m = Method::from_bytes(method.as_bytes()).ok();
+    rt.counters.record(line.route_idx, m.as_ref(), status, decision);
     if access_enabled() {
         AccessLine {
             request_id: &decided.request_id,
@@ -214,6 +226,9 @@ fn finish(
             decision,
             user: line.user.as_deref().unwrap_or(""),
             upstream: "",
+            user_agent: line.user_agent.as_deref().unwrap_or(""),
+            bytes_in: 0,
+            bytes_out: decided.body_len(),
             started: Some(started),
         }
         .write();

@@ -14,10 +14,10 @@ use crate::auth::claims::MAX_TOKEN_LEN;
 use crate::auth::revocation::key as revocation_key;
 use crate::auth::verify::Verifier;
 use crate::body::ProxyBody;
+use crate::body::ReqBody;
 use crate::state::memory::unix_now;
 use crate::state::StateError;
 use http::{Method, Response};
-use hyper::body::Incoming;
 use std::net::IpAddr;
 
 /// What the endpoints read of a request besides its head and body.
@@ -55,7 +55,7 @@ pub async fn serve(
     which: Builtin,
     caller: Caller<'_>,
     parts: http::request::Parts,
-    body: Incoming,
+    body: ReqBody,
 ) -> (Response<ProxyBody>, Served) {
     let served = |decision| Served {
         decision,

@@ -4,10 +4,10 @@
 //! buffered unbounded), every name and value must be UTF-8 once decoded, and a
 //! parameter sent twice is refused (RFC 6749 §3.2). Unknown parameters are ignored.
 
+use crate::body::ReqBody;
 use bytes::{Bytes, BytesMut};
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use std::time::Duration;
 
 /// Largest form body accepted.
@@ -127,7 +127,7 @@ pub fn is_form(headers: &http::HeaderMap) -> bool {
 /// Reads and parses the form body of a request, within `deadline`.
 pub async fn read(
     headers: &http::HeaderMap,
-    body: Incoming,
+    body: ReqBody,
     deadline: Duration,
 ) -> Result<Form, FormError> {
     if !is_form(headers) {
@@ -146,7 +146,7 @@ pub async fn read(
     Form::parse(&bytes)
 }
 
-async fn collect(mut body: Incoming) -> Result<Bytes, FormError> {
+async fn collect(mut body: ReqBody) -> Result<Bytes, FormError> {
     let mut buf = BytesMut::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|_| FormError::Incomplete)?;

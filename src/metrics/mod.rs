@@ -14,7 +14,7 @@
 //! `/metrics` agree across reloads.
 
 use metrics::{Counter, Gauge, Histogram};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 
 mod logins;
@@ -63,17 +63,34 @@ const FAMILIES: &[(&str, Kind, &str)] = &[
      "Entries the memory state backend evicted under its cap before they expired, by kind"),
 ];
 
+/// Buckets of `portcullis_verify_seconds`: a cache hit takes microseconds, a full
+/// signature check tens of microseconds to a few milliseconds (RSA-4096).
+const VERIFY_BUCKETS: [f64; 12] = [
+    0.000_002, 0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001,
+    0.002_5, 0.005, 0.01,
+];
+
+/// Buckets of `portcullis_upstream_seconds`: backends answer in milliseconds to
+/// seconds (up to a route's timeout).
+const UPSTREAM_BUCKETS: [f64; 14] = [
+    0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
 /// Installs the process-wide recorder (first call wins) and describes every
 /// family. Returns whether metrics are being recorded.
 pub fn install() -> bool {
     HANDLE
         .get_or_init(|| {
-            let buckets = [
-                0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005,
-                0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-            ];
             let handle = PrometheusBuilder::new()
-                .set_buckets(&buckets)
+                .set_buckets_for_metric(
+                    Matcher::Full("portcullis_verify_seconds".into()),
+                    &VERIFY_BUCKETS,
+                )
+                .ok()?
+                .set_buckets_for_metric(
+                    Matcher::Full("portcullis_upstream_seconds".into()),
+                    &UPSTREAM_BUCKETS,
+                )
                 .ok()?
                 .install_recorder()
                 .map_err(|e| tracing::warn!(error = %e, "metrics disabled"))

@@ -1,14 +1,17 @@
-//! `portcullis_requests_total{route,status,decision}` and the per-route totals the
+//! `portcullis_requests_total{route,status,decision,method,code}` and the per-route totals the
 //! status page shows. Both are kept per `route` label value for the whole process:
 //! the Prometheus series live in the recorder, and [`RouteTotals`] in a process-wide
 //! table, so a reload hands the new runtime the same totals and the page never
 //! disagrees with `/metrics`. Label values come from the config (route names) and
-//! the four built-in endpoints, so the table is as bounded as the series are.
+//! the four built-in endpoints, so the table is as bounded as the series are; `method`
+//! is one of [`METHODS`] (any other is `OTHER`) and `code` the exact status (100–999),
+//! `status` its class.
 
+use http::Method;
 use metrics::Counter;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 
 /// Every decision a request can end in (the `decision` label).
 pub const DECISIONS: [&str; 17] = [
@@ -33,6 +36,21 @@ pub const DECISIONS: [&str; 17] = [
 
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
+/// The `method` label values: the methods of RFC 9110 and PATCH; any other (and a
+/// request refused before its method was read) counts as `OTHER`.
+pub(super) const METHODS: [&str; 10] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE", "OTHER",
+];
+
+fn method_index(m: Option<&Method>) -> usize {
+    let other = METHODS.len() - 1;
+    m.and_then(|m| METHODS[..other].iter().position(|x| *x == m.as_str()))
+        .unwrap_or(other)
+}
+
+/// One series of a route: decision, method and exact status.
+type SeriesKey = (u8, u8, u16);
+
 /// The label of a decision: the part before `:` (`bad_request:encoded_slash` counts
 /// as `bad_request`, so the rule names do not multiply the series).
 fn decision_index(d: &str) -> usize {
@@ -50,7 +68,7 @@ pub struct RouteTotals {
     label: String,
     requests: AtomicU64,
     denied: AtomicU64,
-    handles: Vec<OnceLock<Counter>>,
+    handles: RwLock<HashMap<SeriesKey, Counter>>,
 }
 
 impl RouteTotals {
@@ -59,9 +77,7 @@ impl RouteTotals {
             label: label.to_owned(),
             requests: AtomicU64::new(0),
             denied: AtomicU64::new(0),
-            handles: (0..DECISIONS.len() * CLASSES.len())
-                .map(|_| OnceLock::new())
-                .collect(),
+            handles: RwLock::default(),
         }
     }
 
@@ -75,23 +91,35 @@ impl RouteTotals {
         self.denied.load(Ordering::Relaxed)
     }
 
-    fn record(&self, status: u16, decision: &str) {
+    fn record(&self, method: Option<&Method>, status: u16, decision: &str) {
         self.requests.fetch_add(1, Ordering::Relaxed);
         if decision.starts_with("denied") {
             self.denied.fetch_add(1, Ordering::Relaxed);
         }
-        let (d, c) = (decision_index(decision), class_index(status));
-        if let Some(cell) = self.handles.get(d * CLASSES.len() + c) {
-            cell.get_or_init(|| {
-                metrics::counter!(
-                    "portcullis_requests_total",
-                    "route" => self.label.clone(),
-                    "status" => CLASSES[c],
-                    "decision" => DECISIONS[d],
-                )
-            })
-            .increment(1);
-        }
+        let (d, m) = (decision_index(decision), method_index(method));
+        let key = (d as u8, m as u8, status);
+        let known = self
+            .handles
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+            .cloned();
+        let counter = known.unwrap_or_else(|| {
+            let mut w = self.handles.write().unwrap_or_else(PoisonError::into_inner);
+            w.entry(key)
+                .or_insert_with(|| {
+                    metrics::counter!(
+                        "portcullis_requests_total",
+                        "route" => self.label.clone(),
+                        "status" => CLASSES[class_index(status)],
+                        "decision" => DECISIONS[d],
+                        "method" => METHODS[m],
+                        "code" => status.to_string(),
+                    )
+                })
+                .clone()
+        });
+        counter.increment(1);
     }
 }
 
@@ -128,16 +156,28 @@ impl RouteCounters {
     }
 
     /// Counts one request; `route` is `None` when no route matched.
-    pub fn record(&self, route: Option<usize>, status: u16, decision: &str) {
+    pub fn record(
+        &self,
+        route: Option<usize>,
+        method: Option<&Method>,
+        status: u16,
+        decision: &str,
+    ) {
         route
             .and_then(|i| self.routes.get(i))
             .unwrap_or(&self.unmatched)
-            .record(status, decision);
+            .record(method, status, decision);
     }
 
     /// Counts one request to a built-in endpoint (`label`: `builtin:token`, ...).
-    pub fn record_builtin(&self, label: &str, status: u16, decision: &str) {
-        route_totals(label).record(status, decision);
+    pub fn record_builtin(
+        &self,
+        label: &str,
+        method: Option<&Method>,
+        status: u16,
+        decision: &str,
+    ) {
+        route_totals(label).record(method, status, decision);
     }
 
     /// The totals of route `i` (in config order).
@@ -156,6 +196,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn methods_are_a_fixed_set() {
+        assert_eq!(METHODS[method_index(Some(&Method::PATCH))], "PATCH");
+        let odd = Method::from_bytes(b"PROPFIND").expect("method");
+        assert_eq!(METHODS[method_index(Some(&odd))], "OTHER");
+        assert_eq!(METHODS[method_index(None)], "OTHER");
+    }
+
+    #[test]
     fn a_rule_counts_under_its_coarse_label() {
         let coarse = decision_index("bad_request");
         assert_eq!(DECISIONS[coarse], "bad_request");
@@ -166,13 +214,13 @@ mod tests {
     #[test]
     fn totals_outlive_the_counters_of_one_config() {
         let first = RouteCounters::new(["rt-a".to_string(), "rt-b".to_string()].into_iter());
-        first.record(Some(0), 200, "allowed");
-        first.record(Some(1), 401, "denied_no_token");
-        first.record(None, 404, "no_route");
-        first.record_builtin("builtin:rt-test", 200, "token_endpoint");
+        first.record(Some(0), Some(&Method::GET), 200, "allowed");
+        first.record(Some(1), None, 401, "denied_no_token");
+        first.record(None, Some(&Method::POST), 404, "no_route");
+        first.record_builtin("builtin:rt-test", None, 200, "token_endpoint");
         // A reload: routes reordered, one added; the totals follow the names.
         let second = RouteCounters::new(["rt-c".to_string(), "rt-b".to_string()].into_iter());
-        second.record(Some(1), 403, "denied_route");
+        second.record(Some(1), Some(&Method::GET), 403, "denied_route");
         assert_eq!(second.route(0).map(RouteTotals::requests), Some(0));
         let b = second.route(1).expect("rt-b");
         assert_eq!((b.requests(), b.denied()), (2, 2));

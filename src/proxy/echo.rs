@@ -2,17 +2,17 @@
 //! request exactly as it would have been forwarded, so a demo needs no backend.
 
 use crate::body::ProxyBody;
+use crate::body::ReqBody;
 use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Request, Response};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use serde_json::{Map, Value};
 
 /// How much of the request body the echo shows.
 pub const MAX_ECHO_BODY: usize = 64 * 1024;
 
 /// Answers with a JSON description of `req`.
-pub async fn respond(req: Request<Incoming>) -> Response<ProxyBody> {
+pub async fn respond(req: Request<ReqBody>) -> Response<ProxyBody> {
     let (parts, mut body) = req.into_parts();
     let mut headers = Map::new();
     for (name, value) in &parts.headers {

@@ -10,19 +10,20 @@
 use crate::app::{ConnInfo, Runtime};
 use crate::auth::extract;
 use crate::auth::issuer::Verified;
-use crate::body::ProxyBody;
+use crate::body::{ProxyBody, ReqBody};
 use crate::decide::{self, Allow, HostSource, RequestFacts};
 use crate::deny::{BadRequest, Denial};
 use crate::host::RequestHost;
 use crate::issuer::endpoint::Caller;
 use crate::issuer::{Builtin, Endpoint};
 use crate::proxy::client::{self, Client};
-use crate::proxy::{echo, headers, upgrade};
+use crate::proxy::{access, echo, headers, upgrade};
 use crate::upstream::{self, Target, TargetKind};
 use http::header::{AUTHORIZATION, HOST};
 use http::{HeaderValue, Request, Response, Uri, Version};
 use hyper::body::Incoming;
 use std::convert::Infallible;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio_util::task::TaskTracker;
@@ -48,7 +49,7 @@ pub async fn handle(
     conn: ConnInfo,
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
-    let start = Instant::now();
+    let started = Instant::now();
     let rid = headers::request_id(req.headers());
     let method = req.method().clone();
     let client = client::resolve(
@@ -61,6 +62,14 @@ pub async fn handle(
         log: crate::telemetry::access_enabled(),
         ..Outcome::default()
     };
+    let user_agent = if out.log {
+        crate::telemetry::user_agent(req.headers()).to_owned()
+    } else {
+        String::new()
+    };
+    // Request body bytes are counted only for the access line.
+    let bytes_in = out.log.then(|| Arc::new(AtomicU64::new(0)));
+    let req = req.map(|b| ReqBody::new(b, bytes_in.clone()));
     let mut resp = match forward(&rt, (&conn, &client), req, &rid, &mut out).await {
         Ok(r) => r,
         Err(d) => {
@@ -70,36 +79,39 @@ pub async fn handle(
     };
     resp.headers_mut()
         .insert(headers::X_REQUEST_ID.clone(), rid.clone());
+    let status = resp.status().as_u16();
     match out.builtin {
         Some(label) => rt
             .counters
-            .record_builtin(label, resp.status().as_u16(), out.decision),
+            .record_builtin(label, Some(&method), status, out.decision),
         None => rt
             .counters
-            .record(out.route_idx, resp.status().as_u16(), out.decision),
+            .record(out.route_idx, Some(&method), status, out.decision),
     }
-    if out.log {
-        crate::telemetry::AccessLine {
-            request_id: &rid,
-            method: method.as_str(),
-            client: Some(client.addr),
-            path: out.path.as_deref().unwrap_or(""),
-            route: out.route.as_deref().unwrap_or(""),
-            status: resp.status().as_u16(),
-            decision: out.decision,
-            user: out.user.as_deref().unwrap_or(""),
-            upstream: out.upstream.as_deref().unwrap_or(""),
-            started: Some(start),
-        }
-        .write();
+    if !out.log {
+        return Ok(resp);
     }
-    Ok(resp)
+    let line = access::Line {
+        request_id: rid.clone(),
+        method: method.as_str().to_owned(),
+        path: out.path.unwrap_or_default(),
+        route: out.route.unwrap_or_default(),
+        status,
+        decision: out.decision,
+        user: out.user.unwrap_or_default(),
+        upstream: out.upstream.unwrap_or_default(),
+        client: client.addr,
+        user_agent,
+        started,
+        bytes_in,
+    };
+    Ok(resp.map(|b| b.on_finish(move |n| line.emit(n))))
 }
 
 async fn forward(
     rt: &Runtime,
     (conn, client): (&ConnInfo, &Client),
-    req: Request<Incoming>,
+    req: Request<ReqBody>,
     rid: &HeaderValue,
     out: &mut Outcome,
 ) -> Result<Response<ProxyBody>, Denial> {
@@ -212,7 +224,7 @@ async fn builtin(
     ep: &Endpoint,
     which: Builtin,
     caller: Caller<'_>,
-    (parts, body): (http::request::Parts, Incoming),
+    (parts, body): (http::request::Parts, ReqBody),
     out: &mut Outcome,
 ) -> Response<ProxyBody> {
     out.route = Some(which.name().to_owned());
@@ -319,7 +331,7 @@ fn upstream_path(prefix: &str, path: &str, query: Option<&str>) -> String {
 async fn send(
     target: &Target,
     mut parts: http::request::Parts,
-    body: Incoming,
+    body: ReqBody,
     pq: String,
     (ws_key, upgrades): (Option<HeaderValue>, Option<&TaskTracker>),
     out: &mut Outcome,

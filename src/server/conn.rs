@@ -211,7 +211,7 @@ fn refusal(rt: &crate::app::Runtime, why: smuggle::Refusal) -> hyper::Response<P
     let mut resp = d.response();
     let rid = crate::proxy::headers::new_request_id();
     rt.counters
-        .record(None, resp.status().as_u16(), d.decision());
+        .record(None, None, resp.status().as_u16(), d.decision());
     if crate::telemetry::access_enabled() {
         crate::telemetry::AccessLine {
             request_id: &rid,
@@ -223,6 +223,9 @@ fn refusal(rt: &crate::app::Runtime, why: smuggle::Refusal) -> hyper::Response<P
             decision: d.decision(),
             user: "",
             upstream: "",
+            user_agent: "",
+            bytes_in: 0,
+            bytes_out: http_body::Body::size_hint(resp.body()).exact().unwrap_or(0),
             started: None,
         }
         .write();
