@@ -775,3 +775,21 @@ async fn trusted_proxy_that_is_not_a_cidr() {
     let line = assert_check_error(&text, &["\"10.0.0.1\"", "lb.internal"]).await;
     assert!(line.contains("not a CIDR"), "{line}");
 }
+
+/// SPEC §11: a `cors` origin with a path, and `"*"` with `credentials = true`, are
+/// errors at them.
+#[tokio::test]
+async fn cors_origin_with_a_path_or_wildcard_with_credentials() {
+    let text = valid().replace(
+        "path = \"/health\"",
+        "path = \"/health\"\ncors = { origins = [\"https://app.example.com/app\"] }",
+    );
+    let line = assert_check_error(&text, &["app.example.com/app"]).await;
+    assert!(line.contains("has a path"), "{line}");
+    let text = valid().replace(
+        "path = \"/health\"",
+        "path = \"/health\"\ncors = { origins = [\"*\"], credentials = true }",
+    );
+    let line = assert_check_error(&text, &["credentials = true"]).await;
+    assert!(line.contains("credentials"), "{line}");
+}

@@ -363,4 +363,23 @@ pub struct RawRoute {
     /// `required`: only DPoP-bound tokens with a valid proof (SPEC §10); `allowed`
     /// (default [`DPOP`](crate::defaults::DPOP)): bound and unbound tokens.
     pub dpop: Option<Spanned<EnvStr>>,
+    /// Cross-origin requests from browsers (SPEC §11).
+    pub cors: Option<Spanned<RawCors>>,
+}
+
+/// A route's `cors = { ... }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCors {
+    /// `scheme://host[:port]` origins, or `"*"` (not with `credentials`).
+    pub origins: Vec<Spanned<EnvStr>>,
+    /// `Access-Control-Allow-Methods` (default `GET`, `HEAD`, `POST`).
+    pub methods: Option<Vec<EnvStr>>,
+    /// `Access-Control-Allow-Headers` (default none).
+    #[serde(default)]
+    pub headers: Vec<EnvStr>,
+    /// `Access-Control-Allow-Credentials: true` (default false).
+    pub credentials: Option<Spanned<bool>>,
+    /// `Access-Control-Max-Age` (default unset).
+    pub max_age: Option<Dur>,
 }

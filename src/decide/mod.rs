@@ -31,6 +31,7 @@ pub mod assertion;
 pub mod authenticate;
 pub mod authorize;
 pub mod dpop;
+pub mod cors;
 pub mod identity;
 pub mod normalize;
 pub mod session;

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 
 /// Every decision a request can end in (the `decision` label).
-pub const DECISIONS: [&str; 17] = [
+pub const DECISIONS: [&str; 19] = [
     "allowed",
     "public",
     "anonymous",
@@ -32,6 +32,8 @@ pub const DECISIONS: [&str; 17] = [
     "token_endpoint",
     "login_redirect",
     "login",
+    "cors_preflight",
+    "denied_cors_origin",
 ];
 
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];

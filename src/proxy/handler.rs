@@ -17,7 +17,7 @@ use crate::host::RequestHost;
 use crate::issuer::endpoint::Caller;
 use crate::issuer::{Builtin, Endpoint};
 use crate::proxy::client::{self, Client};
-use crate::proxy::{access, echo, headers, upgrade};
+use crate::proxy::{access, cors, echo, headers, upgrade};
 use crate::upstream::{self, Target, TargetKind};
 use http::header::{AUTHORIZATION, HOST};
 use http::{HeaderValue, Request, Response, Uri, Version};
@@ -41,6 +41,8 @@ struct Outcome {
     user: Option<String>,
     upstream: Option<String>,
     decision: &'static str,
+    /// A CORS preflight was answered (its headers are set already).
+    preflight: bool,
 }
 
 /// Handles one request end to end; never fails (errors become SPEC §4 responses).
@@ -67,6 +69,7 @@ pub async fn handle(
     } else {
         String::new()
     };
+    let origin = req.headers().get(http::header::ORIGIN).cloned();
     // Request body bytes are counted only for the access line.
     let bytes_in = out.log.then(|| Arc::new(AtomicU64::new(0)));
     let req = req.map(|b| ReqBody::new(b, bytes_in.clone()));
@@ -79,6 +82,11 @@ pub async fn handle(
     };
     resp.headers_mut()
         .insert(headers::X_REQUEST_ID.clone(), rid.clone());
+    if let Some(routed) = out.route_idx.and_then(|i| rt.routes.get(i)) {
+        if !out.preflight {
+            cors::decorate(&routed.route, origin.as_ref(), &mut resp);
+        }
+    }
     let status = resp.status().as_u16();
     match out.builtin {
         Some(label) => rt
@@ -174,7 +182,18 @@ async fn forward(
         out.user = user;
         return Ok(resp);
     }
-    let decision = decide::decide(&rt.engine(), &facts, &req).await;
+    let engine = rt.engine();
+    if let Some(p) = decide::cors::preflight(&engine, &facts, &req) {
+        out.route_idx = Some(p.matched.index);
+        out.preflight = true;
+        if out.log {
+            out.route = Some(p.matched.route.name.clone());
+        }
+        let (resp, decision) = cors::answer(&p);
+        out.decision = decision;
+        return Ok(resp);
+    }
+    let decision = decide::decide(&engine, &facts, &req).await;
     if let Some(m) = &decision.matched {
         out.route_idx = Some(m.index);
         if out.log {

@@ -2,11 +2,13 @@
 //! then rewrites and forwards (rewrite -> forward -> rewrite response -> log);
 //! [`headers`] holds the header rules, [`request_id`] the `X-Request-Id`, [`echo`]
 //! the built-in echo upstream, [`upgrade`] which tunnels may open (WebSocket only),
-//! [`client`] the client behind trusted proxies (SPEC §11), [`access`] the access line.
+//! [`client`] the client behind trusted proxies (SPEC §11), [`access`] the access line,
+//! [`cors`] CORS preflights and headers.
 //! The upstream handles and their pooled clients are [`crate::upstream`].
 
 pub mod access;
 pub mod client;
+pub mod cors;
 pub mod echo;
 pub mod handler;
 pub mod headers;

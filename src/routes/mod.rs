@@ -7,6 +7,7 @@
 
 use http::Method;
 
+pub mod cors;
 mod pattern;
 pub use pattern::{HostMatch, PathPattern, Seg};
 
@@ -111,6 +112,8 @@ pub struct Route {
     pub login: bool,
     /// `dpop = "required"`: only DPoP-bound tokens with a valid proof (SPEC §10).
     pub dpop_required: bool,
+    /// `cors` (SPEC §11), when set.
+    pub cors: Option<Box<cors::Cors>>,
 }
 
 impl Route {

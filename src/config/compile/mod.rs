@@ -12,6 +12,7 @@
 mod assertion;
 mod cache;
 mod forward_auth;
+mod cors;
 mod identity;
 mod issuer_keys;
 mod issuers;

@@ -146,7 +146,12 @@ impl RawRoute {
                 false
             }
         };
+        let cors = self
+            .cors
+            .and_then(|c| super::cors::compile(cx, c))
+            .map(Box::new);
         Some(Route {
+            cors,
             name,
             host,
             path: path?,
