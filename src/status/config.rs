@@ -32,6 +32,7 @@ pub(crate) fn config_json(cfg: &Config) -> Value {
             "max_connections": cfg.server.max_connections,
             "h2_max_concurrent_streams": cfg.server.h2_max_concurrent_streams,
             "worker_threads": cfg.server.worker_threads,
+            "trusted_proxies": cfg.server.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "tls": cfg.server.tls.as_ref().map(|t| json!({
                 "cert": t.cert.display().to_string(),
                 "key": t.key.display().to_string(),
@@ -123,7 +124,24 @@ pub(crate) fn config_json(cfg: &Config) -> Value {
             "upstream": r.upstream.and_then(|u| cfg.upstreams.get(u)).map(|u| u.name.clone()),
             "login": r.login,
             "dpop": if r.dpop_required { "required" } else { "allowed" },
+            "cors": r.cors.as_deref().map(cors_json),
         })).collect::<Vec<_>>(),
+    })
+}
+
+/// A route's `cors` as configured (`max_age` in seconds).
+fn cors_json(c: &crate::routes::cors::Cors) -> Value {
+    let text = |v: &http::HeaderValue| v.to_str().unwrap_or("").to_owned();
+    let mut origins = c.origins.clone();
+    if c.any {
+        origins.push("*".into());
+    }
+    json!({
+        "origins": origins,
+        "methods": text(&c.methods),
+        "headers": c.headers.as_ref().map(text),
+        "credentials": c.credentials,
+        "max_age": c.max_age.as_ref().map(text),
     })
 }
 
@@ -184,5 +202,26 @@ mod tests {
         assert_eq!(v["upstreams"][0]["connect_timeout"], "2s");
         assert_eq!(v["state"]["key_prefix"], "portcullis:");
         assert_eq!(v["routes"][0]["token_from"], serde_json::json!(["header"]));
+    }
+
+    #[test]
+    fn config_json_shows_trusted_proxies_and_cors() {
+        let toml = "[server]\ntrusted_proxies = [\"10.0.0.0/8\"]\n[upstreams.e]\nurl = \"echo:\"\n\
+                    [[issuers]]\nname = \"l\"\nissuer = \"x\"\nsecret = \"0123456789abcdef0123456789abcdef\"\n\
+                    [[routes]]\npath = \"/**\"\nupstream = \"e\"\n\
+                    cors = { origins = [\"https://App.example\"], credentials = true, max_age = \"10m\" }\n";
+        let cfg = crate::config::load_str(std::path::Path::new("t.toml"), toml).expect("config");
+        let v = config_json(&cfg);
+        assert_eq!(
+            v["server"]["trusted_proxies"],
+            serde_json::json!(["10.0.0.0/8"])
+        );
+        let c = &v["routes"][0]["cors"];
+        assert_eq!(c["origins"], serde_json::json!(["https://app.example"]));
+        assert_eq!(c["methods"], "GET, HEAD, POST");
+        assert_eq!(
+            (c["credentials"].clone(), c["max_age"].clone()),
+            (true.into(), "600".into())
+        );
     }
 }
