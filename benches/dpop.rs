@@ -108,6 +108,7 @@ fn bench(c: &mut Criterion) {
         query: None,
         headers: &headers,
         tls: true,
+        client: std::net::Ipv4Addr::LOCALHOST.into(),
     };
     for (name, with) in [
         ("dpop/hot_decision_without_assertion", false),
