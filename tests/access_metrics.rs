@@ -12,7 +12,7 @@ use support::*;
 const UP_BODY: usize = 70_000;
 
 async fn proxy(up: &Upstream, admin: u16) -> Proxy {
-    Proxy::start(&format!(
+    Proxy::builder().binary().start(&format!(
         "[admin]\nlisten = \"127.0.0.1:{admin}\"\n\n\
          [upstreams.app]\nurl = \"{}\"\n\n{}\n\
          [[routes]]\nname = \"pub\"\npath = \"/pub/**\"\naccess = \"public\"\nupstream = \"app\"\n\n\

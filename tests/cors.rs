@@ -45,7 +45,10 @@ fn cors_headers(r: &Reply) -> Vec<&(String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn preflights_are_answered_without_a_token() {
     let up = spawn_upstream().await;
-    let p = Proxy::start(&config(&up, &format!("\"{APP}\""))).await;
+    let p = Proxy::builder()
+        .binary()
+        .start(&config(&up, &format!("\"{APP}\"")))
+        .await;
     let r = p.send(preflight("/api/items", APP, "POST")).await;
     r.assert_status(204);
     assert_eq!(r.header("access-control-allow-origin"), Some(APP));
@@ -110,7 +113,10 @@ async fn actual_responses_to_listed_origins_get_cors_headers() {
         body: "ok".into(),
     })
     .await;
-    let p = Proxy::start(&config(&up, &format!("\"{APP}\""))).await;
+    let p = Proxy::builder()
+        .binary()
+        .start(&config(&up, &format!("\"{APP}\"")))
+        .await;
     let t = token("alice", serde_json::json!({}));
     let r = p
         .send(Req::get("/api/items").bearer(&t).header("Origin", APP))
@@ -153,11 +159,13 @@ async fn chromium_page_on_another_origin_calls_a_protected_route() {
     })
     .await;
     let origin = page.url();
-    let p = Proxy::start(&format!(
-        "[identity]\nheader = \"X-User\"\nclaim = \"sub\"\n\n{}",
-        config(&api, &format!("\"{origin}\""))
-    ))
-    .await;
+    let p = Proxy::builder()
+        .binary()
+        .start(&format!(
+            "[identity]\nheader = \"X-User\"\nclaim = \"sub\"\n\n{}",
+            config(&api, &format!("\"{origin}\""))
+        ))
+        .await;
     let t = token("alice", serde_json::json!({}));
     let v = support::browser::run_script(
         "cors_support/fetch.mjs",

@@ -169,7 +169,9 @@ async fn judge(
         query: original.query,
         headers: original.headers,
         tls: original.tls,
-        client: line.client.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()),
+        client: line
+            .client
+            .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()),
     };
     let req = decide::normalize::normalize(&facts)?;
     if log {
@@ -214,7 +216,8 @@ fn finish(
 ) {
     let status = decided.status().as_u16();
     let m = Method::from_bytes(method.as_bytes()).ok();
-    rt.counters.record(line.route_idx, m.as_ref(), status, decision);
+    rt.counters
+        .record(line.route_idx, m.as_ref(), status, decision);
     if access_enabled() {
         AccessLine {
             request_id: &decided.request_id,
