@@ -54,8 +54,8 @@ pub enum Failed {
     Config(String),
 }
 
-/// Explains `ask` under `config` (call inside a tokio runtime: JWKS keys are fetched).
-pub async fn explain(config: Config, ask: &Ask<'_>) -> Result<Explained, Failed> {
+/// The method, host, path and query `ask` names (usage errors refused).
+fn parse<'a>(ask: &Ask<'a>) -> Result<(Method, Option<HeaderValue>, &'a str, Option<&'a str>), Failed> {
     let method = Method::from_bytes(ask.method.as_bytes())
         .map_err(|_| Failed::Usage(format!("`{}` is not an HTTP method", ask.method)))?;
     let host = ask
@@ -68,6 +68,12 @@ pub async fn explain(config: Config, ask: &Ask<'_>) -> Result<Explained, Failed>
         Some((p, q)) => (p, Some(q)),
         None => (ask.target, None),
     };
+    Ok((method, host, path, query))
+}
+
+/// Explains `ask` under `config` (call inside a tokio runtime: JWKS keys are fetched).
+pub async fn explain(config: Config, ask: &Ask<'_>) -> Result<Explained, Failed> {
+    let (method, host, path, query) = parse(ask)?;
     let rt = Runtime::new(config).map_err(|e| Failed::Config(e.to_string()))?;
     let mut out = String::new();
     let _ = writeln!(
@@ -107,21 +113,34 @@ pub async fn explain(config: Config, ask: &Ask<'_>) -> Result<Explained, Failed>
         });
     };
     describe(&mut out, &rt, index, &routed.route);
+    let allowed = judge(&mut out, &rt, &routed.route, ask, (&facts, &req)).await?;
+    Ok(Explained { text: out, allowed })
+}
+
+/// Decides the request with `ask`'s token placed where `route` reads it first, and
+/// writes the caller and the decision; whether it is allowed.
+async fn judge(
+    out: &mut String,
+    rt: &Runtime,
+    route: &Route,
+    ask: &Ask<'_>,
+    (facts, req): (&RequestFacts<'_>, &decide::Normalized<'_>),
+) -> Result<bool, Failed> {
     // The token, where the route looks first; the query and headers are rebuilt.
     let mut headers = HeaderMap::new();
-    let mut with_token = query.map(str::to_owned);
+    let mut with_token = facts.query.map(str::to_owned);
     if let Some(t) = ask.token {
-        wait_for_keys(&rt).await;
-        place_token(&routed.route, t, &mut headers, &mut with_token)?;
+        wait_for_keys(rt).await;
+        place_token(route, t, &mut headers, &mut with_token)?;
     }
     let facts = RequestFacts {
         headers: &headers,
         query: with_token.as_deref(),
-        ..facts
+        ..*facts
     };
     let req = decide::normalize::Normalized {
         query: with_token.as_deref(),
-        ..req
+        ..req.clone()
     };
     let engine = Engine {
         needs_upstream: rt.config.forward_auth.is_none(),
@@ -147,11 +166,11 @@ pub async fn explain(config: Config, ask: &Ask<'_>) -> Result<Explained, Failed>
             true
         }
         Err(d) => {
-            decision(&mut out, &d);
+            decision(out, &d);
             false
         }
     };
-    Ok(Explained { text: out, allowed })
+    Ok(allowed)
 }
 
 /// The matched route: where it is, its access, token sources, scopes, claims, upstream.

@@ -22,25 +22,7 @@ pub(crate) fn config_json(cfg: &Config) -> Value {
     let d = crate::config::values::format_duration;
     json!({
         "path": cfg.path.display().to_string(),
-        "server": {
-            "listen": cfg.server.listen.to_string(),
-            "header_timeout": d(cfg.server.header_timeout),
-            "idle_timeout": d(cfg.server.idle_timeout),
-            "max_header_bytes": cfg.server.max_header_bytes,
-            "shutdown_grace": d(cfg.server.shutdown_grace),
-            "watch": cfg.server.watch,
-            "max_connections": cfg.server.max_connections,
-            "h2_max_concurrent_streams": cfg.server.h2_max_concurrent_streams,
-            "worker_threads": cfg.server.worker_threads,
-            "trusted_proxies": cfg.server.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "tls": cfg.server.tls.as_ref().map(|t| json!({
-                "cert": t.cert.display().to_string(),
-                "key": t.key.display().to_string(),
-                "sni": t.sni.iter().map(|(h, c, k)| json!({
-                    "hosts": h, "cert": c.display().to_string(), "key": k.display().to_string()
-                })).collect::<Vec<_>>(),
-            })),
-        },
+        "server": server_json(cfg),
         "admin": cfg.admin.map(|a| json!({"listen": a.to_string()})),
         "upstreams": cfg.upstreams.iter().map(|u| json!({
             "name": u.name,
@@ -63,20 +45,7 @@ pub(crate) fn config_json(cfg: &Config) -> Value {
                 "ttl": d(a.ttl),
             })),
         },
-        "issuers": cfg.issuers.iter().map(|i| json!({
-            "name": i.name,
-            "issuer": i.iss,
-            "audiences": i.audiences,
-            "algorithms": i.algorithms.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>(),
-            "leeway": d(i.leeway),
-            "keys": source_text(&i.source),
-            "refresh_interval": d(i.refresh_interval),
-            "signing": i.signing.as_ref().map(|s| json!({
-                "alg": format!("{:?}", s.alg),
-                "kid": s.kid,
-                "key": REDACTED,
-            })),
-        })).collect::<Vec<_>>(),
+        "issuers": issuers_json(cfg),
         "token_endpoint": cfg.token_endpoint.as_ref().map(|t| json!({
             "path": t.path,
             "issuer": cfg.issuers.get(t.issuer).map(|i| i.name.clone()),
@@ -84,22 +53,7 @@ pub(crate) fn config_json(cfg: &Config) -> Value {
             "access_ttl": d(t.access_ttl),
             "refresh_ttl": d(t.refresh_ttl),
         })),
-        "login": cfg.login.as_ref().map(|l| json!({
-            "issuer": cfg.issuers.get(l.issuer).map(|i| i.name.clone()),
-            "client_id": l.client_id,
-            "client_secret": l.client_secret.as_ref().map(|_| REDACTED),
-            "scopes": l.scopes,
-            "callback_path": l.callback_path,
-            "logout_path": l.logout_path,
-            "cookie_name": l.cookie_name,
-            "cookie_secret": REDACTED,
-            "session_ttl": d(l.session_ttl),
-            "session_store": match l.session_store {
-                crate::config::SessionStore::Cookie => "cookie",
-                crate::config::SessionStore::State => "state",
-            },
-            "redirect_url": l.redirect_url,
-        })),
+        "login": login_json(cfg),
         "cache": {"tokens": cfg.cache_tokens},
         "forward_auth": cfg.forward_auth.as_ref().map(|f| json!({
             "listen": f.listen.to_string(),
@@ -113,19 +67,7 @@ pub(crate) fn config_json(cfg: &Config) -> Value {
             "key_prefix": cfg.state.key_prefix,
             "fail_open": cfg.state.fail_open,
         },
-        "routes": cfg.routes.routes.iter().map(|r| json!({
-            "name": r.name,
-            "host": host_text(r.host.as_ref()),
-            "path": r.path.source,
-            "methods": r.methods.as_ref().map(|m| m.iter().map(|x| x.as_str().to_owned()).collect::<Vec<_>>()),
-            "access": r.access.as_str(),
-            "scopes": r.scopes,
-            "token_from": r.token_from.iter().map(token_source).collect::<Vec<_>>(),
-            "upstream": r.upstream.and_then(|u| cfg.upstreams.get(u)).map(|u| u.name.clone()),
-            "login": r.login,
-            "dpop": if r.dpop_required { "required" } else { "allowed" },
-            "cors": r.cors.as_deref().map(cors_json),
-        })).collect::<Vec<_>>(),
+        "routes": routes_json(cfg),
     })
 }
 
@@ -143,6 +85,87 @@ fn cors_json(c: &crate::routes::cors::Cors) -> Value {
         "credentials": c.credentials,
         "max_age": c.max_age.as_ref().map(text),
     })
+}
+
+/// `/config`'s `server`.
+fn server_json(cfg: &Config) -> Value {
+    let d = crate::config::values::format_duration;
+    json!({
+        "listen": cfg.server.listen.to_string(),
+        "header_timeout": d(cfg.server.header_timeout),
+        "idle_timeout": d(cfg.server.idle_timeout),
+        "max_header_bytes": cfg.server.max_header_bytes,
+        "shutdown_grace": d(cfg.server.shutdown_grace),
+        "watch": cfg.server.watch,
+        "max_connections": cfg.server.max_connections,
+        "h2_max_concurrent_streams": cfg.server.h2_max_concurrent_streams,
+        "worker_threads": cfg.server.worker_threads,
+        "trusted_proxies": cfg.server.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "tls": cfg.server.tls.as_ref().map(|t| json!({
+            "cert": t.cert.display().to_string(),
+            "key": t.key.display().to_string(),
+            "sni": t.sni.iter().map(|(h, c, k)| json!({
+                "hosts": h, "cert": c.display().to_string(), "key": k.display().to_string()
+            })).collect::<Vec<_>>(),
+        })),
+    })
+}
+
+/// `/config`'s `issuers` (signing keys redacted).
+fn issuers_json(cfg: &Config) -> Value {
+    let d = crate::config::values::format_duration;
+    json!(cfg.issuers.iter().map(|i| json!({
+        "name": i.name,
+        "issuer": i.iss,
+        "audiences": i.audiences,
+        "algorithms": i.algorithms.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>(),
+        "leeway": d(i.leeway),
+        "keys": source_text(&i.source),
+        "refresh_interval": d(i.refresh_interval),
+        "signing": i.signing.as_ref().map(|s| json!({
+            "alg": format!("{:?}", s.alg),
+            "kid": s.kid,
+            "key": REDACTED,
+        })),
+    })).collect::<Vec<_>>()))
+}
+
+/// `/config`'s `login` (client and cookie secrets redacted).
+fn login_json(cfg: &Config) -> Value {
+    let d = crate::config::values::format_duration;
+    json!(cfg.login.as_ref().map(|l| json!({
+        "issuer": cfg.issuers.get(l.issuer).map(|i| i.name.clone()),
+        "client_id": l.client_id,
+        "client_secret": l.client_secret.as_ref().map(|_| REDACTED),
+        "scopes": l.scopes,
+        "callback_path": l.callback_path,
+        "logout_path": l.logout_path,
+        "cookie_name": l.cookie_name,
+        "cookie_secret": REDACTED,
+        "session_ttl": d(l.session_ttl),
+        "session_store": match l.session_store {
+            crate::config::SessionStore::Cookie => "cookie",
+            crate::config::SessionStore::State => "state",
+        },
+        "redirect_url": l.redirect_url,
+    })))
+}
+
+/// `/config`'s `routes`.
+fn routes_json(cfg: &Config) -> Value {
+    json!(cfg.routes.routes.iter().map(|r| json!({
+        "name": r.name,
+        "host": host_text(r.host.as_ref()),
+        "path": r.path.source,
+        "methods": r.methods.as_ref().map(|m| m.iter().map(|x| x.as_str().to_owned()).collect::<Vec<_>>()),
+        "access": r.access.as_str(),
+        "scopes": r.scopes,
+        "token_from": r.token_from.iter().map(token_source).collect::<Vec<_>>(),
+        "upstream": r.upstream.and_then(|u| cfg.upstreams.get(u)).map(|u| u.name.clone()),
+        "login": r.login,
+        "dpop": if r.dpop_required { "required" } else { "allowed" },
+        "cors": r.cors.as_deref().map(cors_json),
+    })).collect::<Vec<_>>())
 }
 
 #[cfg(test)]
@@ -225,3 +248,4 @@ mod tests {
         );
     }
 }
+
