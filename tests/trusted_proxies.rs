@@ -7,6 +7,7 @@
 
 mod support;
 
+use support::cookie_client::query_param;
 use support::*;
 
 const TRUSTED: [u8; 4] = [127, 0, 0, 1];
@@ -127,4 +128,87 @@ async fn upstream_sees_the_client_and_the_scheme() {
         .map(|l| l["client"].as_str().unwrap_or("").to_owned())
         .collect();
     assert_eq!(clients, vec!["203.0.113.9", "127.0.0.2"], "{}", p.logs());
+}
+
+/// The sign-in proxy of [`forwarded_https_makes_sign_in_https`]: one `login = true`
+/// route, the tests' own provider, only 127.0.0.1 trusted.
+async fn login_proxy(idp: &support::craft_idp::CraftIdp) -> Proxy {
+    Proxy::builder()
+        .server("trusted_proxies = [\"127.0.0.1/32\"]")
+        .start(&format!(
+            "[upstreams.app]\nurl = \"echo:\"\n{}\n\
+             [login]\nissuer = \"idp\"\nclient_id = \"craft-app\"\nclient_secret = \"s3cret\"\n\
+             cookie_secret = \"cookie-secret-for-the-trusted-proxy-tests-0123\"\n\n\
+             [[routes]]\nname = \"app\"\npath = \"/**\"\nlogin = true\nupstream = \"app\"\n",
+            idp.issuer_toml("idp")
+        ))
+        .await
+}
+
+/// A browser navigation claiming https.
+fn navigation(target: &str) -> Req {
+    Req::get(target)
+        .header("Accept", "text/html")
+        .header("X-Forwarded-Proto", "https")
+}
+
+/// The `Set-Cookie` header for `name` in `r`.
+fn set_cookie<'a>(r: &'a Reply, name: &str) -> Option<&'a str> {
+    r.header_all("set-cookie")
+        .into_iter()
+        .find(|c| c.starts_with(&format!("{name}=")))
+}
+
+/// SPEC §11: `X-Forwarded-Proto: https` from a trusted peer makes the request count as
+/// https for §9 sign-in — the `redirect_uri` sent to the provider, the code exchange
+/// at the callback, the cookies' `Secure` — and from any other peer it is not believed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_https_makes_sign_in_https() {
+    let idp = support::craft_idp::CraftIdp::start("craft-app").await;
+    let p = login_proxy(&idp).await;
+    let host = p.addr.to_string();
+
+    // Untrusted peer: the claim is ignored, the scheme is the connection's (http).
+    let r = p.send_from(UNTRUSTED, navigation("/app/x")).await;
+    assert_eq!(r.status, 302, "{r:?}");
+    let loc = r.header("location").unwrap().to_owned();
+    let redirect = query_param(&loc, "redirect_uri").unwrap();
+    assert_eq!(redirect, format!("http://{host}/_portcullis/callback"));
+    let login = set_cookie(&r, "portcullis_session_login").expect("login cookie");
+    assert!(!login.contains("Secure"), "{login}");
+
+    // Trusted peer: https everywhere.
+    let r = p.send_from(TRUSTED, navigation("/app/x")).await;
+    assert_eq!(r.status, 302, "{r:?}");
+    let loc = r.header("location").unwrap().to_owned();
+    let redirect = query_param(&loc, "redirect_uri").unwrap();
+    assert_eq!(redirect, format!("https://{host}/_portcullis/callback"));
+    let login = set_cookie(&r, "portcullis_session_login").expect("login cookie");
+    assert!(login.contains("Secure"), "{login}");
+    let (state, nonce) = (
+        query_param(&loc, "state").unwrap(),
+        query_param(&loc, "nonce").unwrap(),
+    );
+    let code = idp.issue_code(&nonce, support::craft_idp::IdToken::Good);
+    let jar = login.split(';').next().unwrap().to_owned();
+    let cb = p
+        .send_from(
+            TRUSTED,
+            navigation(&format!("/_portcullis/callback?code={code}&state={state}"))
+                .header("Cookie", &jar),
+        )
+        .await;
+    assert_eq!(cb.status, 302, "{cb:?}");
+    let session = set_cookie(&cb, "portcullis_session").expect("session cookie");
+    assert!(session.contains("Secure"), "{session}");
+    // The code was redeemed with the same https redirect_uri (else the provider refuses).
+    let exchange = idp.token_requests().pop().expect("a code exchange");
+    let body = String::from_utf8_lossy(&exchange.body).into_owned();
+    let sent = form_param(&body, "redirect_uri").unwrap();
+    assert_eq!(sent, format!("https://{host}/_portcullis/callback"), "{body}");
+}
+
+/// The value of `name` in an `application/x-www-form-urlencoded` body.
+fn form_param(body: &str, name: &str) -> Option<String> {
+    query_param(&format!("http://x/?{body}"), name)
 }

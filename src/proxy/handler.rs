@@ -175,7 +175,7 @@ async fn forward(
             login,
             &rt.verifier,
             which,
-            (facts.method, facts.headers, req.query, conn.tls),
+            (facts.method, facts.headers, req.query, client.https),
             host,
         )
         .await?;

@@ -127,7 +127,7 @@ fn issuers_json(cfg: &Config) -> Value {
             "kid": s.kid,
             "key": REDACTED,
         })),
-    })).collect::<Vec<_>>()))
+    })).collect::<Vec<_>>())
 }
 
 /// `/config`'s `login` (client and cookie secrets redacted).
