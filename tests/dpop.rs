@@ -315,3 +315,38 @@ async fn replay_to_a_second_replica_sharing_redis() {
     assert!(r.header("www-authenticate").unwrap().contains("replayed"));
     assert_eq!(up.count(), 0);
 }
+
+/// SPEC §11 + §10: behind a trusted proxy that says `X-Forwarded-Proto: https`, the
+/// proof's `htu` is the https URL the client used; from an untrusted peer the same
+/// header is not believed and that proof is refused (its `htu` names another scheme).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn htu_follows_the_scheme_a_trusted_proxy_reports() {
+    let up = spawn_upstream().await;
+    let proxy = Proxy::builder()
+        .server("trusted_proxies = [\"127.0.0.1/32\"]")
+        .start(&config(&up, ""))
+        .await;
+    let keys = tempfile::tempdir().unwrap();
+    let key = ClientKey::new(keys.path(), "client", "ec");
+    let tok = token("alice", json!({"cnf": {"jkt": key.jkt}}));
+    let path = "/strict/items";
+    let https = format!("https://{}{path}", proxy.addr);
+    let proofs = key.proofs(&[
+        json!({"htm": "GET", "htu": https, "token": tok}),
+        json!({"htm": "GET", "htu": https, "token": tok}),
+    ]);
+    let req = |proof: &str| {
+        Req::get(path)
+            .header("Authorization", &format!("DPoP {tok}"))
+            .header("DPoP", proof)
+            .header("X-Forwarded-Proto", "https")
+    };
+    let r = proxy.send_from([127, 0, 0, 1], req(&proofs[0])).await;
+    r.assert_status(200);
+    assert_eq!(up.take().len(), 1);
+    let r = proxy.send_from([127, 0, 0, 2], req(&proofs[1])).await;
+    assert_eq!(r.status, 401, "{}", r.text());
+    let www = r.header("www-authenticate").unwrap_or_default();
+    assert!(www.contains("invalid_dpop_proof"), "{www}");
+    assert_eq!(up.count(), 0, "forwarded");
+}
