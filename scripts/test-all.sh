@@ -256,4 +256,4 @@ fi
 # ---- end bounded fuzzing ------------------------------------------------------
 
 echo "== cargo test" >&2
-cargo test --all-targets --locked 2>&1
+cargo test --all-targets --locked --no-fail-fast 2>&1

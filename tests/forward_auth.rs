@@ -580,9 +580,9 @@ async fn decisions_are_counted_and_logged() {
     .assert_status(200);
     let m = d.metrics().await;
     for want in [
-        "portcullis_requests_total{route=\"api\",status=\"2xx\",decision=\"allowed\"} 1",
-        "portcullis_requests_total{route=\"admin\",status=\"4xx\",decision=\"denied_no_token\"} 1",
-        "portcullis_requests_total{route=\"ws\",status=\"2xx\",decision=\"allowed\"} 1",
+        "portcullis_requests_total{route=\"api\",status=\"2xx\",decision=\"allowed\",method=\"GET\",code=\"200\"} 1",
+        "portcullis_requests_total{route=\"admin\",status=\"4xx\",decision=\"denied_no_token\",method=\"GET\",code=\"401\"} 1",
+        "portcullis_requests_total{route=\"ws\",status=\"2xx\",decision=\"allowed\",method=\"GET\",code=\"200\"} 1",
     ] {
         assert!(m.contains(want), "metrics lack {want}:\n{m}");
     }
