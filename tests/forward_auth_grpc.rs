@@ -489,8 +489,8 @@ async fn grpc_decisions_are_counted_and_logged_without_the_token() {
     );
     let metrics = d.metrics().await;
     for want in [
-        r#"portcullis_requests_total{route="api",status="2xx",decision="allowed"} 1"#,
-        r#"portcullis_requests_total{route="api",status="4xx",decision="denied_no_token"} 1"#,
+        r#"portcullis_requests_total{route="api",status="2xx",decision="allowed",method="GET",code="200"} 1"#,
+        r#"portcullis_requests_total{route="api",status="4xx",decision="denied_no_token",method="GET",code="401"} 1"#,
     ] {
         assert!(metrics.contains(want), "{want} in\n{metrics}");
     }
