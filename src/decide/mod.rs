@@ -30,8 +30,8 @@
 pub mod assertion;
 pub mod authenticate;
 pub mod authorize;
-pub mod dpop;
 pub mod cors;
+pub mod dpop;
 pub mod identity;
 pub mod normalize;
 pub mod session;

@@ -53,7 +53,8 @@ pub struct Original<'a> {
 #[derive(Debug, Clone)]
 pub enum Answer {
     /// Allowed: every identity header (`[identity] header`, each `claims_to_headers`
-    /// header, later the §10 assertion header), `None` when it has no value in this
+    /// header, and the §10 assertion header when `[identity.assertion]` is
+    /// configured: [`decide::identity::answer`]), `None` when it has no value in this
     /// decision (public route, optional route without token).
     Allow {
         /// The identity headers, in config order, each once.
@@ -169,7 +170,9 @@ async fn judge(
         query: original.query,
         headers: original.headers,
         tls: original.tls,
-        client: line.client.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()),
+        client: line
+            .client
+            .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()),
     };
     let req = decide::normalize::normalize(&facts)?;
     if log {
@@ -190,7 +193,7 @@ async fn judge(
         line.user = Some(v.identity.clone());
     }
     let allow = decision.verdict?;
-    let identity = decide::identity::all(allow.identity, decision.caller.as_deref());
+    let identity = decide::identity::answer(&allow, decision.caller.as_deref());
     Ok((identity, allow.label))
 }
 
@@ -214,7 +217,8 @@ fn finish(
 ) {
     let status = decided.status().as_u16();
     let m = Method::from_bytes(method.as_bytes()).ok();
-    rt.counters.record(line.route_idx, m.as_ref(), status, decision);
+    rt.counters
+        .record(line.route_idx, m.as_ref(), status, decision);
     if access_enabled() {
         AccessLine {
             request_id: &decided.request_id,

@@ -49,7 +49,10 @@ impl Line {
             user: &self.user,
             upstream: &self.upstream,
             user_agent: &self.user_agent,
-            bytes_in: self.bytes_in.as_ref().map_or(0, |n| n.load(Ordering::Relaxed)),
+            bytes_in: self
+                .bytes_in
+                .as_ref()
+                .map_or(0, |n| n.load(Ordering::Relaxed)),
             bytes_out,
             started: Some(self.started),
         }

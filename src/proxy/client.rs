@@ -210,7 +210,10 @@ mod tests {
     fn forwarded_is_the_nearest_hop() {
         let mut h = HeaderMap::new();
         assert_eq!(forwarded(&h), None);
-        h.append("x-forwarded-for", HeaderValue::from_static("198.51.100.7, 10.0.0.1"));
+        h.append(
+            "x-forwarded-for",
+            HeaderValue::from_static("198.51.100.7, 10.0.0.1"),
+        );
         h.append("x-forwarded-for", HeaderValue::from_static("203.0.113.9"));
         assert_eq!(forwarded(&h), Some("203.0.113.9".parse().unwrap()));
         h.append("x-forwarded-for", HeaderValue::from_static("not-an-ip"));

@@ -11,8 +11,8 @@
 
 mod assertion;
 mod cache;
-mod forward_auth;
 mod cors;
+mod forward_auth;
 mod identity;
 mod issuer_keys;
 mod issuers;
