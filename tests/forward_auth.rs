@@ -15,6 +15,7 @@ mod support;
 
 use decisions::{h2c_client, Decider};
 use serde_json::json;
+use support::dpop::verify_assertion;
 use support::*;
 
 const OTHER_SECRET: &str = "not-the-issuer-secret-0123456789abcdef0123456789";
@@ -721,4 +722,116 @@ async fn framing_refusals_are_spec_answers() {
     d.raw(big.as_bytes())
         .await
         .assert_denied(431, "Request Header Fields Too Large");
+}
+
+const ASSERT_ISS: &str = "https://portcullis.assert/";
+const ASSERTION: &str = "x-portcullis-assertion";
+
+/// Routes with and without an upstream, and `[identity.assertion]` (ES256, 60 s).
+fn assertion_body(convention: &str) -> String {
+    let routes = format!(
+        r#"
+[upstreams.app]
+url = "echo:"
+
+[identity]
+header = "X-User"
+[identity.claims_to_headers]
+"X-User-Email" = "email"
+
+[identity.assertion]
+issuer = "assert"
+ttl = "60s"
+
+[[issuers]]
+name = "assert"
+issuer = "{ASSERT_ISS}"
+private_key = "assert.pem"
+
+{issuer}
+[[routes]]
+name = "public"
+path = "/public/**"
+access = "public"
+upstream = "app"
+
+[[routes]]
+name = "optional"
+path = "/opt/**"
+access = "optional"
+upstream = "app"
+
+[[routes]]
+name = "decisions-only"
+path = "/only/**"
+
+[[routes]]
+name = "api"
+path = "/api/**"
+upstream = "app"
+"#,
+        issuer = hs_issuer()
+    );
+    decisions::config(convention, &routes)
+}
+
+/// SPEC §8 + §10: an allowed decision with a caller carries the signed assertion
+/// (verified by PyJWT against the main listener's `/.well-known/jwks.json`; `aud` the
+/// upstream's name, or the route's name for a route without upstream); a public
+/// route and an optional route without token carry the header empty, so that the
+/// ingress overwrites a client-sent copy; a denial carries none.
+#[tokio::test]
+async fn allowed_carries_the_signed_assertion() {
+    let builder = Proxy::builder().file("assert.pem", &p256_key().private_pem);
+    let d = Decider::start(builder, &assertion_body("x-forwarded")).await;
+    let jwks = d.proxy.url("/.well-known/jwks.json");
+    let copy = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhZG1pbiJ9.";
+    for (path, aud) in [("/api/items", "app"), ("/only/x", "decisions-only")] {
+        let before = now();
+        let req = ask("x-forwarded", "GET", path, Some(&alice())).header(ASSERTION, copy);
+        let reply = d.send(&req).await;
+        reply.assert_status(200);
+        let all = reply.header_all(ASSERTION);
+        assert_eq!(all.len(), 1, "{path}: {reply:?}");
+        let v = verify_assertion(all[0], &jwks, aud, ASSERT_ISS);
+        let c = &v["claims"];
+        assert_eq!(c["sub"], "alice", "{path}");
+        assert_eq!(c["aud"], aud, "{path}");
+        assert_eq!(c["email"], "alice@example.com", "{path}");
+        let iat = c["iat"].as_u64().unwrap();
+        assert!(iat >= before, "{path}: iat {iat} before {before}");
+        assert_eq!(c["exp"].as_u64(), Some(iat + 60), "{path}: exp = iat + ttl");
+        assert_eq!(reply.header("x-user"), Some("alice"));
+    }
+    // The optional route with a token: the upstream's audience.
+    let reply = d
+        .send(&ask("x-forwarded", "GET", "/opt/x", Some(&alice())))
+        .await;
+    verify_assertion(reply.header(ASSERTION).unwrap(), &jwks, "app", ASSERT_ISS);
+    // No identity: present and empty (a client-sent copy is overwritten).
+    for (path, bearer) in [("/public/x", Some(alice())), ("/opt/x", None)] {
+        let req = ask("x-forwarded", "GET", path, bearer.as_deref()).header(ASSERTION, copy);
+        let reply = d.send(&req).await;
+        reply.assert_status(200);
+        assert_eq!(reply.header_all(ASSERTION), vec![""], "{path}: {reply:?}");
+    }
+    // Denied: no identity header at all.
+    for (path, bearer) in [("/api/x", None), ("/api/x", Some(forged()))] {
+        let reply = d
+            .send(&ask("x-forwarded", "GET", path, bearer.as_deref()).header(ASSERTION, copy))
+            .await;
+        assert_eq!(reply.status, 401);
+        assert!(reply.header(ASSERTION).is_none(), "{reply:?}");
+    }
+    // The same over h2c.
+    let r = h2c_client()
+        .get(d.url("/auth"))
+        .header("X-Forwarded-Uri", "/only/y")
+        .bearer_auth(alice())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let a = r.headers()[ASSERTION].to_str().unwrap();
+    verify_assertion(a, &jwks, "decisions-only", ASSERT_ISS);
 }

@@ -13,6 +13,7 @@ mod support;
 use decisions::{h2c_client, Decider};
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use serde_json::{json, Value};
+use support::dpop::verify_assertion;
 use support::grpc::{self, allowed, ask, check, denied};
 use support::*;
 use tonic::transport::Channel;
@@ -507,4 +508,54 @@ async fn grpc_decisions_are_counted_and_logged_without_the_token() {
         assert_eq!(line["status"], status, "{line}");
         assert_eq!(line["user"], user, "{line}");
     }
+}
+
+/// SPEC §8 + §10 over gRPC: with `[identity.assertion]`, `ok_response.headers` carries
+/// the signed assertion (PyJWT verifies it against the main listener's JWKS: `aud` the
+/// route's name, no upstream here), overwriting a client-sent copy; a public route
+/// and an optional route without token list it in `headers_to_remove`; a denial
+/// carries none.
+#[tokio::test]
+async fn ok_response_carries_the_signed_assertion() {
+    const ASSERT_ISS: &str = "https://portcullis.assert/";
+    const ASSERTION: &str = "x-portcullis-assertion";
+    let body = format!(
+        "[identity]\nheader = \"X-User\"\n\
+         [identity.assertion]\nissuer = \"assert\"\nttl = \"45s\"\n\n\
+         [[issuers]]\nname = \"assert\"\nissuer = \"{ASSERT_ISS}\"\nprivate_key = \"assert.pem\"\n\n\
+         {}\n\
+         [[routes]]\nname = \"public\"\npath = \"/public/**\"\naccess = \"public\"\n\n\
+         [[routes]]\nname = \"optional\"\npath = \"/opt/**\"\naccess = \"optional\"\n\n\
+         [[routes]]\nname = \"api\"\npath = \"/api/**\"\n",
+        hs_issuer()
+    );
+    let builder = Proxy::builder().file("assert.pem", &ed25519_key().private_pem);
+    let d = Decider::start(builder, &decisions::config("envoy", &body)).await;
+    let jwks = d.proxy.url("/.well-known/jwks.json");
+    let mut c = grpc::client(d.addr).await;
+    let b = bearer(&alice());
+    let forged = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhZG1pbiJ9.";
+    let sent = [("authorization", b.as_str()), (ASSERTION, forged)];
+    for path in ["/api/x", "/opt/x"] {
+        let (set, removed) = allowed(&ask(&mut c, check("GET", "h.test", path, &sent)).await);
+        assert!(removed.is_empty(), "{path}: {removed:?}");
+        let names: Vec<&str> = set.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, ["x-user", ASSERTION], "{path}");
+        let a = &set[1].1;
+        assert_ne!(a, forged);
+        let aud = if path == "/api/x" { "api" } else { "optional" };
+        let v = verify_assertion(a, &jwks, aud, ASSERT_ISS);
+        assert_eq!(v["claims"]["sub"], "alice");
+        let iat = v["claims"]["iat"].as_u64().unwrap();
+        assert_eq!(v["claims"]["exp"].as_u64(), Some(iat + 45));
+        assert_eq!(v["header"]["alg"], "EdDSA");
+    }
+    for (path, h) in [("/public/x", &sent[..]), ("/opt/x", &sent[1..])] {
+        let (set, removed) = allowed(&ask(&mut c, check("GET", "h.test", path, h)).await);
+        assert!(set.is_empty(), "{path}: {set:?}");
+        assert_eq!(removed, ["x-user", ASSERTION], "{path}");
+    }
+    let no = denied(&ask(&mut c, check("GET", "h.test", "/api/x", &sent[1..])).await);
+    assert_eq!((no.code, no.status), (grpc::UNAUTHENTICATED, 401));
+    assert!(no.header(ASSERTION).is_none(), "{no:?}");
 }

@@ -32,16 +32,25 @@ use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use support::dpop::verify_assertion;
 use support::{claims, mint, now, spawn_upstream, token, Proxy, Reply, Req, Signer, ISS};
 
-/// The identity headers of the shipped proxy.toml, which every ingress file copies.
-const IDENTITY: [&str; 2] = ["X-User", "X-User-Email"];
+/// The identity headers of the shipped proxy.toml, which every ingress file copies
+/// (the last one the signed assertion of `[identity.assertion]`, SPEC §10).
+const IDENTITY: [&str; 3] = ["X-User", "X-User-Email", "X-Portcullis-Assertion"];
+
+/// The assertion issuer's `issuer` in [`portcullis_body`].
+const ASSERT_ISS: &str = "https://portcullis.assert/";
+
+/// A client-sent assertion (unsigned): it must never reach the app.
+const FORGED_ASSERTION: &str = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhZG1pbiJ9.";
 
 // ====================================================================== portcullis
 
 /// The decision config: `[forward_auth]` on port 0 with `convention`, the shipped
-/// proxy.toml's `[identity]`, the test issuer, and routes (none with an `upstream`)
-/// for every case of the table.
+/// proxy.toml's `[identity]` and `[identity.assertion]` (ES256 here), the test issuer,
+/// and routes (none with an `upstream`: an assertion's `aud` is the route's name) for
+/// every case of the table.
 fn portcullis_body(convention: &str) -> String {
     let routes = format!(
         r#"
@@ -50,6 +59,16 @@ header = "X-User"
 claim = "sub"
 [identity.claims_to_headers]
 "X-User-Email" = "email"
+
+[identity.assertion]
+header = "X-Portcullis-Assertion"
+issuer = "assertions"
+ttl = "60s"
+
+[[issuers]]
+name = "assertions"
+issuer = "{ASSERT_ISS}"
+private_key = "assertions.pem"
 
 {issuer}
 [[routes]]
@@ -98,7 +117,10 @@ path = "/app/**"
 
 /// portcullis deciding with `convention` (its decision listener on port 0).
 async fn portcullis(convention: &str) -> Decider {
-    Decider::start(Proxy::builder().binary(), &portcullis_body(convention)).await
+    let builder = Proxy::builder()
+        .binary()
+        .file("assertions.pem", &support::p256_key().private_pem);
+    Decider::start(builder, &portcullis_body(convention)).await
 }
 
 // ====================================================================== the table
@@ -136,6 +158,9 @@ fn spoofed(req: Req) -> Req {
         .header("X-User-Email", "mallory@evil.test")
         .header("X_User_Email", "mallory@evil.test")
         .header("X-User_Email", "mallory@evil.test")
+        .header("X-Portcullis-Assertion", FORGED_ASSERTION)
+        .header("X_Portcullis_Assertion", FORGED_ASSERTION)
+        .header("X-Portcullis_Assertion", FORGED_ASSERTION)
 }
 
 fn alice() -> String {
@@ -254,8 +279,16 @@ fn cases() -> Vec<Case> {
 }
 
 /// The app must have seen exactly one request carrying `user` (None: no value) as its
-/// identity, and no identity header in a `_` spelling.
-fn assert_identity(kind: Kind, name: &str, seen: &[support::Recorded], user: Option<&str>) {
+/// identity, with a valid assertion for it (PyJWT against `jwks`; `aud` the route's
+/// name, which in this table is the first segment of the path) or none, and no
+/// identity header in a `_` spelling.
+fn assert_identity(
+    kind: Kind,
+    name: &str,
+    seen: &[support::Recorded],
+    user: Option<&str>,
+    jwks: &str,
+) {
     assert_eq!(
         seen.len(),
         1,
@@ -273,6 +306,19 @@ fn assert_identity(kind: Kind, name: &str, seen: &[support::Recorded], user: Opt
                 "{kind:?} [{name}]: {header} at the app should have no value: {got:?}"
             ),
         }
+    }
+    let assertion: Vec<&str> = r.header_all("x-portcullis-assertion");
+    match user {
+        Some(u) => {
+            assert_eq!(assertion.len(), 1, "{kind:?} [{name}]: {assertion:?}");
+            let route = r.uri.trim_start_matches('/').split(['/', '?']).next();
+            let v = verify_assertion(assertion[0], jwks, route.unwrap(), ASSERT_ISS);
+            assert_eq!(v["claims"]["sub"], u, "{kind:?} [{name}]");
+        }
+        None => assert!(
+            assertion.iter().all(|v| v.is_empty()),
+            "{kind:?} [{name}]: an assertion without identity: {assertion:?}"
+        ),
     }
     let folded: Vec<&(String, String)> = r
         .headers
@@ -326,6 +372,7 @@ async fn run_table(kind: Kind, file: &str, convention: &str) {
     let app = spawn_upstream().await;
     let decider = portcullis(convention).await;
     let ingress = Ingress::start(kind, app.addr, decider.addr).await;
+    let jwks = decider.proxy.url("/.well-known/jwks.json");
     app.take();
     for c in cases() {
         let reply = ingress.send(&c.req).await;
@@ -341,7 +388,7 @@ async fn run_table(kind: Kind, file: &str, convention: &str) {
         match c.expect {
             Expect::Forwarded(user) => {
                 assert_eq!(reply.status, 200, "{context}");
-                assert_identity(kind, c.name, &seen, user);
+                assert_identity(kind, c.name, &seen, user, &jwks);
                 // The ingress forwards the request that was decided, as sent.
                 assert_eq!(
                     (seen[0].method.as_str(), seen[0].uri.as_str()),
@@ -490,6 +537,12 @@ fn shipped_proxy_toml_matches_the_ingress_files() {
             .unwrap()
             .keys()
             .cloned(),
+    );
+    headers.insert(
+        cfg["identity"]["assertion"]["header"]
+            .as_str()
+            .unwrap()
+            .to_string(),
     );
     assert_eq!(headers, identity());
     let listen = cfg["forward_auth"]["listen"].as_str().unwrap();

@@ -1,8 +1,10 @@
 //! The identity headers of an allowed request (SPEC §4): `[identity] header` from
-//! the identity claim, then each `claims_to_headers` header from its claim. Values
-//! are computed from the verified token when a front door sets them; an empty or
+//! the identity claim, then each `claims_to_headers` header from its claim, then the
+//! §10 assertion header when `[identity.assertion]` is configured. Values are
+//! computed from the verified token when a front door sets them; an empty or
 //! unrepresentable claim yields no header (the client's copy is stripped anyway).
 
+use super::Allow;
 use crate::auth::issuer::Verified;
 use crate::config::Identity;
 use http::{HeaderName, HeaderValue};
@@ -57,6 +59,27 @@ pub fn all(
             if let Some(slot) = out.iter_mut().find(|(n, _)| n == name) {
                 slot.1 = Some(value);
             }
+        }
+    }
+    out
+}
+
+/// [`all`] for an allowed decision, and the §10 assertion header when
+/// `[identity.assertion]` is configured: the caller's assertion (the one
+/// [`super::decide`] looked up or signed, [`Allow::assertion`]), or `None` without a
+/// caller (public route, optional route without token). What a forward-auth answer
+/// carries (SPEC §8). As on the inline proxy, the assertion is set last: it wins
+/// over an identity header of the same name.
+pub fn answer(
+    allow: &Allow<'_>,
+    caller: Option<&Verified>,
+) -> Vec<(HeaderName, Option<HeaderValue>)> {
+    let mut out = all(allow.identity, caller);
+    if let Some(a) = &allow.identity.assertion {
+        let value = allow.assertion.as_ref().map(|(_, v)| v.clone());
+        match out.iter_mut().find(|(n, _)| *n == a.header) {
+            Some(slot) => slot.1 = value,
+            None => out.push((a.header.clone(), value)),
         }
     }
     out

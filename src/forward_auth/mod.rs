@@ -53,7 +53,8 @@ pub struct Original<'a> {
 #[derive(Debug, Clone)]
 pub enum Answer {
     /// Allowed: every identity header (`[identity] header`, each `claims_to_headers`
-    /// header, later the §10 assertion header), `None` when it has no value in this
+    /// header, and the §10 assertion header when `[identity.assertion]` is
+    /// configured: [`decide::identity::answer`]), `None` when it has no value in this
     /// decision (public route, optional route without token).
     Allow {
         /// The identity headers, in config order, each once.
@@ -192,7 +193,7 @@ async fn judge(
         line.user = Some(v.identity.clone());
     }
     let allow = decision.verdict?;
-    let identity = decide::identity::all(allow.identity, decision.caller.as_deref());
+    let identity = decide::identity::answer(&allow, decision.caller.as_deref());
     Ok((identity, allow.label))
 }
 

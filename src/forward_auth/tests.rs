@@ -58,13 +58,25 @@ path = "/api/**"
 upstream = "app"
 "#;
 
-fn runtime() -> Runtime {
-    let cfg = crate::config::load_str(Path::new("/nonexistent/proxy.toml"), CONFIG)
-        .unwrap_or_else(|e| panic!("{e}"));
+/// The runtime of `config`, a test config read as `/nonexistent/proxy.toml` (the
+/// gRPC tests build theirs with it too).
+pub(super) fn runtime_of(config: &str) -> Runtime {
+    runtime_in(Path::new("/nonexistent"), config)
+}
+
+/// The runtime of `config` read as `dir/proxy.toml` (its files relative to `dir`).
+fn runtime_in(dir: &Path, config: &str) -> Runtime {
+    let cfg =
+        crate::config::load_str(&dir.join("proxy.toml"), config).unwrap_or_else(|e| panic!("{e}"));
     Runtime::new(cfg).expect("runtime")
 }
 
-fn token(rt: &Runtime, scope: Option<&str>) -> String {
+fn runtime() -> Runtime {
+    runtime_of(CONFIG)
+}
+
+/// A token for `alice` (with an `email` claim) by the config's first issuer.
+pub(super) fn token(rt: &Runtime, scope: Option<&str>) -> String {
     let iss = &rt.config.issuers[0];
     let email = ("email", serde_json::json!("alice@example.com"));
     crate::mint::mint(iss, "alice", scope, Duration::from_secs(60), &[email]).expect("mint")
@@ -257,4 +269,60 @@ async fn judged_on_the_normalized_path() {
     assert_eq!(denial(&d).0, 401);
     let d = Ask::get("//public//x").on(&rt).await;
     assert_eq!(d.status(), 200);
+}
+
+/// With `[identity.assertion]` the answer carries the assertion header last: the
+/// caller's assertion (`aud` the upstream's audience, or the route's name for a route
+/// without upstream, SPEC §10), reused for the same caller and audience; `None` on a
+/// public route and an optional route without token.
+#[tokio::test]
+async fn the_assertion_header_is_an_identity_header() {
+    crate::install_crypto_providers();
+    let dir = tempfile::tempdir().expect("dir");
+    let pem = crate::auth::keys::generate_ed25519_pem().expect("key");
+    std::fs::write(dir.path().join("a.pem"), pem).expect("write");
+    let config = CONFIG.replacen(
+        "url = \"echo:\"\n",
+        "url = \"echo:\"\naudience = \"orders-api\"\n",
+        1,
+    ) + "[forward_auth]\nlisten = \"127.0.0.1:0\"\n\
+           [identity.assertion]\nissuer = \"a\"\nttl = \"30s\"\n\
+           [[issuers]]\nname = \"a\"\nissuer = \"https://assert/\"\nprivate_key = \"a.pem\"\n\
+           [[routes]]\nname = \"bare\"\npath = \"/bare/**\"\n";
+    let rt = runtime_in(dir.path(), &config);
+    let t = token(&rt, Some("read"));
+    let aud_of = |d: &Decided| {
+        let all = identity(d);
+        let (name, value) = all.last().expect("headers").clone();
+        assert_eq!(name, "x-portcullis-assertion");
+        let v = value.expect("an assertion");
+        let payload = v.split('.').nth(1).expect("payload").to_owned();
+        let c = crate::auth::claims::json_object(&payload).expect("claims");
+        assert_eq!(
+            (&c["iss"], &c["sub"]),
+            (&"https://assert/".into(), &"alice".into())
+        );
+        assert_eq!(c["exp"].as_u64(), c["iat"].as_u64().map(|i| i + 30));
+        (c["aud"].as_str().expect("aud").to_owned(), v)
+    };
+    let api = Ask {
+        bearer: Some(&t),
+        ..Ask::get("/api/x")
+    };
+    let (aud, first) = aud_of(&api.on(&rt).await);
+    assert_eq!(aud, "orders-api");
+    assert_eq!(aud_of(&api.on(&rt).await).1, first, "reused");
+    let bare = Ask {
+        bearer: Some(&t),
+        ..Ask::get("/bare/x")
+    };
+    assert_eq!(aud_of(&bare.on(&rt).await).0, "bare");
+    for path in ["/public/x", "/opt/x"] {
+        let all = identity(&Ask::get(path).on(&rt).await);
+        assert_eq!(
+            all.last(),
+            Some(&("x-portcullis-assertion".to_owned(), None)),
+            "{path}"
+        );
+    }
 }

@@ -7,8 +7,6 @@ use envoy_types::pb::envoy::service::auth::v3::attribute_context::Request as Req
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::time::Duration;
 
 const CONFIG: &str = r#"
 [upstreams.app]
@@ -58,16 +56,10 @@ path = "/api/**"
 upstream = "app"
 "#;
 
-pub(super) fn runtime() -> Arc<Runtime> {
-    let cfg = crate::config::load_str(Path::new("/nonexistent/proxy.toml"), CONFIG)
-        .unwrap_or_else(|e| panic!("{e}"));
-    Arc::new(Runtime::new(cfg).expect("runtime"))
-}
+pub(super) use crate::forward_auth::tests::token;
 
-pub(super) fn token(rt: &Runtime, scope: Option<&str>) -> String {
-    let iss = &rt.config.issuers[0];
-    let email = ("email", serde_json::json!("alice@example.com"));
-    crate::mint::mint(iss, "alice", scope, Duration::from_secs(60), &[email]).expect("mint")
+pub(super) fn runtime() -> Arc<Runtime> {
+    Arc::new(crate::forward_auth::tests::runtime_of(CONFIG))
 }
 
 /// What Envoy sends: method, path with query, host, lowercased headers with the
