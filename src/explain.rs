@@ -54,8 +54,11 @@ pub enum Failed {
     Config(String),
 }
 
+/// The method, host, path and query an [`Ask`] names.
+type Parsed<'a> = (Method, Option<HeaderValue>, &'a str, Option<&'a str>);
+
 /// The method, host, path and query `ask` names (usage errors refused).
-fn parse<'a>(ask: &Ask<'a>) -> Result<(Method, Option<HeaderValue>, &'a str, Option<&'a str>), Failed> {
+fn parse<'a>(ask: &Ask<'a>) -> Result<Parsed<'a>, Failed> {
     let method = Method::from_bytes(ask.method.as_bytes())
         .map_err(|_| Failed::Usage(format!("`{}` is not an HTTP method", ask.method)))?;
     let host = ask

@@ -205,7 +205,11 @@ async fn forwarded_https_makes_sign_in_https() {
     let exchange = idp.token_requests().pop().expect("a code exchange");
     let body = String::from_utf8_lossy(&exchange.body).into_owned();
     let sent = form_param(&body, "redirect_uri").unwrap();
-    assert_eq!(sent, format!("https://{host}/_portcullis/callback"), "{body}");
+    assert_eq!(
+        sent,
+        format!("https://{host}/_portcullis/callback"),
+        "{body}"
+    );
 }
 
 /// The value of `name` in an `application/x-www-form-urlencoded` body.

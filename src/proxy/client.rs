@@ -77,8 +77,7 @@ pub fn forwarded(headers: &http::HeaderMap) -> Option<IpAddr> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
-        .filter(|e| !e.is_empty())
-        .next_back()
+        .rfind(|e| !e.is_empty())
         .and_then(parse_entry)
 }
 

@@ -15,9 +15,8 @@ use crate::decide::{self, Allow, HostSource, RequestFacts};
 use crate::deny::{BadRequest, Denial};
 use crate::host::RequestHost;
 use crate::issuer::endpoint::Caller;
-use crate::issuer::{Builtin, Endpoint};
 use crate::proxy::client::{self, Client};
-use crate::proxy::{access, cors, echo, headers, upgrade};
+use crate::proxy::{access, builtin, cors, echo, headers, upgrade};
 use crate::upstream::{self, Target, TargetKind};
 use http::header::{AUTHORIZATION, HOST};
 use http::{HeaderValue, Request, Response, Uri, Version};
@@ -30,19 +29,19 @@ use tokio_util::task::TaskTracker;
 
 /// What the access log line reports.
 #[derive(Default)]
-struct Outcome {
+pub(super) struct Outcome {
     /// Whether an access line will be written (the strings below are filled only then).
-    log: bool,
-    route_idx: Option<usize>,
+    pub(super) log: bool,
+    pub(super) route_idx: Option<usize>,
     /// The built-in endpoint answered (its `route` label), if one was.
-    builtin: Option<&'static str>,
-    path: Option<String>,
-    route: Option<String>,
-    user: Option<String>,
-    upstream: Option<String>,
-    decision: &'static str,
+    pub(super) builtin: Option<&'static str>,
+    pub(super) path: Option<String>,
+    pub(super) route: Option<String>,
+    pub(super) user: Option<String>,
+    pub(super) upstream: Option<String>,
+    pub(super) decision: &'static str,
     /// A CORS preflight was answered (its headers are set already).
-    preflight: bool,
+    pub(super) preflight: bool,
 }
 
 /// Handles one request end to end; never fails (errors become SPEC §4 responses).
@@ -147,7 +146,7 @@ async fn forward(
     // Built-in endpoints (SPEC §2, §5, §10) are a front door of their own, answered
     // before route matching.
     if let (Some(doc), true) = (&rt.jwks, req.path == crate::issuer::JWKS_PATH) {
-        return Ok(jwks(&parts.method, doc, out));
+        return Ok(builtin::jwks(&parts.method, doc, out));
     }
     if let Some((ep, which)) = rt
         .endpoint
@@ -159,39 +158,13 @@ async fn forward(
             tls: client.https,
             host: req.host.as_ref().map(RequestHost::as_str),
         };
-        return Ok(builtin(rt, ep, which, caller, (parts, body), out).await);
-    }
-    // The sign-in callback and logout (SPEC §9), likewise before route matching.
-    if let Some((login, which)) = rt
-        .login
-        .as_ref()
-        .and_then(|l| l.endpoint(&req.path).map(|w| (l, w)))
-    {
-        out.route = Some(which.name().to_owned());
-        out.builtin = Some(which.name());
-        out.decision = "login";
-        let host = req.host.as_ref().map(RequestHost::as_str);
-        let (resp, user) = crate::login::serve(
-            login,
-            &rt.verifier,
-            which,
-            (facts.method, facts.headers, req.query, client.https),
-            host,
-        )
-        .await?;
-        out.user = user;
-        return Ok(resp);
+        return Ok(builtin::token_endpoint(rt, ep, which, caller, (parts, body), out).await);
     }
     let engine = rt.engine();
-    if let Some(p) = decide::cors::preflight(&engine, &facts, &req) {
-        out.route_idx = Some(p.matched.index);
-        out.preflight = true;
-        if out.log {
-            out.route = Some(p.matched.route.name.clone());
-        }
-        let (resp, decision) = cors::answer(&p);
-        out.decision = decision;
-        return Ok(resp);
+    if let Some(answered) =
+        builtin::login_or_preflight(rt, &engine, client, (&facts, &req), out).await
+    {
+        return answered;
     }
     let decision = decide::decide(&engine, &facts, &req).await;
     if let Some(m) = &decision.matched {
@@ -235,41 +208,6 @@ async fn forward(
             .append(http::header::SET_COOKIE, c.clone());
     }
     Ok(resp)
-}
-
-/// Answers a built-in endpoint of the token issuer (SPEC §5).
-async fn builtin(
-    rt: &Runtime,
-    ep: &Endpoint,
-    which: Builtin,
-    caller: Caller<'_>,
-    (parts, body): (http::request::Parts, ReqBody),
-    out: &mut Outcome,
-) -> Response<ProxyBody> {
-    out.route = Some(which.name().to_owned());
-    out.builtin = Some(which.name());
-    let (resp, served) =
-        crate::issuer::endpoint::serve(ep, &rt.verifier, which, caller, parts, body).await;
-    // One decision label for the built-ins (the route label says which one; logins
-    // are counted by result in portcullis_logins_total); the finer outcome goes to
-    // the debug log.
-    out.decision = "token_endpoint";
-    tracing::debug!(target: "issuer", outcome = served.decision, "built-in endpoint");
-    out.user = served.user;
-    resp
-}
-
-/// `GET /.well-known/jwks.json`: the keys of the token endpoint and of the identity
-/// assertions (SPEC §5, §10).
-fn jwks(method: &http::Method, doc: &str, out: &mut Outcome) -> Response<ProxyBody> {
-    let which = Builtin::Jwks;
-    out.route = Some(which.name().to_owned());
-    out.builtin = Some(which.name());
-    out.decision = "token_endpoint";
-    if *method != http::Method::GET && *method != http::Method::HEAD {
-        return crate::issuer::reply::method_not_allowed("GET, HEAD");
-    }
-    crate::issuer::reply::document(doc.to_owned())
 }
 
 /// What the rewrite sets beyond the route's rules.

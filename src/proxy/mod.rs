@@ -7,6 +7,7 @@
 //! The upstream handles and their pooled clients are [`crate::upstream`].
 
 pub mod access;
+mod builtin;
 pub mod client;
 pub mod cors;
 pub mod echo;

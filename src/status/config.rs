@@ -114,20 +114,24 @@ fn server_json(cfg: &Config) -> Value {
 /// `/config`'s `issuers` (signing keys redacted).
 fn issuers_json(cfg: &Config) -> Value {
     let d = crate::config::values::format_duration;
-    json!(cfg.issuers.iter().map(|i| json!({
-        "name": i.name,
-        "issuer": i.iss,
-        "audiences": i.audiences,
-        "algorithms": i.algorithms.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>(),
-        "leeway": d(i.leeway),
-        "keys": source_text(&i.source),
-        "refresh_interval": d(i.refresh_interval),
-        "signing": i.signing.as_ref().map(|s| json!({
-            "alg": format!("{:?}", s.alg),
-            "kid": s.kid,
-            "key": REDACTED,
-        })),
-    })).collect::<Vec<_>>())
+    json!(cfg
+        .issuers
+        .iter()
+        .map(|i| json!({
+            "name": i.name,
+            "issuer": i.iss,
+            "audiences": i.audiences,
+            "algorithms": i.algorithms.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>(),
+            "leeway": d(i.leeway),
+            "keys": source_text(&i.source),
+            "refresh_interval": d(i.refresh_interval),
+            "signing": i.signing.as_ref().map(|s| json!({
+                "alg": format!("{:?}", s.alg),
+                "kid": s.kid,
+                "key": REDACTED,
+            })),
+        }))
+        .collect::<Vec<_>>())
 }
 
 /// `/config`'s `login` (client and cookie secrets redacted).
@@ -248,4 +252,3 @@ mod tests {
         );
     }
 }
-
