@@ -167,15 +167,7 @@ async fn forward(
         return answered;
     }
     let decision = decide::decide(&engine, &facts, &req).await;
-    if let Some(m) = &decision.matched {
-        out.route_idx = Some(m.index);
-        if out.log {
-            out.route = Some(m.route.name.clone());
-        }
-    }
-    if let (Some(v), true) = (&decision.caller, out.log) {
-        out.user = Some(v.identity.clone());
-    }
+    out.note(&decision);
     let session = decision.session;
     let allow = decision.verdict?;
     // A route without `upstream` serves forward-auth decisions only (SPEC §2).
@@ -208,6 +200,21 @@ async fn forward(
             .append(http::header::SET_COOKIE, c.clone());
     }
     Ok(resp)
+}
+
+impl Outcome {
+    /// The matched route and the caller of `decision`, for the metrics and the log.
+    fn note(&mut self, decision: &decide::Decision<'_>) {
+        if let Some(m) = &decision.matched {
+            self.route_idx = Some(m.index);
+            if self.log {
+                self.route = Some(m.route.name.clone());
+            }
+        }
+        if let (Some(v), true) = (&decision.caller, self.log) {
+            self.user = Some(v.identity.clone());
+        }
+    }
 }
 
 /// What the rewrite sets beyond the route's rules.
