@@ -2,7 +2,7 @@
 //! endpoint and the JWKS document (SPEC §5, §10), the sign-in callback and logout
 //! (SPEC §9), and CORS preflights of a route with `cors` (SPEC §11).
 
-use super::handler::Outcome;
+use super::outcome::Outcome;
 use crate::app::Runtime;
 use crate::body::{ProxyBody, ReqBody};
 use crate::decide::{self, Engine, Normalized, RequestFacts};

@@ -16,6 +16,7 @@ use crate::deny::{BadRequest, Denial};
 use crate::host::RequestHost;
 use crate::issuer::endpoint::Caller;
 use crate::proxy::client::{self, Client};
+use crate::proxy::outcome::Outcome;
 use crate::proxy::{access, builtin, cors, echo, headers, upgrade};
 use crate::upstream::{self, Target, TargetKind};
 use http::header::{AUTHORIZATION, HOST};
@@ -26,23 +27,6 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio_util::task::TaskTracker;
-
-/// What the access log line reports.
-#[derive(Default)]
-pub(super) struct Outcome {
-    /// Whether an access line will be written (the strings below are filled only then).
-    pub(super) log: bool,
-    pub(super) route_idx: Option<usize>,
-    /// The built-in endpoint answered (its `route` label), if one was.
-    pub(super) builtin: Option<&'static str>,
-    pub(super) path: Option<String>,
-    pub(super) route: Option<String>,
-    pub(super) user: Option<String>,
-    pub(super) upstream: Option<String>,
-    pub(super) decision: &'static str,
-    /// A CORS preflight was answered (its headers are set already).
-    pub(super) preflight: bool,
-}
 
 /// Handles one request end to end; never fails (errors become SPEC §4 responses).
 pub async fn handle(
@@ -200,21 +184,6 @@ async fn forward(
             .append(http::header::SET_COOKIE, c.clone());
     }
     Ok(resp)
-}
-
-impl Outcome {
-    /// The matched route and the caller of `decision`, for the metrics and the log.
-    fn note(&mut self, decision: &decide::Decision<'_>) {
-        if let Some(m) = &decision.matched {
-            self.route_idx = Some(m.index);
-            if self.log {
-                self.route = Some(m.route.name.clone());
-            }
-        }
-        if let (Some(v), true) = (&decision.caller, self.log) {
-            self.user = Some(v.identity.clone());
-        }
-    }
 }
 
 /// What the rewrite sets beyond the route's rules.

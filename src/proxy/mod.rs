@@ -13,5 +13,6 @@ pub mod cors;
 pub mod echo;
 pub mod handler;
 pub mod headers;
+mod outcome;
 pub mod request_id;
 pub mod upgrade;
