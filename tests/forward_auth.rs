@@ -727,52 +727,14 @@ async fn framing_refusals_are_spec_answers() {
 const ASSERT_ISS: &str = "https://portcullis.assert/";
 const ASSERTION: &str = "x-portcullis-assertion";
 
-/// Routes with and without an upstream, and `[identity.assertion]` (ES256, 60 s).
+/// [`body`]'s routes (with and without an upstream) and `[identity.assertion]`
+/// (ES256, 60 s).
 fn assertion_body(convention: &str) -> String {
-    let routes = format!(
-        r#"
-[upstreams.app]
-url = "echo:"
-
-[identity]
-header = "X-User"
-[identity.claims_to_headers]
-"X-User-Email" = "email"
-
-[identity.assertion]
-issuer = "assert"
-ttl = "60s"
-
-[[issuers]]
-name = "assert"
-issuer = "{ASSERT_ISS}"
-private_key = "assert.pem"
-
-{issuer}
-[[routes]]
-name = "public"
-path = "/public/**"
-access = "public"
-upstream = "app"
-
-[[routes]]
-name = "optional"
-path = "/opt/**"
-access = "optional"
-upstream = "app"
-
-[[routes]]
-name = "decisions-only"
-path = "/only/**"
-
-[[routes]]
-name = "api"
-path = "/api/**"
-upstream = "app"
-"#,
-        issuer = hs_issuer()
-    );
-    decisions::config(convention, &routes)
+    body(convention)
+        + &format!(
+            "\n[identity.assertion]\nissuer = \"assert\"\nttl = \"60s\"\n\n\
+             [[issuers]]\nname = \"assert\"\nissuer = \"{ASSERT_ISS}\"\nprivate_key = \"assert.pem\"\n"
+        )
 }
 
 /// SPEC §8 + §10: an allowed decision with a caller carries the signed assertion
