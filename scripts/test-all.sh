@@ -252,6 +252,13 @@ fuzz_secs="${PORTCULLIS_FUZZ_SECONDS:-20}"
 if [ "$fuzz_secs" != 0 ]; then
   echo "== fuzz: ${fuzz_secs}s per target" >&2
   scripts/fuzz.sh "$fuzz_secs" >&2
+  # The sanitizer-coverage build is ~GBs; where disk is short (CI runners) it makes
+  # room for the test build. A roomy machine keeps it, so the next run starts warm.
+  free_gib=$(df -P -BG fuzz | awk 'NR == 2 {sub("G", "", $4); print $4}')
+  if [ "${free_gib:-0}" -lt 20 ]; then
+    echo "== ${free_gib} GiB free: removing the fuzz build (its corpus stays)" >&2
+    rm -rf fuzz/target/x86_64-unknown-linux-gnu fuzz/target/release fuzz/target/debug
+  fi
 fi
 # ---- end bounded fuzzing ------------------------------------------------------
 
