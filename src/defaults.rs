@@ -172,6 +172,13 @@ mod tests {
     /// What the README's configuration tables show: `(section heading, key, the
     /// default cell as written)`.
     fn readme_rows() -> Vec<(&'static str, &'static str, String)> {
+        let mut rows = readme_rows_listener();
+        rows.extend(readme_rows_auth());
+        rows
+    }
+
+    /// [`readme_rows`]: the listener, upstreams and identity.
+    fn readme_rows_listener() -> Vec<(&'static str, &'static str, String)> {
         let q = |s: &str| format!("\"{s}\"");
         vec![
             ("### `[server]`", "listen", q(&LISTEN.to_string())),
@@ -214,6 +221,14 @@ mod tests {
             ),
             ("### `[identity.assertion]`", "ttl", text(ASSERTION_TTL)),
             ("### `[[routes]]`", "dpop", q(DPOP)),
+        ]
+    }
+
+    /// [`readme_rows`], continued: issuers, the token endpoint, cache, state, forward
+    /// auth, sign-in and routes.
+    fn readme_rows_auth() -> Vec<(&'static str, &'static str, String)> {
+        let q = |s: &str| format!("\"{s}\"");
+        vec![
             ("### `[[issuers]]`", "leeway", text(LEEWAY)),
             (
                 "### `[[issuers]]`",

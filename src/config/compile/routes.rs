@@ -106,15 +106,8 @@ impl RawRoute {
         });
         let methods = self.methods.as_ref().map(|ms| methods(cx, ms));
         let access = access(cx, self.access.as_ref());
-        let upstream = match &self.upstream {
-            Some(u) => match upstreams.find(u.get_ref()) {
-                Ok(i) => i,
-                Err(defined) => {
-                    let msg = format!("unknown upstream `{}` (defined: {defined})", &**u.get_ref());
-                    cx.rep.at(u.span(), msg);
-                    None
-                }
-            },
+        let upstream = match upstream(cx, self.upstream.as_ref(), upstreams) {
+            Some(found) => found,
             None if access == Access::Deny || decisions => None,
             None => {
                 cx.rep.at(
@@ -124,28 +117,9 @@ impl RawRoute {
                 None
             }
         };
-        let token_from = match &self.token_from {
-            None => vec![defaults::TOKEN_FROM],
-            Some(list) => list
-                .iter()
-                .filter_map(|s| {
-                    TokenSource::parse(s.get_ref())
-                        .map_err(|e| cx.rep.at(s.span(), e))
-                        .ok()
-                })
-                .collect(),
-        };
+        let token_from = token_from(cx, self.token_from.as_deref());
         let scopes: Vec<String> = self.scopes.into_iter().map(|s| s.0).collect();
-        let dpop_required = match self.dpop.as_ref().map(|d| (&**d.get_ref(), d.span())) {
-            None => defaults::DPOP == "required",
-            Some(("required", _)) => true,
-            Some(("allowed", _)) => false,
-            Some((other, at)) => {
-                cx.rep
-                    .at(at, format!("unknown dpop `{other}` (required or allowed)"));
-                false
-            }
-        };
+        let dpop_required = dpop_required(cx, self.dpop.as_ref());
         let cors = self
             .cors
             .and_then(|c| super::cors::compile(cx, c))
@@ -166,6 +140,52 @@ impl RawRoute {
             login: self.login.is_some_and(|l| l.into_inner()),
             dpop_required,
         })
+    }
+}
+
+/// `upstream`: `Some(index)` when named (an unknown name is reported, `Some(None)`);
+/// `None` when the key is absent (the caller decides whether that is allowed).
+fn upstream(
+    cx: &mut Cx<'_>,
+    raw: Option<&Spanned<EnvStr>>,
+    upstreams: &Upstreams,
+) -> Option<Option<usize>> {
+    let u = raw?;
+    Some(match upstreams.find(u.get_ref()) {
+        Ok(i) => i,
+        Err(defined) => {
+            let msg = format!("unknown upstream `{}` (defined: {defined})", &**u.get_ref());
+            cx.rep.at(u.span(), msg);
+            None
+        }
+    })
+}
+
+/// `token_from` (default [`defaults::TOKEN_FROM`]).
+fn token_from(cx: &mut Cx<'_>, raw: Option<&[Spanned<EnvStr>]>) -> Vec<TokenSource> {
+    let Some(list) = raw else {
+        return vec![defaults::TOKEN_FROM];
+    };
+    list.iter()
+        .filter_map(|s| {
+            TokenSource::parse(s.get_ref())
+                .map_err(|e| cx.rep.at(s.span(), e))
+                .ok()
+        })
+        .collect()
+}
+
+/// `dpop`: `required` or `allowed` (default [`defaults::DPOP`]).
+fn dpop_required(cx: &mut Cx<'_>, raw: Option<&Spanned<EnvStr>>) -> bool {
+    match raw.map(|d| (&**d.get_ref(), d.span())) {
+        None => defaults::DPOP == "required",
+        Some(("required", _)) => true,
+        Some(("allowed", _)) => false,
+        Some((other, at)) => {
+            cx.rep
+                .at(at, format!("unknown dpop `{other}` (required or allowed)"));
+            false
+        }
     }
 }
 
