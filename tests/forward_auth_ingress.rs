@@ -624,11 +624,18 @@ fn traefik_crds_are_the_tested_middlewares() {
         stripped, want,
         "every `_` spelling of every identity header"
     );
-    assert_eq!(
-        dynamic["routers"]["app"]["middlewares"],
-        json!(["portcullis-strip", "portcullis"]),
-        "strip first, then decide"
-    );
+    for router in ["app", "portcullis-login"] {
+        assert_eq!(
+            dynamic["routers"][router]["middlewares"],
+            json!(["portcullis-strip", "portcullis"]),
+            "{router}: strip first, then decide"
+        );
+    }
+    // [login] (SPEC §9): a refreshed session's cookie, and each of its chunks, rides
+    // on the app's response (tests/forward_auth_login.rs runs it).
+    let mut cookies = BTreeSet::from(["portcullis_session".to_string()]);
+    cookies.extend((1..=8).map(|i| format!("portcullis_session_{i}")));
+    assert_eq!(names(&file_fa["addAuthCookiesToResponse"]), cookies);
     let route = &doc(&crds, "IngressRoute", "orders")["spec"]["routes"][0]["middlewares"];
     assert_eq!(
         *route,

@@ -11,7 +11,7 @@
 mod support;
 
 use serde_json::Value;
-use support::cookie_client::{form_action, query_param, CookieClient, Hop};
+use support::cookie_client::{query_param, CookieClient, Hop};
 use support::craft_idp::{CraftIdp, IdToken};
 use support::oidc::{OidcProvider, CLIENT_ID, CLIENT_SECRET, PUBLIC_ID};
 use support::{Proxy, ProxyBuilder};
@@ -41,28 +41,9 @@ async fn proxy(text: &str) -> Proxy {
         .await
 }
 
-/// Signs in as `user` through the provider's login and consent pages, starting at
-/// `path`; returns the hops (the last one the app's page).
+/// Signs in as `user` starting at `path` ([`support::cookie_client::sign_in`]).
 async fn sign_in(c: &CookieClient, p: &Proxy, path: &str, user: &str) -> Vec<Hop> {
-    let mut hops = c.navigate(&p.url(path), None).await;
-    let login = hops.last().unwrap().clone();
-    assert_eq!(login.status, 200, "the provider's login page: {login:?}");
-    assert!(login.body.contains("name=\"login\""), "{}", login.body);
-    let form = format!("prompt=login&login={user}&password=pw");
-    let after = c
-        .navigate(&form_action(&login.url, &login.body), Some(&form))
-        .await;
-    hops.extend(after.clone());
-    let mut last = after.last().unwrap().clone();
-    if last.body.contains("name=\"prompt\" value=\"consent\"") {
-        let after = c
-            .navigate(&form_action(&last.url, &last.body), Some("prompt=consent"))
-            .await;
-        hops.extend(after.clone());
-        last = after.last().unwrap().clone();
-    }
-    assert_eq!(last.status, 200, "the app's page after sign-in: {hops:#?}");
-    hops
+    support::cookie_client::sign_in(c, &p.url(path), user).await
 }
 
 /// The echo upstream's view of the request (its JSON body).

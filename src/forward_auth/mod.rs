@@ -18,9 +18,11 @@
 //! | [`listener`] | the decision listener: accept, HTTP/1.1 + h2c, limits, drain |
 //! | [`wire`] | one decision request over HTTP: body refused, convention read, answer on the wire |
 //! | [`convention`] | the original request out of `x-forwarded`, `x-original` or `envoy` headers |
+//! | [`login`] | the §9 callback and logout answered as decisions, with absolute `Location`s |
 
 pub mod convention;
 pub mod listener;
+pub mod login;
 pub mod wire;
 
 use crate::app::Runtime;
@@ -59,9 +61,14 @@ pub enum Answer {
     Allow {
         /// The identity headers, in config order, each once.
         identity: Vec<(HeaderName, Option<HeaderValue>)>,
+        /// `Set-Cookie` values for the client's response: a §9 session refreshed by
+        /// this decision (Traefik `addAuthCookiesToResponse`, Envoy
+        /// `response_headers_to_add`).
+        set_cookie: Vec<HeaderValue>,
     },
     /// Denied: exactly SPEC §4: status, headers (`WWW-Authenticate`,
-    /// `Content-Type`), JSON body.
+    /// `Content-Type`), JSON body; or a §9 `302` (`Location`, `Set-Cookie`, no body)
+    /// for the ingress to pass to the client.
     Deny {
         /// The §4 status.
         status: StatusCode,
@@ -127,7 +134,7 @@ pub async fn decide(rt: &Runtime, original: &Original<'_>, request_id: HeaderVal
     };
     let verdict = judge(rt, original, log, &mut line).await;
     let (answer, decision) = match verdict {
-        Ok((identity, label)) => (Answer::Allow { identity }, label),
+        Ok((answer, label)) => (answer, label),
         Err(d) => (deny(&d), d.decision()),
     };
     let decided = Decided { answer, request_id };
@@ -156,13 +163,14 @@ pub fn refuse(rt: &Runtime, method: &str, why: &Denial, request_id: HeaderValue)
     decided
 }
 
-/// The inner chain: the identity headers and the decision label, or the denial.
+/// The inner chain: the answer (allowed, or a login endpoint's redirect) and the
+/// decision label, or the denial.
 async fn judge(
     rt: &Runtime,
     original: &Original<'_>,
     log: bool,
     line: &mut Line,
-) -> Result<(Vec<(HeaderName, Option<HeaderValue>)>, &'static str), Denial> {
+) -> Result<(Answer, &'static str), Denial> {
     let facts = RequestFacts {
         method: original.method,
         host: HostSource::Named(original.host),
@@ -177,6 +185,14 @@ async fn judge(
     let req = decide::normalize::normalize(&facts)?;
     if log {
         line.path = Some(req.path.clone().into_owned());
+    }
+    // The §9 callback and logout, before route matching as on the main listener.
+    if let Some(which) = login::endpoint(rt, &req) {
+        let (r, served) = login::serve(rt, which, original, &req).await;
+        line.route = log.then(|| served.route.to_owned());
+        line.user = served.user.filter(|_| log);
+        let r = r?;
+        return Ok((deny(&Denial::Login(Box::new(r))), "login"));
     }
     let engine = Engine {
         needs_upstream: false,
@@ -194,7 +210,14 @@ async fn judge(
     }
     let allow = decision.verdict?;
     let identity = decide::identity::answer(&allow, decision.caller.as_deref());
-    Ok((identity, allow.label))
+    let set_cookie = decision.session.map(|s| s.set_cookie).unwrap_or_default();
+    Ok((
+        Answer::Allow {
+            identity,
+            set_cookie,
+        },
+        allow.label,
+    ))
 }
 
 fn deny(d: &Denial) -> Answer {

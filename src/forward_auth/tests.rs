@@ -121,7 +121,7 @@ impl<'a> Ask<'a> {
 }
 
 fn identity(d: &Decided) -> Vec<(String, Option<String>)> {
-    let Answer::Allow { identity } = &d.answer else {
+    let Answer::Allow { identity, .. } = &d.answer else {
         panic!("denied: {:?}", d.answer);
     };
     identity

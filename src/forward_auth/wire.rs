@@ -5,9 +5,10 @@
 //! - allowed: `200`, empty body, `X-Request-Id`, and **every** identity header: with
 //!   the caller's value, or present and empty when there is none (public route,
 //!   optional route without token), so an ingress copying them always overwrites what
-//!   the client sent;
+//!   the client sent; and the `Set-Cookie` of a §9 session this decision refreshed;
 //! - denied: exactly SPEC §4: status, `Content-Type: application/json`,
-//!   `WWW-Authenticate` where the table has one, `{"detail": ...}`, `X-Request-Id`.
+//!   `WWW-Authenticate` where the table has one, `{"detail": ...}`, `X-Request-Id`;
+//!   or a §9 `302` with `Location` and `Set-Cookie` (a sign-in, a callback, logout).
 //!
 //! A decision request never has a body (ingresses send none): one that announces a
 //! body is a 400, the body is never read, and on HTTP/1.1 the connection is closed
@@ -93,11 +94,17 @@ pub async fn respond(
 pub fn response(decided: Decided) -> Response<Body> {
     let empty = HeaderValue::from_static("");
     let mut resp = match decided.answer {
-        Answer::Allow { identity } => {
+        Answer::Allow {
+            identity,
+            set_cookie,
+        } => {
             let mut r = Response::new(boxed(Full::new(Bytes::new())));
             let h = r.headers_mut();
             for (name, value) in identity {
                 h.insert(name, value.unwrap_or_else(|| empty.clone()));
+            }
+            for c in set_cookie {
+                h.append(http::header::SET_COOKIE, c);
             }
             r
         }

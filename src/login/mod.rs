@@ -125,19 +125,34 @@ pub async fn serve(
     login: &Login,
     verifier: &crate::auth::verify::Verifier,
     which: Endpoint,
-    (m, headers, query, tls): (&http::Method, &http::HeaderMap, Option<&str>, bool),
+    asked: (&http::Method, &http::HeaderMap, Option<&str>, bool),
     host: Option<&str>,
 ) -> Result<(http::Response<crate::body::ProxyBody>, Option<String>), Denial> {
+    let (r, user) = redirect(login, verifier, which, asked, host).await?;
+    Ok((r.response(), user))
+}
+
+/// The redirect a login endpoint answers with, apart from the wire: the one piece
+/// both front doors call (the main listener through [`serve`], the decision listener
+/// of SPEC §8 directly, which hands it to the ingress). `tls` and `host` are the
+/// original request's; the `Location` of a sign-in is the saved path (relative),
+/// the caller makes it absolute when its wire needs it.
+pub async fn redirect(
+    login: &Login,
+    verifier: &crate::auth::verify::Verifier,
+    which: Endpoint,
+    (m, headers, query, tls): (&http::Method, &http::HeaderMap, Option<&str>, bool),
+    host: Option<&str>,
+) -> Result<(Redirect, Option<String>), Denial> {
     let bad = Denial::BadRequest(BadRequest::Login);
     let host = host.ok_or_else(|| bad.clone())?;
     match which {
         Endpoint::Callback if m == http::Method::GET => {
             let (r, user) = flow::callback(login, verifier, headers, query, (host, tls)).await?;
-            Ok((r.response(), Some(user)))
+            Ok((r, Some(user)))
         }
         Endpoint::Logout if m == http::Method::GET || m == http::Method::POST => {
-            let r = logout::logout(login, headers, host, tls).await;
-            Ok((r.response(), None))
+            Ok((logout::logout(login, headers, host, tls).await, None))
         }
         _ => Err(bad),
     }

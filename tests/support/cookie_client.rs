@@ -147,6 +147,31 @@ impl CookieClient {
     }
 }
 
+/// Signs in as `user` through the provider's login and consent pages (npm
+/// `oidc-provider`'s, [`super::oidc`]), starting at `start`; returns the hops (the
+/// last one the app's page).
+pub async fn sign_in(c: &CookieClient, start: &str, user: &str) -> Vec<Hop> {
+    let mut hops = c.navigate(start, None).await;
+    let login = hops.last().unwrap().clone();
+    assert_eq!(login.status, 200, "the provider's login page: {login:?}");
+    assert!(login.body.contains("name=\"login\""), "{}", login.body);
+    let form = format!("prompt=login&login={user}&password=pw");
+    let after = c
+        .navigate(&form_action(&login.url, &login.body), Some(&form))
+        .await;
+    hops.extend(after.clone());
+    let mut last = after.last().unwrap().clone();
+    if last.body.contains("name=\"prompt\" value=\"consent\"") {
+        let after = c
+            .navigate(&form_action(&last.url, &last.body), Some("prompt=consent"))
+            .await;
+        hops.extend(after.clone());
+        last = after.last().unwrap().clone();
+    }
+    assert_eq!(last.status, 200, "the app's page after sign-in: {hops:#?}");
+    hops
+}
+
 /// The `action` of the first form in `html`, resolved against `base`.
 pub fn form_action(base: &str, html: &str) -> String {
     let at = html.find("action=\"").expect("a form on the page") + 8;

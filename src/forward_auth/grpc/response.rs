@@ -1,8 +1,10 @@
 //! An [`Answer`] as a `CheckResponse` (SPEC §8 gRPC). Allowed: `status.code` 0,
 //! `ok_response.headers` the identity headers with a value (overwrite, never append),
-//! `ok_response.headers_to_remove` the ones without. Denied: the gRPC code for the
-//! HTTP status, and `denied_response` with that status, the §4 headers and JSON body,
-//! so Envoy hands the client the very denial the main listener would. Never an
+//! `ok_response.headers_to_remove` the ones without, `ok_response.response_headers_to_add`
+//! the `Set-Cookie` of a refreshed §9 session (appended). Denied: the gRPC code for the
+//! HTTP status, and `denied_response` with that status, the §4 headers and JSON body
+//! (a §9 `302`: `Location` and each `Set-Cookie`, appended, no body), so Envoy hands
+//! the client the very answer the main listener would. Never an
 //! `error_response`: Envoy treats that as a failure, which `failure_mode_allow` lets
 //! through.
 
@@ -35,7 +37,10 @@ mod code {
 /// The `CheckResponse` for one decision.
 pub(super) fn check_response(decided: &Decided) -> CheckResponse {
     match &decided.answer {
-        Answer::Allow { identity } => match allowed(identity) {
+        Answer::Allow {
+            identity,
+            set_cookie,
+        } => match allowed(identity, set_cookie) {
             Some(ok) => CheckResponse {
                 status: Some(status(code::OK, "")),
                 http_response: Some(HttpResponse::OkResponse(ok)),
@@ -76,7 +81,10 @@ pub(super) fn grpc_code(status: StatusCode) -> i32 {
     }
 }
 
-fn allowed(identity: &[(HeaderName, Option<HeaderValue>)]) -> Option<OkHttpResponse> {
+fn allowed(
+    identity: &[(HeaderName, Option<HeaderValue>)],
+    set_cookie: &[HeaderValue],
+) -> Option<OkHttpResponse> {
     let mut ok = OkHttpResponse::default();
     for (name, value) in identity {
         match value {
@@ -84,6 +92,12 @@ fn allowed(identity: &[(HeaderName, Option<HeaderValue>)]) -> Option<OkHttpRespo
             None => ok.headers_to_remove.push(name.as_str().to_owned()),
         }
     }
+    // A refreshed §9 session's cookie, to the client with the upstream's response.
+    ok.response_headers_to_add.extend(
+        set_cookie
+            .iter()
+            .filter_map(|v| option(&http::header::SET_COOKIE, v, true)),
+    );
     Some(ok)
 }
 
@@ -96,7 +110,8 @@ fn denied(
     let mut out: Vec<HeaderValueOption> = headers
         .iter()
         .filter(|(n, _)| !HOP_BY_HOP.contains(n))
-        .filter_map(|(n, v)| overwrite(n, v))
+        // Each `Set-Cookie` of a §9 redirect is its own header: appended, not set.
+        .filter_map(|(n, v)| option(n, v, n == http::header::SET_COOKIE))
         .collect();
     if !headers.contains_key(&X_REQUEST_ID) {
         out.extend(overwrite(&X_REQUEST_ID, request_id));
@@ -137,7 +152,17 @@ fn status(code: i32, message: &str) -> Status {
 /// overwrite), `append_action` for the ones that read it. Envoy reads `value`, not
 /// `raw_value`, so a value that is not UTF-8 is `None`.
 fn overwrite(name: &HeaderName, value: &HeaderValue) -> Option<HeaderValueOption> {
+    option(name, value, false)
+}
+
+/// [`overwrite`], or with `append` one more header of that name (`Set-Cookie`).
+fn option(name: &HeaderName, value: &HeaderValue, append: bool) -> Option<HeaderValueOption> {
     let value = std::str::from_utf8(value.as_bytes()).ok()?;
+    let action = if append {
+        HeaderAppendAction::AppendIfExistsOrAdd
+    } else {
+        HeaderAppendAction::OverwriteIfExistsOrAdd
+    };
     #[allow(deprecated)]
     Some(HeaderValueOption {
         header: Some(EnvoyHeader {
@@ -145,8 +170,8 @@ fn overwrite(name: &HeaderName, value: &HeaderValue) -> Option<HeaderValueOption
             value: value.to_owned(),
             raw_value: Vec::new(),
         }),
-        append: Some(BoolValue { value: false }),
-        append_action: HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
+        append: Some(BoolValue { value: append }),
+        append_action: action as i32,
         keep_empty_value: false,
     })
 }
@@ -199,6 +224,7 @@ mod tests {
                     (HeaderName::from_static("x-user"), Some(rid())),
                     (HeaderName::from_static("x-email"), None),
                 ],
+                set_cookie: Vec::new(),
             },
             request_id: rid(),
         };
@@ -222,6 +248,83 @@ mod tests {
         let append = h.append;
         assert_eq!(append, Some(BoolValue { value: false }));
         assert_eq!(ok.headers_to_remove, ["x-email"]);
+    }
+
+    fn appended(h: &HeaderValueOption) -> bool {
+        #[allow(deprecated)]
+        let append = h.append;
+        append == Some(BoolValue { value: true })
+            && h.append_action == HeaderAppendAction::AppendIfExistsOrAdd as i32
+    }
+
+    #[test]
+    fn a_refreshed_session_cookie_goes_to_the_client_appended() {
+        let decided = Decided {
+            answer: Answer::Allow {
+                identity: vec![(HeaderName::from_static("x-user"), Some(rid()))],
+                set_cookie: vec![
+                    HeaderValue::from_static("s_1=a; Path=/"),
+                    HeaderValue::from_static("s_2=b; Path=/"),
+                ],
+            },
+            request_id: rid(),
+        };
+        let Some(HttpResponse::OkResponse(ok)) = check_response(&decided).http_response else {
+            panic!("not ok")
+        };
+        let cookies: Vec<&str> = ok
+            .response_headers_to_add
+            .iter()
+            .inspect(|h| assert!(appended(h), "{h:?}"))
+            .map(|h| h.header.as_ref().unwrap())
+            .inspect(|h| assert_eq!(h.key, "set-cookie"))
+            .map(|h| h.value.as_str())
+            .collect();
+        assert_eq!(cookies, ["s_1=a; Path=/", "s_2=b; Path=/"]);
+        assert_eq!(
+            ok.headers.len(),
+            1,
+            "identity only: cookies are not request headers"
+        );
+    }
+
+    #[test]
+    fn a_sign_in_redirect_keeps_its_location_and_every_cookie() {
+        let r = crate::deny::Redirect {
+            location: HeaderValue::from_static("https://idp.example/auth?x=1"),
+            cookies: vec![
+                HeaderValue::from_static("s_login=a; Max-Age=600"),
+                HeaderValue::from_static("s=; Max-Age=0"),
+            ],
+        };
+        let (status, headers, body) = r.parts();
+        let decided = Decided {
+            answer: Answer::Deny {
+                status,
+                headers,
+                body,
+            },
+            request_id: rid(),
+        };
+        let r = check_response(&decided);
+        assert_eq!(r.status.unwrap().code, code::UNAUTHENTICATED);
+        let Some(HttpResponse::DeniedResponse(d)) = r.http_response else {
+            panic!("not denied")
+        };
+        assert_eq!(d.status.unwrap().code, 302);
+        assert_eq!(d.body, "");
+        let find = |k: &str| -> Vec<(&str, bool)> {
+            d.headers
+                .iter()
+                .filter(|h| h.header.as_ref().unwrap().key == k)
+                .map(|h| (h.header.as_ref().unwrap().value.as_str(), appended(h)))
+                .collect()
+        };
+        assert_eq!(find("location"), [("https://idp.example/auth?x=1", false)]);
+        assert_eq!(
+            find("set-cookie"),
+            [("s_login=a; Max-Age=600", true), ("s=; Max-Age=0", true)]
+        );
     }
 
     #[test]
