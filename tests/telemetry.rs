@@ -511,8 +511,8 @@ async fn a_collector_that_never_answers_or_is_down_costs_only_a_metric() {
 }
 
 /// SPEC §11 on the decision listener: a server span per decision, continuing the
-/// ingress's `traceparent`, with route, decision and status, and the verification as
-/// its child; a denial is recorded with its status.
+/// ingress's `traceparent` (HTTP, and Envoy's gRPC `ext_authz`), with route, decision
+/// and status, and the verification as its child; a denial is recorded with its status.
 #[tokio::test]
 async fn the_decision_listener_has_a_server_span_per_decision() {
     let collector = Collector::start().await;
@@ -544,6 +544,21 @@ async fn the_decision_listener_has_a_server_span_per_decision() {
     send(fa, &ask(None, denied_trace), &p.logs())
         .await
         .assert_status(401);
+    // Envoy's gRPC ext_authz on the same listener: the original request's traceparent.
+    let grpc_trace = "7bf92f3577b34da6a3ce929d0e0e4736";
+    let mut c = support::grpc::client(fa).await;
+    let (b, tp) = (
+        format!("Bearer {tok}"),
+        traceparent(grpc_trace, CLIENT_SPAN, true),
+    );
+    let req = support::grpc::check(
+        "GET",
+        "app.example.com",
+        "/api/g",
+        &[("authorization", &b), ("traceparent", &tp)],
+    );
+    let r = support::grpc::ask(&mut c, req).await;
+    support::grpc::allowed(&r);
     stop(p).await;
 
     let spans = collector.spans();
@@ -561,6 +576,12 @@ async fn the_decision_listener_has_a_server_span_per_decision() {
     );
     let verify = one(&spans, TRACE, "verify");
     assert_eq!(verify.parent_span_id, decision.span_id);
+    let grpc = one(&spans, grpc_trace, "decision");
+    assert_eq!(hex(&grpc.parent_span_id), CLIENT_SPAN);
+    assert_eq!(
+        attr(grpc, "portcullis.decision").as_deref(),
+        Some("allowed")
+    );
     let denied = one(&spans, denied_trace, "decision");
     assert_eq!(
         attr(denied, "portcullis.decision").as_deref(),
