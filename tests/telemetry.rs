@@ -593,3 +593,34 @@ async fn the_decision_listener_has_a_server_span_per_decision() {
     );
     assert_no_secret(&spans, &[&tok, "Bearer"]);
 }
+
+/// The exporter is set up at start: a reload that changes `[telemetry]` says it takes
+/// effect at the next restart, and the rest of the reload applies.
+#[tokio::test]
+async fn a_reload_that_changes_telemetry_warns() {
+    let up = spawn_upstream().await;
+    let collector = Collector::start().await;
+    let p = proxy(&up, &collector.url(), "").await;
+    let body = format!(
+        "{ADMIN}[upstreams.app]\nurl = \"{}\"\n{}{}\n\
+         [[routes]]\nname = \"api2\"\npath = \"/api/**\"\nupstream = \"app\"\n",
+        up.url(),
+        hs_issuer(),
+        telemetry(&collector.url(), "sample_ratio = 0.5"),
+    );
+    p.rewrite(&body);
+    p.signal("HUP");
+    p.wait_log_line("the [telemetry] warning", |l| {
+        l["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("[telemetry] changes take effect"))
+    })
+    .await;
+    let tok = token("alice", json!({}));
+    let ok = eventually(Duration::from_secs(10), || async {
+        p.get("/api/a", Some(&tok)).await.status == 200 && p.logs().contains("\"route\":\"api2\"")
+    })
+    .await;
+    assert!(ok, "the reload applied: {}", p.logs());
+    stop(p).await;
+}
