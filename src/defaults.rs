@@ -143,6 +143,13 @@ pub const COOKIE_CHUNK_BYTES: usize = 3800;
 /// Most cookie chunks read or written (`NAME_1` … `NAME_8`: about 30 KB).
 pub const COOKIE_MAX_CHUNKS: usize = 8;
 
+// ------------------------------------------------------------------ [telemetry]
+
+/// `[telemetry] service_name`: the spans' `service.name`.
+pub const TELEMETRY_SERVICE_NAME: &str = "portcullis";
+/// `[telemetry] sample_ratio`: every new trace is sampled.
+pub const TELEMETRY_SAMPLE_RATIO: f64 = 1.0;
+
 // ------------------------------------------------------------------- [[routes]]
 
 /// `[[routes]] access`.
@@ -265,6 +272,16 @@ mod tests {
             ("### `[login]`", "cookie_name", q(LOGIN_COOKIE_NAME)),
             ("### `[login]`", "session_ttl", text(LOGIN_SESSION_TTL)),
             ("### `[login]`", "session_store", q(LOGIN_SESSION_STORE)),
+            (
+                "### `[telemetry]`",
+                "service_name",
+                q(TELEMETRY_SERVICE_NAME),
+            ),
+            (
+                "### `[telemetry]`",
+                "sample_ratio",
+                format!("{TELEMETRY_SAMPLE_RATIO:.1}"),
+            ),
             ("### `[[routes]]`", "name", route_name(0).replace('0', "N")),
             ("### `[[routes]]`", "access", q(ACCESS.as_str())),
             (

@@ -22,6 +22,7 @@ pub mod issuer;
 pub mod login;
 pub mod metrics;
 pub mod mint;
+pub mod otel;
 pub mod password;
 pub mod path;
 pub mod proxy;

@@ -270,14 +270,24 @@ fn token(cli: &Cli, sub: &str, scope: Option<&str>, ttl: &str, issuer: Option<&s
 }
 
 fn run(cli: &Cli) -> ExitCode {
-    portcullis::telemetry::init();
-    portcullis::metrics::install();
-    // Before the config is compiled: the default max_connections follows the limit.
-    portcullis::rlimit::raise();
-    let cfg = match load(cli, true) {
+    let loaded = portcullis::telemetry::early(|| {
+        portcullis::metrics::install();
+        // Before the config is compiled: the default max_connections follows the limit.
+        portcullis::rlimit::raise();
+        load(cli, true)
+    });
+    let cfg = match loaded {
         Ok(c) => c,
         Err(code) => return code,
     };
+    let traces = cfg.telemetry.as_ref().map(|t| portcullis::otel::Settings {
+        traces_url: t.traces_url(),
+        service_name: t.service_name.clone(),
+        sample_ratio: t.sample_ratio,
+    });
+    if let Err(e) = portcullis::telemetry::init(traces.as_ref()) {
+        tracing::error!(error = %e, "traces are not exported");
+    }
     for w in &cfg.warnings {
         tracing::warn!(warning = %w, "config warning");
     }
@@ -293,7 +303,10 @@ fn run(cli: &Cli) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match rt.block_on(serve(cfg)) {
+    let served = rt.block_on(serve(cfg));
+    // The last spans are sent before the process exits.
+    portcullis::otel::shutdown();
+    match served {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(e) => {

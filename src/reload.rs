@@ -53,6 +53,9 @@ fn try_reload(app: &App, path: &Path) -> Result<(), String> {
     if cfg.server.tls.is_some() != app.certs.is_some() {
         return Err("adding or removing [server.tls] needs a restart".into());
     }
+    if cfg.telemetry != old.config.telemetry {
+        tracing::warn!("[telemetry] changes take effect at the next restart");
+    }
     let runtime = Runtime::reloaded(cfg, &old).map_err(|e| e.to_string())?;
     if let (Some(certs), Some(tls)) = (&app.certs, &runtime.config.server.tls) {
         certs.reload(tls).map_err(|e| e.to_string())?;

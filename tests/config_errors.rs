@@ -793,3 +793,61 @@ async fn cors_origin_with_a_path_or_wildcard_with_credentials() {
     let line = assert_check_error(&text, &["credentials = true"]).await;
     assert!(line.contains("credentials"), "{line}");
 }
+
+/// SPEC §11 `[telemetry]`: an `otlp_endpoint` that is not an http(s) URL, an unknown
+/// key and a `sample_ratio` outside [0, 1] are errors at them (each one reported in
+/// one run); a good section passes.
+#[tokio::test]
+async fn telemetry_endpoint_keys_and_ratio_are_checked() {
+    let with = |t: &str| format!("{}\n[telemetry]\n{t}\n", valid());
+    let good = "otlp_endpoint = \"http://127.0.0.1:4318\"";
+    for ok in [
+        format!("{good}\nservice_name = \"edge\"\nsample_ratio = 0.25"),
+        "otlp_endpoint = \"https://otel.example.com/otlp/\"\nsample_ratio = 1".to_owned(),
+        format!("{good}\nsample_ratio = 0.0"),
+    ] {
+        check(&with(&ok)).await.2.assert_code(0);
+    }
+    for bad in [
+        "otlp_endpoint = \"127.0.0.1:4318\"",
+        "otlp_endpoint = \"grpc://127.0.0.1:4317\"",
+        "otlp_endpoint = \"not a url\"",
+        "otlp_endpoint = \"http://\"",
+    ] {
+        let line = assert_check_error(&with(bad), &[bad]).await;
+        assert!(line.contains("`otlp_endpoint` must be an http"), "{line}");
+    }
+    let line = assert_check_error(
+        &with(&format!("{good}\nsample_rate = 0.5")),
+        &["sample_rate"],
+    )
+    .await;
+    assert!(line.contains("unknown field `sample_rate`"), "{line}");
+    for bad in [
+        "sample_ratio = 1.5",
+        "sample_ratio = -0.1",
+        "sample_ratio = nan",
+    ] {
+        let line = assert_check_error(&with(&format!("{good}\n{bad}")), &[bad]).await;
+        assert!(line.contains("between 0 and 1"), "{line}");
+    }
+    let (_dir, _path, out) = check(&with("sample_ratio = 0.5")).await;
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains("otlp_endpoint"),
+        "a missing endpoint is named: {}",
+        out.stderr
+    );
+    // Both at once: both reported, each at its line.
+    let text = with("otlp_endpoint = \"ftp://h\"\nsample_ratio = 2");
+    let (_dir, path, out) = check(&text).await;
+    out.assert_code(1);
+    let errors = error_lines(&out.stderr, &path);
+    for needle in ["ftp://h", "sample_ratio = 2"] {
+        let at = format!("{path}:{}:", line_of(&text, needle));
+        assert!(
+            errors.iter().any(|e| e.starts_with(&at)),
+            "{needle}: {errors:#?}"
+        );
+    }
+}

@@ -55,6 +55,7 @@ const MARKERS: &[&str] = &[
     "assertion-config",
     "assertion-fastapi",
     "dpop-keycloak",
+    "telemetry-config",
 ];
 
 fn root() -> PathBuf {
@@ -1081,4 +1082,16 @@ async fn dpop_keycloak_block_passes_check() {
     write(d.path(), "proxy.toml", &text);
     let table = check_ok(d.path(), &[]).await;
     assert!(table.contains("orders"), "{table}");
+}
+
+/// The README's `[telemetry]` block passes `check` (with a route to make it whole).
+#[tokio::test]
+async fn telemetry_block_passes_check() {
+    let d = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[upstreams.app]\nurl = \"echo:\"\n[[routes]]\npath = \"/**\"\naccess = \"public\"\nupstream = \"app\"\n\n{}",
+        block("telemetry-config")
+    );
+    write(d.path(), "proxy.toml", &text);
+    check_ok(d.path(), &[]).await;
 }

@@ -46,6 +46,20 @@ pub struct RawConfig {
     pub routes: Vec<Spanned<RawRoute>>,
     /// Browser sign-in at an OpenID Connect provider (SPEC §9).
     pub login: Option<Spanned<RawLogin>>,
+    /// OpenTelemetry traces over OTLP/HTTP (SPEC §11).
+    pub telemetry: Option<Spanned<RawTelemetry>>,
+}
+
+/// `[telemetry]` (SPEC §11).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTelemetry {
+    /// The collector's base URL `http(s)://host:port[/prefix]`: spans go to `{it}/v1/traces`.
+    pub otlp_endpoint: Spanned<EnvStr>,
+    /// `service.name` (default [`TELEMETRY_SERVICE_NAME`](crate::defaults::TELEMETRY_SERVICE_NAME)).
+    pub service_name: Option<Spanned<EnvStr>>,
+    /// Share of new traces sampled, 0 to 1 (default [`TELEMETRY_SAMPLE_RATIO`](crate::defaults::TELEMETRY_SAMPLE_RATIO)).
+    pub sample_ratio: Option<Spanned<f64>>,
 }
 
 /// `[login]` (SPEC §9).

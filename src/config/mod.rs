@@ -287,6 +287,8 @@ pub struct Config {
     pub routes: RouteTable,
     /// Browser sign-in.
     pub login: Option<Login>,
+    /// OpenTelemetry traces (SPEC §11).
+    pub telemetry: Option<Telemetry>,
     /// Every file the config names (for reload watching).
     pub files: Vec<PathBuf>,
     /// `generate_key` private keys that do not exist yet (the issuers naming them
@@ -294,6 +296,24 @@ pub struct Config {
     pub keys_to_generate: Vec<KeyToGenerate>,
     /// Problems that do not fail the config (`check` prints them as `warning: ...`).
     pub warnings: Vec<ConfigError>,
+}
+
+/// `[telemetry]`, compiled (SPEC §11).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Telemetry {
+    /// The collector's base URL, without a trailing `/`.
+    pub otlp_endpoint: String,
+    /// `service.name`.
+    pub service_name: String,
+    /// Share of new traces sampled, in `[0, 1]`.
+    pub sample_ratio: f64,
+}
+
+impl Telemetry {
+    /// Where spans are posted: `{otlp_endpoint}/v1/traces`.
+    pub fn traces_url(&self) -> String {
+        format!("{}/v1/traces", self.otlp_endpoint)
+    }
 }
 
 /// A `generate_key` private key that does not exist yet.

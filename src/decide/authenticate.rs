@@ -15,6 +15,7 @@ use crate::deny::{Denial, DpopDenial};
 use crate::routes::{Access, Route};
 use std::sync::Arc;
 use std::time::Instant;
+use tracing::Instrument;
 
 /// The verified caller; `None` when the route needs no token and none was sent.
 pub async fn authenticate(
@@ -48,9 +49,19 @@ pub async fn authenticate(
 /// Signature and claims, from the verified-token cache when it was seen before.
 async fn verify(engine: &Engine<'_>, token: &str) -> Result<Arc<Verified>, Denial> {
     let started = Instant::now();
-    let v = engine.verifier.verify_async(token).await;
+    let span = crate::otel::verify_span();
+    let v = engine
+        .verifier
+        .verify_async(token)
+        .instrument(span.clone())
+        .await;
     crate::metrics::verify_seconds().record(started.elapsed().as_secs_f64());
-    v.map_err(Denial::Invalid)
+    let v = v.map_err(Denial::Invalid);
+    match &v {
+        Ok(v) => crate::otel::verified(&span, Some(&v.issuer.config.name), "ok"),
+        Err(d) => crate::otel::verified(&span, None, d.decision()),
+    }
+    v
 }
 
 /// A revoked token is refused after verification, cache hit or not (SPEC §3).

@@ -32,6 +32,7 @@ use crate::telemetry::{access_enabled, AccessLine};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use std::time::Instant;
+use tracing::Instrument;
 
 /// The original request, as a header convention or a gRPC `CheckRequest` names it.
 #[derive(Debug, Clone, Copy)]
@@ -132,12 +133,22 @@ pub async fn decide(rt: &Runtime, original: &Original<'_>, request_id: HeaderVal
         user_agent: log.then(|| crate::telemetry::user_agent(original.headers).to_owned()),
         ..Line::default()
     };
-    let verdict = judge(rt, original, log, &mut line).await;
+    let span = crate::otel::server_span(
+        crate::otel::Door::Decision,
+        original.method,
+        original.headers,
+    );
+    let verdict = judge(rt, original, log, &mut line)
+        .instrument(span.clone())
+        .await;
     let (answer, decision) = match verdict {
         Ok((answer, label)) => (answer, label),
         Err(d) => (deny(&d), d.decision()),
     };
     let decided = Decided { answer, request_id };
+    let route = line.route_idx.and_then(|i| rt.routes.get(i));
+    let route = route.map(|r| r.route.name.as_str());
+    crate::otel::finish(&span, route, decision, decided.status().as_u16());
     finish(
         rt,
         &decided,

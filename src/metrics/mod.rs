@@ -61,6 +61,8 @@ const FAMILIES: &[(&str, Kind, &str)] = &[
      "Refresh-token entries the memory state backend holds"),
     ("portcullis_state_evictions_total", Kind::Counter,
      "Entries the memory state backend evicted under its cap before they expired, by kind"),
+    ("portcullis_trace_export_failures_total", Kind::Counter,
+     "Batches of spans the OTLP exporter could not send ([telemetry]: collector down, slow or refusing); their spans are dropped"),
 ];
 
 /// Buckets of `portcullis_verify_seconds`: a cache hit takes microseconds, a full
@@ -169,6 +171,17 @@ cached!(
     Counter,
     metrics::counter!("portcullis_reloads_total", "result" => "error")
 );
+
+cached!(
+    trace_export_failures,
+    Counter,
+    metrics::counter!("portcullis_trace_export_failures_total")
+);
+
+/// Counts a batch of spans the OTLP exporter could not send.
+pub fn trace_export_failed() {
+    trace_export_failures().increment(1);
+}
 
 /// Counts a JWKS fetch for `issuer`.
 pub fn jwks_fetch(issuer: &str, ok: bool) {

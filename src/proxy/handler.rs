@@ -27,6 +27,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 /// Handles one request end to end; never fails (errors become SPEC §4 responses).
 pub async fn handle(
@@ -56,7 +57,9 @@ pub async fn handle(
     // Request body bytes are counted only for the access line.
     let bytes_in = out.log.then(|| Arc::new(AtomicU64::new(0)));
     let req = req.map(|b| ReqBody::new(b, bytes_in.clone()));
-    let mut resp = match forward(&rt, (&conn, &client), req, &rid, &mut out).await {
+    let span = crate::otel::server_span(crate::otel::Door::Proxy, &method, req.headers());
+    let inner = forward(&rt, (&conn, &client), req, &rid, &mut out);
+    let mut resp = match inner.instrument(span.clone()).await {
         Ok(r) => r,
         Err(d) => {
             out.decision = d.decision();
@@ -71,6 +74,9 @@ pub async fn handle(
         }
     }
     let status = resp.status().as_u16();
+    let routed = out.route_idx.and_then(|i| rt.routes.get(i));
+    let route = out.builtin.or(routed.map(|r| r.route.name.as_str()));
+    crate::otel::finish(&span, route, out.decision, status);
     match out.builtin {
         Some(label) => rt
             .counters
@@ -290,9 +296,14 @@ async fn send(
         .build()
         .map_err(target_err)?;
     let client_upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
+    let span = crate::otel::upstream_span(&target.name, &parts.method);
+    crate::otel::inject(&span, &mut parts.headers);
     let started = Instant::now();
-    let sent = upstream::send(client, Request::from_parts(parts, body), target.timeout).await;
+    let sent = upstream::send(client, Request::from_parts(parts, body), target.timeout)
+        .instrument(span.clone())
+        .await;
     crate::metrics::upstream_seconds().record(started.elapsed().as_secs_f64());
+    crate::otel::answered(&span, sent.as_ref().ok().map(|r| r.status().as_u16()));
     let mut resp = sent?;
     let switching = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
     if switching {

@@ -68,6 +68,11 @@ pub(crate) fn config_json(cfg: &Config) -> Value {
             "fail_open": cfg.state.fail_open,
         },
         "routes": routes_json(cfg),
+        "telemetry": cfg.telemetry.as_ref().map(|t| json!({
+            "otlp_endpoint": redact_url(&t.otlp_endpoint),
+            "service_name": t.service_name,
+            "sample_ratio": t.sample_ratio,
+        })),
     })
 }
 
@@ -250,5 +255,19 @@ mod tests {
             (c["credentials"].clone(), c["max_age"].clone()),
             (true.into(), "600".into())
         );
+    }
+
+    #[test]
+    fn config_json_shows_telemetry() {
+        let base = "[upstreams.e]\nurl = \"echo:\"\n[[routes]]\npath = \"/**\"\naccess = \"public\"\nupstream = \"e\"\n";
+        let cfg = crate::config::load_str(std::path::Path::new("t.toml"), base).expect("config");
+        assert_eq!(config_json(&cfg)["telemetry"], Value::Null);
+        let toml = format!("{base}[telemetry]\notlp_endpoint = \"http://u:hunter2@otel:4318/\"\n");
+        let cfg = crate::config::load_str(std::path::Path::new("t.toml"), &toml).expect("config");
+        let v = config_json(&cfg);
+        let t = &v["telemetry"];
+        assert_eq!(t["otlp_endpoint"], format!("http://{REDACTED}@otel:4318"));
+        assert_eq!(t["service_name"], "portcullis");
+        assert_eq!(t["sample_ratio"], 1.0);
     }
 }

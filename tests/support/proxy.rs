@@ -568,7 +568,7 @@ impl InProcess {
         portcullis::install_crypto_providers();
         portcullis::metrics::install();
         if std::env::var_os("TEST_PROXY_LOG").is_some() {
-            portcullis::telemetry::init();
+            let _ = portcullis::telemetry::init(None);
         }
         // As `portcullis` (run) loads it: the `generate_key` keys it names are created.
         let cfg = portcullis::config::provision::load_creating_keys(path)

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 struct FetchState {
     /// The keys in use, with the JWK each came from (to keep the same `Arc` for an
@@ -122,7 +123,9 @@ impl JwksSource {
     /// on success. Returns the server's `max-age`.
     async fn fetch_locked(&self, st: &mut FetchState) -> Result<Option<Duration>, JwksError> {
         st.last_attempt = Some(Instant::now());
-        let result = self.fetch().await;
+        let span = crate::otel::jwks_span(&self.issuer.config.name);
+        let result = self.fetch().instrument(span.clone()).await;
+        crate::otel::fetched(&span, result.is_ok());
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());

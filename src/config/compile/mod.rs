@@ -21,6 +21,7 @@ mod route_checks;
 mod routes;
 mod server;
 mod state;
+mod telemetry;
 mod token_endpoint;
 mod upstreams;
 
@@ -165,6 +166,7 @@ pub(super) fn compile(
         has_login,
     );
     let login = login::compile(cx, raw.login, &issuers);
+    let telemetry = raw.telemetry.and_then(|t| t.into_inner().compile(cx));
     Some(Config {
         path: path.to_path_buf(),
         server: server?,
@@ -178,6 +180,7 @@ pub(super) fn compile(
         forward_auth,
         routes,
         login,
+        telemetry,
         files: std::mem::take(&mut cx.files),
         keys_to_generate: std::mem::take(&mut cx.keys_to_generate),
         warnings: Vec::new(),

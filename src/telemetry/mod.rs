@@ -14,6 +14,7 @@
 use serde_json::{Map, Value};
 use std::fmt;
 use std::io::Write;
+use std::sync::atomic::{AtomicU8, Ordering};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::filter::LevelFilter;
@@ -28,13 +29,35 @@ pub const OWN_TARGETS: &[&str] = &["portcullis", "access", "issuer"];
 /// The most a target that `RUST_LOG` does not name may log at.
 const THIRD_PARTY_CAP: LevelFilter = LevelFilter::INFO;
 
-/// Installs the JSON logger (once per process).
-pub fn init() {
+/// Installs the JSON logger (once per process) and, with `traces` (`[telemetry]`),
+/// the span exporter ([`crate::otel`]; its spans pass whatever `RUST_LOG` says). An
+/// exporter that cannot start is returned as the error; logging is installed anyway.
+pub fn init(traces: Option<&crate::otel::Settings>) -> Result<(), crate::otel::OtelError> {
     let spec = std::env::var(EnvFilter::DEFAULT_ENV).ok();
-    let _ = tracing_subscriber::registry()
+    let (layer, err) = match traces.map(crate::otel::layer).transpose() {
+        Ok(l) => (l, None),
+        Err(e) => (None, Some(e)),
+    };
+    let mut filter = filter(spec.as_deref());
+    if let (true, Ok(d)) = (layer.is_some(), crate::otel::DIRECTIVE.parse()) {
+        filter = filter.add_directive(d);
+    }
+    let registry = tracing_subscriber::registry().with(filter).with(JsonLines);
+    if registry.with(layer).try_init().is_ok() {
+        let on = tracing::enabled!(target: "access", tracing::Level::INFO);
+        ACCESS.store(if on { 2 } else { 1 }, Ordering::Relaxed);
+    }
+    err.map_or(Ok(()), Err)
+}
+
+/// Runs `f` with the JSON logger as this thread's default: for start-up work logged
+/// before the config (and so [`init`]'s `traces`) is known.
+pub fn early<T>(f: impl FnOnce() -> T) -> T {
+    let spec = std::env::var(EnvFilter::DEFAULT_ENV).ok();
+    let sub = tracing_subscriber::registry()
         .with(filter(spec.as_deref()))
-        .with(JsonLines)
-        .try_init();
+        .with(JsonLines);
+    tracing::subscriber::with_default(sub, f)
 }
 
 /// The filter for a `RUST_LOG` value: `info` when unset, empty or invalid, and third-party
@@ -133,10 +156,19 @@ impl<S: Subscriber> Layer<S> for JsonLines {
     }
 }
 
+/// [`access_enabled`] as [`init`] found it: 0 not known, 1 off, 2 on.
+static ACCESS: AtomicU8 = AtomicU8::new(0);
+
 /// Whether access lines are written (the `access` target is on at `info`): a front
-/// door fills the strings of an [`AccessLine`] only then.
+/// door fills the strings of an [`AccessLine`] only then. Asked once, by [`init`]
+/// (`RUST_LOG` is read once): a `tracing::enabled!` per request would leave the
+/// exporter's per-layer filter state stale and lose the request's span.
 pub fn access_enabled() -> bool {
-    tracing::enabled!(target: "access", tracing::Level::INFO)
+    match ACCESS.load(Ordering::Relaxed) {
+        1 => false,
+        2 => true,
+        _ => tracing::enabled!(target: "access", tracing::Level::INFO),
+    }
 }
 
 /// One access line (SPEC §6), written alike by every front door (the inline proxy,
@@ -249,126 +281,4 @@ pub fn rfc3339(secs: u64, millis: u32) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use tracing::Level;
-    use tracing_subscriber::prelude::*;
-
-    #[test]
-    fn capped_directives() {
-        let own = |l: &str| {
-            super::OWN_TARGETS
-                .iter()
-                .map(|t| format!("{t}={l},"))
-                .collect::<String>()
-        };
-        let cases = [
-            ("debug", format!("{}info", own("debug"))),
-            ("TRACE", format!("{}info", own("trace"))),
-            ("warn", format!("{}warn", own("warn"))),
-            ("off", format!("{}off", own("off"))),
-            ("debug,h2=debug", format!("{}info,h2=debug", own("debug"))),
-            ("h2", "h2".to_owned()),
-            (
-                "access=off,debug",
-                format!("{}info,access=off", own("debug")),
-            ),
-            ("rustls=", "rustls=".to_owned()),
-            (
-                "portcullis::server=trace",
-                "portcullis::server=trace".to_owned(),
-            ),
-            (
-                "[conn{peer=1}]=debug",
-                "portcullis[conn{peer=1}]=debug,access[conn{peer=1}]=debug,\
-                 issuer[conn{peer=1}]=debug,[conn{peer=1}]=info"
-                    .to_owned(),
-            ),
-            (
-                "[conn]",
-                "portcullis[conn]=trace,access[conn]=trace,issuer[conn]=trace,[conn]=info"
-                    .to_owned(),
-            ),
-        ];
-        for (spec, want) in cases {
-            assert_eq!(super::capped(spec), want, "{spec}");
-        }
-    }
-
-    /// What each `RUST_LOG` lets through, asked of the real filter.
-    fn enabled(spec: Option<&str>) -> [bool; 7] {
-        let sub = tracing_subscriber::registry().with(super::filter(spec));
-        tracing::subscriber::with_default(sub, || {
-            [
-                tracing::enabled!(target: "portcullis::server", Level::DEBUG),
-                tracing::enabled!(target: "access", Level::INFO),
-                tracing::enabled!(target: "h2::server", Level::DEBUG),
-                tracing::enabled!(target: "h2::server", Level::INFO),
-                tracing::enabled!(target: "rustls::server", Level::TRACE),
-                tracing::enabled!(target: "hyper_util::client", Level::DEBUG),
-                tracing::enabled!(target: "redis", Level::WARN),
-            ]
-        })
-    }
-
-    #[test]
-    fn third_party_targets_stay_at_info_unless_named() {
-        let t = true;
-        let f = false;
-        assert_eq!(enabled(Some("debug")), [t, t, f, t, f, f, t]);
-        assert_eq!(enabled(Some("trace")), [t, t, f, t, f, f, t]);
-        assert_eq!(enabled(Some("debug,h2=debug")), [t, t, t, t, f, f, t]);
-        assert_eq!(enabled(Some("info,rustls=trace")), [f, t, f, t, t, f, t]);
-        assert_eq!(enabled(Some("warn")), [f, f, f, f, f, f, t]);
-        assert_eq!(enabled(Some("access=off,debug")), [t, f, f, t, f, f, t]);
-        assert_eq!(enabled(Some("info,access=off")), [f, f, f, t, f, f, t]);
-        assert_eq!(enabled(None), [f, t, f, t, f, f, t]);
-        assert_eq!(enabled(Some("")), [f, t, f, t, f, f, t]);
-        // An invalid RUST_LOG falls back to info, as before.
-        assert_eq!(enabled(Some("debug,h2=loud")), [f, t, f, t, f, f, t]);
-    }
-
-    /// Every explicit `target:` in `src/` (outside tests) is one of [`super::OWN_TARGETS`], so a new
-    /// target cannot be capped at info by mistake.
-    #[test]
-    fn every_target_in_src_is_our_own() {
-        fn walk(dir: &std::path::Path, out: &mut Vec<(String, String)>) {
-            for e in std::fs::read_dir(dir).unwrap().flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    walk(&p, out);
-                } else if p.extension().is_some_and(|x| x == "rs") {
-                    let text = std::fs::read_to_string(&p).unwrap();
-                    // Unit tests may name any target.
-                    let text = text.split("#[cfg(test)]").next().unwrap_or_default();
-                    for (i, _) in text.match_indices("target: \"") {
-                        let rest = &text[i + 9..];
-                        let name = rest.split('"').next().unwrap_or_default();
-                        out.push((p.display().to_string(), name.to_owned()));
-                    }
-                }
-            }
-        }
-        let mut found = Vec::new();
-        walk(
-            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
-            &mut found,
-        );
-        assert!(found.iter().any(|(_, t)| t == "access"), "{found:?}");
-        for (file, target) in found {
-            let own = super::OWN_TARGETS
-                .iter()
-                .any(|o| target == *o || target.starts_with(&format!("{o}::")));
-            assert!(own, "{file}: target {target:?} is not in OWN_TARGETS");
-        }
-    }
-
-    #[test]
-    fn rfc3339() {
-        assert_eq!(super::rfc3339(0, 0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(super::rfc3339(951_782_400, 5), "2000-02-29T00:00:00.005Z");
-        assert_eq!(
-            super::rfc3339(1_795_445_353, 120),
-            "2026-11-23T14:49:13.120Z"
-        );
-    }
-}
+mod tests;
