@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Runs the comparison (run.sh) and the footprint measurement (footprint.py), and renders bench/RESULTS.md and bench/results.png.
+# run.sh's table includes the Traefik anchor, the -2w rows, the decision listener and the
+# 10000-token row (BENCH_MANY_TOKENS); see README.md.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 : "${PORTCULLIS_BIN:?set PORTCULLIS_BIN to the portcullis binary (cargo build --release)}"

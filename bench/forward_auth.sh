@@ -20,7 +20,8 @@ set -euo pipefail
 export LC_ALL=C PYTHONDONTWRITEBYTECODE=1
 PATH=$PATH:/usr/sbin:/sbin
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-DEPLOY=$HERE/../deploy/forward-auth
+# shellcheck source=bench/common.sh
+. "$HERE/common.sh"
 
 DURATION=${BENCH_SECONDS:-10}
 WARMUP=${BENCH_WARMUP:-2}
@@ -29,7 +30,6 @@ PORT_BASE=${BENCH_PORT_BASE:-18100}
 PROXY_CPU=${BENCH_PROXY_CPU:-1}
 LOAD_CPU=${BENCH_LOAD_CPU:-0}
 OUT=${BENCH_OUT:-/tmp/bench-forward-auth.md}
-TRAEFIK=${PORTCULLIS_TRAEFIK:-$HOME/.cache/portcullis-traefik/bin/traefik}
 : "${PORTCULLIS_BIN:?set PORTCULLIS_BIN to the portcullis binary (cargo build --release)}"
 PORTCULLIS_BIN=$(cd "$(dirname "$PORTCULLIS_BIN")" && pwd)/$(basename "$PORTCULLIS_BIN")
 
@@ -112,7 +112,7 @@ http {
 }
 EOF
 }
-mkdir -p "$WORK/up" "$WORK/ng-auth" "$WORK/ng-plain" "$WORK/tr-auth" "$WORK/tr-plain"
+mkdir -p "$WORK/up" "$WORK/ng-auth" "$WORK/ng-plain"
 cat >"$WORK/up/site.conf" <<EOF
 server {
     listen 127.0.0.1:$UP_PORT;
@@ -128,24 +128,16 @@ sed -e "s|listen 80;|listen 127.0.0.1:$INGRESS_PORT;|" \
     "$DEPLOY/nginx/portcullis.conf" >"$WORK/ng-auth/site.conf"
 grep -v 'auth_request /_portcullis_decide;' "$WORK/ng-auth/site.conf" >"$WORK/ng-plain/site.conf"
 for d in ng-auth ng-plain; do nginx_main "$WORK/$d" "$WORK/$d/site.conf" >"$WORK/$d/nginx.conf"; done
-# The shipped Traefik files, addresses substituted; without middlewares for the anchor.
-for d in tr-auth tr-plain; do
-  sed -e "s|\":80\"|\"127.0.0.1:$INGRESS_PORT\"|" -e "s|/etc/traefik/dynamic.yml|$WORK/$d/dynamic.yml|" \
-    "$DEPLOY/traefik/traefik.yml" >"$WORK/$d/traefik.yml"
-  printf 'log:\n  level: ERROR\n  noColor: true\n' >>"$WORK/$d/traefik.yml"
-done
-sed -e "s|http://127.0.0.1:9000/|http://127.0.0.1:$FA_PORT/|" -e "s|http://127.0.0.1:8000|http://127.0.0.1:$UP_PORT|" \
-  "$DEPLOY/traefik/dynamic.yml" >"$WORK/tr-auth/dynamic.yml"
-grep -v 'middlewares: \[portcullis-strip, portcullis\]' "$WORK/tr-auth/dynamic.yml" >"$WORK/tr-plain/dynamic.yml"
+# The shipped Traefik files (common.sh); without middlewares for the anchor.
+traefik_configs "$WORK/tr-auth" "$INGRESS_PORT" "$UP_PORT" "$FA_PORT" auth
+traefik_configs "$WORK/tr-plain" "$INGRESS_PORT" "$UP_PORT" "$FA_PORT" plain
 
 portcullis_config() {  # FILE MODE(inline|x-original|x-forwarded)
   {
     echo "[server]"
     echo "listen = \"127.0.0.1:$PC_PORT\""
     if [ "$2" != inline ]; then
-      echo "[forward_auth]"
-      echo "listen = \"127.0.0.1:$FA_PORT\""
-      echo "headers = \"$2\""
+      forward_auth_toml "$FA_PORT" "$2"
     else
       echo "[upstreams.app]"
       echo "url = \"http://127.0.0.1:$UP_PORT\""
@@ -184,9 +176,9 @@ measure() {  # NAME URL PORTCULLIS_PID
   taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency --timeout 5s \
     -H "Authorization: Bearer $TOKEN" "$url" >"$WORK/$name.out"
   t1=$(date +%s%N); p1=$(ticks "$pc")
-  local res rps p50 p99 total non2xx sockerr cpu
+  local res rps p50 p99 non2xx sockerr cpu
   res=$(python3 "$HERE/report.py" parse wrk "$WORK/$name.out")
-  read -r rps p50 p99 total non2xx sockerr <<<"$res"
+  read -r rps p50 p99 _ non2xx sockerr <<<"$res"
   # portcullis CPU in tenths of a percent of one core over the timed window.
   cpu=$(((p1 - p0) * 1000000 / CLK_TCK / ((t1 - t0) / 1000000)))
   log "[$name] $rps req/s, p99 $p99 ms, portcullis CPU $((cpu / 10)).$((cpu % 10))%, non-2xx $non2xx, socket errors $sockerr"
@@ -198,8 +190,8 @@ measure_no_auth() {  # NAME URL  (the ingress alone: the check expects no X-User
   log "[$name] measuring ${DURATION}s"
   taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency --timeout 5s \
     -H "Authorization: Bearer $TOKEN" "$url" >"$WORK/$name.out"
-  local rps p50 p99 total non2xx sockerr
-  read -r rps p50 p99 total non2xx sockerr <<<"$(python3 "$HERE/report.py" parse wrk "$WORK/$name.out")"
+  local rps p50 p99 non2xx sockerr
+  read -r rps p50 p99 _ non2xx sockerr <<<"$(python3 "$HERE/report.py" parse wrk "$WORK/$name.out")"
   log "[$name] $rps req/s, p99 $p99 ms"
   printf '%s\t%s\t%s\t%s\t-\t%s\t%s\n' "$name" "$rps" "$p50" "$p99" "$non2xx" "$sockerr" >>"$WORK/results.tsv"
 }
@@ -228,13 +220,7 @@ measure nginx-auth_request "http://127.0.0.1:$INGRESS_PORT/" "$pc"
 stop "$ng"; stop "$pc"
 
 # Traefik: without auth, then ForwardAuth -> portcullis (x-forwarded)
-wait_routes() {  # Traefik answers its own 404 until the file provider is loaded
-  for _ in $(seq 100); do
-    [ "$(curl -s "http://127.0.0.1:$INGRESS_PORT/")" != "404 page not found" ] && return 0
-    sleep 0.1
-  done
-  die "Traefik did not load its routes"
-}
+wait_routes() { traefik_wait_routes "$INGRESS_PORT" || die "Traefik did not load its routes"; }
 start traefik-proxy "$LOAD_CPU" "$TRAEFIK" "--configFile=$WORK/tr-plain/traefik.yml"
 tr=$LAST_PID; wait_port "$INGRESS_PORT" traefik-proxy; wait_routes
 measure_no_auth traefik-proxy "http://127.0.0.1:$INGRESS_PORT/"

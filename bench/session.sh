@@ -21,6 +21,8 @@ export LC_ALL=C PYTHONDONTWRITEBYTECODE=1
 PATH=$PATH:/usr/sbin:/sbin
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
+# shellcheck source=bench/common.sh
+. "$HERE/common.sh"
 
 DURATION=${BENCH_SECONDS:-10}
 WARMUP=${BENCH_WARMUP:-2}
@@ -124,9 +126,7 @@ portcullis_config() {  # FILE MODE(inline|x-forwarded)
       echo "[upstreams.app]"
       echo "url = \"http://127.0.0.1:$UP_PORT\""
     else
-      echo "[forward_auth]"
-      echo "listen = \"127.0.0.1:$FA_PORT\""
-      echo "headers = \"$2\""
+      forward_auth_toml "$FA_PORT" "$2"
     fi
     echo "[identity]"
     echo 'header = "X-User"'
@@ -179,8 +179,8 @@ measure() {  # NAME URL PORTCULLIS_PID HEADER [HEADER...]  (wrk's -H values)
   taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency --timeout 5s \
     "${hs[@]}" "$url" >"$WORK/$name.out"
   t1=$(date +%s%N); p1=$(ticks "$pc")
-  local rps p50 p99 total non2xx sockerr cpu
-  read -r rps p50 p99 total non2xx sockerr <<<"$(python3 "$HERE/report.py" parse wrk "$WORK/$name.out")"
+  local rps p50 p99 non2xx sockerr cpu
+  read -r rps p50 p99 _ non2xx sockerr <<<"$(python3 "$HERE/report.py" parse wrk "$WORK/$name.out")"
   cpu=$(((p1 - p0) * 1000000 / CLK_TCK / ((t1 - t0) / 1000000)))
   log "[$name] $rps req/s, p99 $p99 ms, portcullis CPU $((cpu / 10)).$((cpu % 10))%, non-2xx $non2xx, socket errors $sockerr"
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$rps" "$p50" "$p99" "$cpu" "$non2xx" "$sockerr" >>"$WORK/results.tsv"
@@ -210,7 +210,7 @@ stop "$pc"
 portcullis_config "$WORK/decide.toml" x-forwarded
 start portcullis-decide "$PROXY_CPU" env RUST_LOG=warn "$PORTCULLIS_BIN" --config "$WORK/decide.toml"
 pc=$LAST_PID; wait_port "$FA_PORT" portcullis-decide
-FWD=("X-Forwarded-Method: GET" "X-Forwarded-Uri: /app" "X-Forwarded-Host: app.example" "X-Forwarded-Proto: http")
+FWD=("${DECIDE_FWD_HEADERS[@]}")
 fwd_curl=()
 for h in "${FWD[@]}"; do fwd_curl+=(-H "$h"); done
 [ "$(seen x-user "http://127.0.0.1:$FA_PORT/" "${fwd_curl[@]}" -H "Cookie: $COOKIE")" = carol ] ||
