@@ -16,6 +16,10 @@ need_apt() {  # need_apt COMMAND PACKAGE
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >/dev/null
 }
 
+free_gib() {  # GiB free on the work tree's filesystem
+  df -P -BG . | awk 'NR == 2 {sub("G", "", $4); print $4 + 0}'
+}
+
 need_venv() {  # need_venv DIR "PINS": a pinned PyPI venv at DIR, (re)made only when its pins differ
   [ "$(cat "$1/pins" 2>/dev/null)" = "$2" ] && return 0
   echo "== installing $2 into $1" >&2
@@ -254,13 +258,17 @@ if [ "$fuzz_secs" != 0 ]; then
   scripts/fuzz.sh "$fuzz_secs" >&2
   # The sanitizer-coverage build is ~GBs; where disk is short (CI runners) it makes
   # room for the test build. A roomy machine keeps it, so the next run starts warm.
-  free_gib=$(df -P -BG fuzz | awk 'NR == 2 {sub("G", "", $4); print $4}')
-  if [ "${free_gib:-0}" -lt 20 ]; then
-    echo "== ${free_gib} GiB free: removing the fuzz build (its corpus stays)" >&2
+  if [ "$(free_gib)" -lt 20 ]; then
+    echo "== $(free_gib) GiB free: removing the fuzz build (its corpus stays)" >&2
     rm -rf fuzz/target/x86_64-unknown-linux-gnu fuzz/target/release fuzz/target/debug
   fi
 fi
 # ---- end bounded fuzzing ------------------------------------------------------
 
+# Incremental state is GBs per build and useless on a fresh checkout: off where disk
+# is short (CI runners), kept on a roomy machine for warm reruns.
+if [ "$(free_gib)" -lt 20 ]; then
+  export CARGO_INCREMENTAL=0
+fi
 echo "== cargo test" >&2
 cargo test --all-targets --locked --no-fail-fast 2>&1
