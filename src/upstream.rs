@@ -93,13 +93,26 @@ fn client_for(u: &Upstream) -> Result<UpstreamClient, TlsError> {
         .build(https))
 }
 
-/// Sends a request and waits for the response head within `timeout`.
-pub(crate) async fn send(
+/// Sends a request and waits for the response head within `timeout`. The request
+/// goes to the client (which boxes it) before the future is returned, so the future
+/// holds the client's response future, not the request (issue 20).
+pub(crate) fn send(
     client: &UpstreamClient,
     req: http::Request<ReqBody>,
     timeout: Duration,
+) -> impl std::future::Future<Output = Result<http::Response<Incoming>, Denial>> + Send + 'static {
+    let pending = client.request(req);
+    async move { answer(tokio::time::timeout(timeout, pending).await) }
+}
+
+/// The client's answer (or the timeout's) as a response or a denial.
+fn answer(
+    r: Result<
+        Result<http::Response<Incoming>, hyper_util::client::legacy::Error>,
+        tokio::time::error::Elapsed,
+    >,
 ) -> Result<http::Response<Incoming>, Denial> {
-    match tokio::time::timeout(timeout, client.request(req)).await {
+    match r {
         Ok(Ok(resp)) => Ok(resp),
         Ok(Err(e)) if client_body_failed(&e) => {
             // The client's body broke its own framing mid-stream (a bad chunk size,

@@ -70,7 +70,9 @@ impl Verifier {
             Err(TokenError::UnknownKid) => {
                 let source = self.issuer_of(token).and_then(|i| self.jwks.source_for(i));
                 match source {
-                    Some(s) if s.refresh_for_unknown_kid().await => self.verify(token),
+                    // Boxed: rare (a new key), and the fetch's state would otherwise
+                    // size every request's future (issue 20).
+                    Some(s) if Box::pin(s.refresh_for_unknown_kid()).await => self.verify(token),
                     _ => Err(TokenError::UnknownKid),
                 }
             }
