@@ -240,15 +240,20 @@ impl Verifier {
             _ => return Err(TokenError::NoIdentity),
         };
         let jti = claims.get("jti").and_then(Value::as_str).map(str::to_owned);
+        let revocation_key = jti
+            .as_deref()
+            .map(|j| crate::auth::revocation::key(&trusted.config.iss, j));
         Ok(Verified {
             issuer: trusted.clone(),
             key,
             // exp can be a float far outside i64; clamp (an absurd exp is still "later").
             exp: exp.floor().clamp(i64::MIN as f64, i64::MAX as f64) as i64,
+            identity_value: http::HeaderValue::from_bytes(identity.as_bytes()).ok(),
             identity,
             scopes: claims::scopes(&claims),
             claims,
             jti,
+            revocation_key,
         })
     }
 }
