@@ -334,7 +334,7 @@ fn send<'a>(
                 parts.uri = uri;
                 let client_upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
                 let req = Request::from_parts(parts, body);
-                Sending::Upstream(upstream::send(client, req, target.timeout), client_upgrade)
+                Sending::Upstream(upstream::send(client, req, target), client_upgrade)
             }),
         TargetKind::Echo => Uri::try_from(pq).map_err(target_err).map(|uri| {
             parts.uri = uri;
