@@ -32,6 +32,23 @@ pin_project_lite::pin_project! {
         #[pin]
         kind: Kind,
         finish: Option<Box<Finish>>,
+        end: Option<EndGuard>,
+    }
+}
+
+/// Told when a response body is done (written to the end, or dropped): the HTTP/1.1
+/// connection's wait for its next request head starts then.
+pub trait Ended: Send + Sync {
+    /// The body is done.
+    fn ended(&self);
+}
+
+/// Calls [`Ended::ended`] when dropped.
+struct EndGuard(Arc<dyn Ended>);
+
+impl Drop for EndGuard {
+    fn drop(&mut self) {
+        self.0.ended();
     }
 }
 
@@ -57,6 +74,7 @@ impl ProxyBody {
                 inner: Full::new(b.into()),
             },
             finish: None,
+            end: None,
         }
     }
 
@@ -70,6 +88,7 @@ impl ProxyBody {
         ProxyBody {
             kind: Kind::Stream { inner },
             finish: None,
+            end: None,
         }
     }
 
@@ -80,6 +99,14 @@ impl ProxyBody {
             bytes: 0,
             f: Some(Box::new(f)),
         }));
+        self
+    }
+}
+
+impl ProxyBody {
+    /// Tells `to` once the body is done or dropped.
+    pub fn on_end(mut self, to: Arc<dyn Ended>) -> Self {
+        self.end = Some(EndGuard(to));
         self
     }
 }

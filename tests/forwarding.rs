@@ -272,6 +272,20 @@ async fn x_forwarded_headers() {
     assert_eq!(seen.header_all("x-forwarded-host"), vec!["svc.internal"]);
 }
 
+/// An HTTP/1.0 request may come without `Host`: the upstream then gets its own
+/// `host:port`, as the upstream client sets it (the pool's authority never shows).
+#[tokio::test]
+async fn host_of_a_request_without_one_is_the_upstreams() {
+    let (p, up) = start().await;
+    p.raw(b"GET /pub/nohost HTTP/1.0\r\n\r\n")
+        .await
+        .assert_status(200);
+    let seen = up.last();
+    let url = up.url();
+    let want = url.trim_start_matches("http://").trim_end_matches('/');
+    assert_eq!(seen.header_all("host"), vec![want]);
+}
+
 #[tokio::test]
 async fn request_id_kept_when_valid_else_generated() {
     let (p, up) = start().await;

@@ -560,6 +560,79 @@ async fn smuggling_shapes_get_400_and_never_reach_the_upstream() {
     assert_eq!(hits.count(), 0, "a smuggling shape reached the upstream");
 }
 
+/// Every later head of a keep-alive connection is due within header_timeout of the
+/// previous response too (the connection's deadline, not only the first head's): a
+/// slow second head is cut although its bytes keep the connection from idling out,
+/// and so is a silent wait for one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn later_heads_are_due_within_header_timeout() {
+    let hits = spawn_streaming_upstream().await;
+    let up = hits.addr;
+    let p = Proxy::builder()
+        .server("header_timeout = \"1s\"\nidle_timeout = \"60s\"")
+        .start(&routes(up, ""))
+        .await;
+    let addr = p.addr;
+    let auth = alice();
+    let (slow, silent) = tokio::task::spawn_blocking(move || {
+        let first_request = |s: &mut TcpStream| {
+            s.write_all(
+                format!("GET /x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {auth}\r\n\r\n")
+                    .as_bytes(),
+            )
+            .unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            let mut buf = [0u8; 4096];
+            let n = s.read(&mut buf).unwrap();
+            assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+        };
+        // A second head one byte every 250 ms.
+        let mut s = TcpStream::connect(addr).unwrap();
+        first_request(&mut s);
+        s.set_read_timeout(Some(Duration::from_millis(250)))
+            .unwrap();
+        let start = Instant::now();
+        let head = b"GET /x HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+        let mut slow = None;
+        for i in 0..120 {
+            let b = head.get(i).copied().unwrap_or(b'a');
+            let mut buf = [0u8; 512];
+            let gone = s.write_all(&[b]).is_err()
+                || match s.read(&mut buf) {
+                    Err(e) => !matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ),
+                    Ok(_) => true,
+                };
+            if gone {
+                slow = Some(start.elapsed());
+                break;
+            }
+        }
+        // No second head at all.
+        let mut s = TcpStream::connect(addr).unwrap();
+        first_request(&mut s);
+        let start = Instant::now();
+        let mut buf = [0u8; 64];
+        let n = s.read(&mut buf).unwrap_or(0);
+        assert_eq!(n, 0, "expected EOF on a connection that sent no next head");
+        (slow, start.elapsed())
+    })
+    .await
+    .unwrap();
+    let slow = slow.expect("a byte-per-250ms second head was never disconnected");
+    assert!(
+        slow < Duration::from_secs(10),
+        "slow second head allowed {slow:?}"
+    );
+    assert!(
+        silent < Duration::from_secs(10),
+        "silent wait allowed {silent:?}"
+    );
+    assert_eq!(hits.count(), 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_keep_alive_connection_is_closed() {
     let up = spawn_streaming_upstream().await;

@@ -110,12 +110,18 @@ pub struct Verified {
     pub exp: i64,
     /// The identity claim's value.
     pub identity: String,
+    /// [`Self::identity`] as a header value, built once per verified token (a cache
+    /// hit sets it without copying; identities have no control characters).
+    pub identity_value: Option<http::HeaderValue>,
     /// Granted scopes.
     pub scopes: Vec<String>,
     /// All claims.
     pub claims: Map<String, Value>,
     /// `jti`, when present.
     pub jti: Option<String>,
+    /// The key the token is revoked under ([`crate::auth::revocation::key`] of its
+    /// issuer and `jti`), built once per verified token; `None` without a `jti`.
+    pub revocation_key: Option<String>,
 }
 
 impl Verified {

@@ -37,12 +37,18 @@ pub struct Revocations<'a> {
 impl Revocations<'_> {
     /// Whether the token `jti` of issuer `iss` may still be used.
     pub async fn check(&self, iss: &str, jti: &str) -> Result<(), Refused> {
-        check(self.store, self.fail_open, iss, jti).await
+        check(self.store, self.fail_open, &key(iss, jti)).await
+    }
+
+    /// [`Self::check`] by the token's [`key`], built already (a verified token
+    /// carries it: [`crate::auth::issuer::Verified::revocation_key`]).
+    pub async fn check_key(&self, key: &str) -> Result<(), Refused> {
+        check(self.store, self.fail_open, key).await
     }
 }
 
-async fn check(store: &dyn Store, fail_open: bool, iss: &str, jti: &str) -> Result<(), Refused> {
-    match store.is_revoked(&key(iss, jti)).await {
+async fn check(store: &dyn Store, fail_open: bool, key: &str) -> Result<(), Refused> {
+    match store.is_revoked(key).await {
         Ok(false) => Ok(()),
         Ok(true) => Err(Refused::Revoked),
         Err(e) if fail_open => {

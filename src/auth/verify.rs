@@ -70,7 +70,9 @@ impl Verifier {
             Err(TokenError::UnknownKid) => {
                 let source = self.issuer_of(token).and_then(|i| self.jwks.source_for(i));
                 match source {
-                    Some(s) if s.refresh_for_unknown_kid().await => self.verify(token),
+                    // Boxed: rare (a new key), and the fetch's state would otherwise
+                    // size every request's future (issue 20).
+                    Some(s) if Box::pin(s.refresh_for_unknown_kid()).await => self.verify(token),
                     _ => Err(TokenError::UnknownKid),
                 }
             }
@@ -238,15 +240,20 @@ impl Verifier {
             _ => return Err(TokenError::NoIdentity),
         };
         let jti = claims.get("jti").and_then(Value::as_str).map(str::to_owned);
+        let revocation_key = jti
+            .as_deref()
+            .map(|j| crate::auth::revocation::key(&trusted.config.iss, j));
         Ok(Verified {
             issuer: trusted.clone(),
             key,
             // exp can be a float far outside i64; clamp (an absurd exp is still "later").
             exp: exp.floor().clamp(i64::MIN as f64, i64::MAX as f64) as i64,
+            identity_value: http::HeaderValue::from_bytes(identity.as_bytes()).ok(),
             identity,
             scopes: claims::scopes(&claims),
             claims,
             jti,
+            revocation_key,
         })
     }
 }

@@ -66,12 +66,12 @@ async fn verify(engine: &Engine<'_>, token: &str) -> Result<Arc<Verified>, Denia
 
 /// A revoked token is refused after verification, cache hit or not (SPEC §3).
 async fn check_revoked(engine: &Engine<'_>, v: &Verified) -> Result<(), Denial> {
-    let Some(jti) = &v.jti else {
+    let Some(key) = &v.revocation_key else {
         return Ok(());
     };
     engine
         .revocations
-        .check(&v.issuer.config.iss, jti)
+        .check_key(key)
         .await
         .map_err(|r| match r {
             Refused::Revoked => Denial::Invalid(TokenError::Revoked),

@@ -18,9 +18,7 @@ pub fn headers<'a>(
 ) -> impl Iterator<Item = (&'a HeaderName, HeaderValue)> + 'a {
     // verify() only accepts identities without control characters, so this cannot
     // fail; the header is stripped by the front door either way.
-    let main = HeaderValue::from_bytes(v.identity.as_bytes())
-        .ok()
-        .map(|val| (&identity.header, val));
+    let main = v.identity_value.clone().map(|val| (&identity.header, val));
     let more = identity
         .claims_to_headers
         .iter()

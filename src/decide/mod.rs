@@ -218,8 +218,10 @@ async fn caller(
 ) -> Result<(Option<Arc<Verified>>, Option<session::SessionUse>), Denial> {
     let by_token = authenticate::authenticate(engine, route, facts, req).await;
     match (engine.login, &by_token) {
+        // Boxed: the session path (a refresh may ask the provider) is rare, and its
+        // state would otherwise size every request's future (issue 20).
         (Some(login), Ok(None) | Err(Denial::NoToken)) if route.login => {
-            session::authenticate(login, route, facts, req)
+            Box::pin(session::authenticate(login, route, facts, req))
                 .await
                 .map(|(c, s)| (c, Some(s)))
         }

@@ -90,10 +90,12 @@ impl Session {
             issuer: login.issuer.clone(),
             key: login.session_key.clone(),
             exp: i64::try_from(self.expires_at).unwrap_or(i64::MAX),
+            identity_value: http::HeaderValue::from_bytes(identity.as_bytes()).ok(),
             identity,
             scopes: self.scope.split_whitespace().map(str::to_owned).collect(),
             claims: self.claims.clone(),
             jti: None,
+            revocation_key: None,
         }))
     }
 }

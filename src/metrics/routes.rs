@@ -70,6 +70,10 @@ pub struct RouteTotals {
     label: String,
     requests: AtomicU64,
     denied: AtomicU64,
+    /// Per decision and method, the handle of the first status seen with them: the
+    /// hot path (one route, one decision, one status) is a lock-free array lookup.
+    first: Box<[OnceLock<(u16, Counter)>]>,
+    /// Every other series, created on first use.
     handles: RwLock<HashMap<SeriesKey, Counter>>,
 }
 
@@ -79,6 +83,9 @@ impl RouteTotals {
             label: label.to_owned(),
             requests: AtomicU64::new(0),
             denied: AtomicU64::new(0),
+            first: (0..DECISIONS.len() * METHODS.len())
+                .map(|_| OnceLock::new())
+                .collect(),
             handles: RwLock::default(),
         }
     }
@@ -99,6 +106,19 @@ impl RouteTotals {
             self.denied.fetch_add(1, Ordering::Relaxed);
         }
         let (d, m) = (decision_index(decision), method_index(method));
+        if let Some(slot) = self.first.get(d * METHODS.len() + m) {
+            let (code, counter) = slot.get_or_init(|| (status, self.series(d, m, status)));
+            if *code == status {
+                counter.increment(1);
+                return;
+            }
+        }
+        self.series(d, m, status).increment(1);
+    }
+
+    /// The handle of one series (the recorder hands out the same one for the same
+    /// labels; it is kept here so that the labels are built once).
+    fn series(&self, d: usize, m: usize, status: u16) -> Counter {
         let key = (d as u8, m as u8, status);
         let known = self
             .handles
@@ -106,7 +126,7 @@ impl RouteTotals {
             .unwrap_or_else(PoisonError::into_inner)
             .get(&key)
             .cloned();
-        let counter = known.unwrap_or_else(|| {
+        known.unwrap_or_else(|| {
             let mut w = self.handles.write().unwrap_or_else(PoisonError::into_inner);
             w.entry(key)
                 .or_insert_with(|| {
@@ -120,8 +140,7 @@ impl RouteTotals {
                     )
                 })
                 .clone()
-        });
-        counter.increment(1);
+        })
     }
 }
 

@@ -33,13 +33,15 @@ pub(super) async fn login_or_preflight(
         out.builtin = Some(which.name());
         out.decision = "login";
         let host = req.host.as_ref().map(RequestHost::as_str);
-        let served = crate::login::serve(
+        // Boxed: rare, and its state (the code exchange) would otherwise size every
+        // request's future (issue 20).
+        let served = Box::pin(crate::login::serve(
             login,
             &rt.verifier,
             which,
             (facts.method, facts.headers, req.query, client.https),
             host,
-        )
+        ))
         .await;
         let (resp, user) = match served {
             Ok(s) => s,

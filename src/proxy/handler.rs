@@ -148,7 +148,10 @@ async fn forward(
             tls: client.https,
             host: req.host.as_ref().map(RequestHost::as_str),
         };
-        return Ok(builtin::token_endpoint(rt, ep, which, caller, (parts, body), out).await);
+        // Boxed, as the sign-in endpoints below: rare, and their state would
+        // otherwise size every request's future (issue 20).
+        let answer = builtin::token_endpoint(rt, ep, which, caller, (parts, body), out);
+        return Ok(Box::pin(answer).await);
     }
     let engine = rt.engine();
     if let Some(answered) =
@@ -156,40 +159,80 @@ async fn forward(
     {
         return answered;
     }
-    let decision = decide::decide(&engine, &facts, &req).await;
-    out.note(&decision);
-    let session = decision.session;
-    let allow = decision.verdict?;
-    // A route without `upstream` serves forward-auth decisions only (SPEC §2).
-    let target = allow.target.ok_or(Denial::NoRoute)?;
-    out.decision = allow.label;
-    if out.log {
-        out.upstream = Some(target.name.clone());
-    }
-    // The upstream target is built before the request is rewritten: it borrows
-    // the normalized path and the query from the request.
-    let query = extract::strip_query(req.query, &allow.route.token_from);
-    let pq = upstream_path(target.prefix(), &req.path, query.as_deref());
-    let host = req.host;
-    let mut parts = parts;
-    let ws_key = upgrade::websocket_key(&parts);
-    let edits = Edits {
-        caller: decision.caller.as_deref(),
-        host: host.as_ref(),
-        rid,
-        websocket: ws_key.is_some(),
-        bearer: session.as_ref().and_then(|s| s.access_token.as_deref()),
-        login_cookie: rt.login.as_ref().map(|l| l.config.cookie_name.as_str()),
+    // The decision's locals end with this block: the future that waits on the
+    // upstream holds only what it needs (issue 20: smaller futures, fewer bytes moved).
+    let (sending, session) = {
+        let decision = decide::decide(&engine, &facts, &req).await;
+        out.note(&decision);
+        let session = decision.session;
+        let allow = decision.verdict?;
+        let (target, pq) = upstream_target(&allow, &req, out)?;
+        let host = req.host;
+        let edits = Edits {
+            caller: decision.caller.as_deref(),
+            host: host.as_ref(),
+            rid,
+            websocket: false,
+            bearer: session.as_ref().and_then(|s| s.access_token.as_deref()),
+            login_cookie: rt.login.as_ref().map(|l| l.config.cookie_name.as_str()),
+        };
+        let sending = hand_over(
+            (conn, client),
+            (parts, body),
+            (&allow, target, pq),
+            edits,
+            out,
+        );
+        (sending, session)
     };
-    rewrite(&mut parts, &allow, (conn, client), &edits);
-    let upgrades = conn.upgrades.as_ref();
-    let mut resp = send(target, parts, body, pq, (ws_key, upgrades), out).await?;
+    let mut resp = sending.await?;
     // A refreshed session's cookie goes back with this response (SPEC §9).
     for c in session.iter().flat_map(|s| &s.set_cookie) {
         resp.headers_mut()
             .append(http::header::SET_COOKIE, c.clone());
     }
     Ok(resp)
+}
+
+/// The allowed request's upstream and the path and query it is sent with: the
+/// matched path under the upstream's prefix, the query minus `query:` tokens.
+fn upstream_target<'r>(
+    allow: &Allow<'r>,
+    req: &decide::Normalized<'_>,
+    out: &mut Outcome,
+) -> Result<(&'r Target, String), Denial> {
+    // A route without `upstream` serves forward-auth decisions only (SPEC §2).
+    let target = allow.target.ok_or(Denial::NoRoute)?;
+    out.decision = allow.label;
+    if out.log {
+        out.upstream = Some(target.name.clone());
+    }
+    let query = extract::strip_query(req.query, &allow.route.token_from);
+    Ok((
+        target,
+        upstream_path(target.prefix(), &req.path, query.as_deref()),
+    ))
+}
+
+/// Rewrites an allowed request ([`rewrite`]) and hands it to its upstream ([`send`]).
+fn hand_over<'a>(
+    (conn, client): (&'a ConnInfo, &Client),
+    (mut parts, body): (http::request::Parts, ReqBody),
+    (allow, target, pq): (&Allow<'_>, &'a Target, String),
+    mut edits: Edits<'_>,
+    out: &'a mut Outcome,
+) -> impl std::future::Future<Output = Result<Response<ProxyBody>, Denial>> + Send + 'a {
+    let ws_key = upgrade::websocket_key(&parts);
+    edits.websocket = ws_key.is_some();
+    rewrite(&mut parts, allow, (conn, client), &edits);
+    send(
+        target,
+        parts,
+        body,
+        pq,
+        (ws_key, conn.upgrades.as_ref()),
+        out,
+    )
 }
 
 /// What the rewrite sets beyond the route's rules.
@@ -266,59 +309,79 @@ fn upstream_path(prefix: &str, path: &str, query: Option<&str>) -> String {
 }
 
 /// Sends to the upstream and streams the answer back; a `101` is spliced only when
-/// it completes the WebSocket handshake that was asked for (SPEC §4).
-async fn send(
-    target: &Target,
+/// it completes the WebSocket handshake that was asked for (SPEC §4). The request is
+/// built and handed to the upstream client here; the future returned holds only the
+/// client's (boxed) response future and what the answer needs.
+fn send<'a>(
+    target: &'a Target,
     mut parts: http::request::Parts,
     body: ReqBody,
     pq: String,
-    (ws_key, upgrades): (Option<HeaderValue>, Option<&TaskTracker>),
-    out: &mut Outcome,
-) -> Result<Response<ProxyBody>, Denial> {
+    (ws_key, upgrades): (Option<HeaderValue>, Option<&'a TaskTracker>),
+    out: &'a mut Outcome,
+) -> impl std::future::Future<Output = Result<Response<ProxyBody>, Denial>> + Send + 'a {
     fn target_err<E>(_: E) -> Denial {
         Denial::BadRequest(BadRequest::Target)
     }
     parts.version = Version::HTTP_11;
-    let TargetKind::Http {
-        client,
-        scheme,
-        authority,
-        ..
-    } = &target.kind
-    else {
-        parts.uri = Uri::try_from(pq).map_err(target_err)?;
-        return Ok(echo::respond(Request::from_parts(parts, body)).await);
+    let sent = match &target.kind {
+        TargetKind::Http {
+            client,
+            scheme,
+            authority,
+            ..
+        } => Uri::builder()
+            .scheme(scheme.clone())
+            .authority(authority.clone())
+            .path_and_query(pq)
+            .build()
+            .map_err(target_err)
+            .map(|uri| {
+                parts.uri = uri;
+                let client_upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
+                let span = crate::otel::upstream_span(&target.name, &parts.method);
+                crate::otel::inject(&span, &mut parts.headers);
+                let req = Request::from_parts(parts, body);
+                let pending = upstream::send(client, req, target).instrument(span.clone());
+                Sending::Upstream(pending, client_upgrade, span)
+            }),
+        TargetKind::Echo => Uri::try_from(pq).map_err(target_err).map(|uri| {
+            parts.uri = uri;
+            Sending::Echo(Box::pin(echo::respond(Request::from_parts(parts, body))))
+        }),
     };
-    parts.uri = Uri::builder()
-        .scheme(scheme.clone())
-        .authority(authority.clone())
-        .path_and_query(pq)
-        .build()
-        .map_err(target_err)?;
-    let client_upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
-    let span = crate::otel::upstream_span(&target.name, &parts.method);
-    crate::otel::inject(&span, &mut parts.headers);
-    let started = Instant::now();
-    let sent = upstream::send(client, Request::from_parts(parts, body), target.timeout)
-        .instrument(span.clone())
-        .await;
-    crate::metrics::upstream_seconds().record(started.elapsed().as_secs_f64());
-    crate::otel::answered(&span, sent.as_ref().ok().map(|r| r.status().as_u16()));
-    let mut resp = sent?;
-    let switching = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
-    if switching {
-        if !ws_key.is_some_and(|k| upgrade::accepted(resp.headers(), &k)) {
-            tracing::warn!(upstream = %target.name, "upstream switched protocols without completing a WebSocket handshake: answered 502");
-            out.decision = Denial::BadGateway.decision();
-            return Ok(upgrade::refused());
+    async move {
+        let (pending, client_upgrade, span) = match sent? {
+            Sending::Echo(answer) => return Ok(answer.await),
+            Sending::Upstream(pending, client_upgrade, span) => (pending, client_upgrade, span),
+        };
+        let started = Instant::now();
+        let sent = pending.await;
+        crate::metrics::upstream_seconds().record(started.elapsed().as_secs_f64());
+        crate::otel::answered(&span, sent.as_ref().ok().map(|r| r.status().as_u16()));
+        let mut resp = sent?;
+        let switching = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
+        if switching {
+            if !ws_key.is_some_and(|k| upgrade::accepted(resp.headers(), &k)) {
+                tracing::warn!(upstream = %target.name, "upstream switched protocols without completing a WebSocket handshake: answered 502");
+                out.decision = Denial::BadGateway.decision();
+                return Ok(upgrade::refused());
+            }
+            if let Some(client_side) = client_upgrade {
+                upgrade::splice(client_side, hyper::upgrade::on(&mut resp), upgrades);
+            }
         }
-        if let Some(client_side) = client_upgrade {
-            upgrade::splice(client_side, hyper::upgrade::on(&mut resp), upgrades);
-        }
+        let (mut rparts, rbody) = resp.into_parts();
+        headers::strip_hop_by_hop(&mut rparts.headers, switching);
+        Ok(Response::from_parts(rparts, ProxyBody::stream(rbody)))
     }
-    let (mut rparts, rbody) = resp.into_parts();
-    headers::strip_hop_by_hop(&mut rparts.headers, switching);
-    Ok(Response::from_parts(rparts, ProxyBody::stream(rbody)))
+}
+
+/// A request handed over: to the built-in echo, or to the upstream client (with the
+/// client side of a protocol switch, if the request may switch).
+enum Sending<E, U> {
+    Echo(E),
+    Upstream(U, Option<hyper::upgrade::OnUpgrade>, tracing::Span),
 }
 
 /// Request smuggling shapes (RFC 9112 §6.3): `Content-Length` together with

@@ -4,12 +4,14 @@
 //! [`crate::proxy::handler`] per request, until it ends, idles out or drains. The
 //! request-head deadline (`header_timeout`, slowloris guard; it also bounds the wait for
 //! the next request on a keep-alive connection) and the head size limit
-//! (`max_header_bytes`, 431) are set here.
+//! (`max_header_bytes`, 431) are set here. On HTTP/1.1 the head deadline is the
+//! connection's, kept by [`drive`] from [`idle::Activity`] (the previous response's
+//! end, the next head's arrival), not a timer hyper arms per request (issue 20).
 
 use super::sniff::{self, Version};
 use super::{idle, smuggle};
 use crate::app::{App, ConnInfo};
-use crate::body::ProxyBody;
+use crate::body::{Ended, ProxyBody};
 use crate::config::Server;
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
@@ -31,8 +33,9 @@ pub(super) struct Builders {
 
 pub(super) fn builders(cfg: &Server) -> Builders {
     let mut h1 = http1::Builder::new();
+    // No per-request head timer: `drive` keeps `header_timeout` per connection.
     h1.timer(TokioTimer::new())
-        .header_read_timeout(cfg.header_timeout)
+        .header_read_timeout(None)
         .max_buf_size(cfg.max_header_bytes.max(8192))
         .keep_alive(true);
     let mut h2 = http2::Builder::new(TokioExecutor::new());
@@ -96,9 +99,11 @@ pub(super) async fn serve_conn<IO>(
         upgrades: None,
     };
     let seen = activity.clone();
+    // HTTP/1.1: each response's end starts the wait for the next head.
+    let ends = (version == Version::H1).then(|| activity.clone() as Arc<dyn Ended>);
     let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         seen.request_seen();
-        respond(&app, &verdict, &base, &upgrades, req)
+        respond(&app, &verdict, (&base, ends.as_ref()), &upgrades, req)
     });
     let io = TokioIo::new(io);
     match version {
@@ -108,13 +113,17 @@ pub(super) async fn serve_conn<IO>(
             // is also due within header_timeout of the accept, so a client that sends
             // its first byte late does not get the allowance twice.
             let first = Some(accepted + header_timeout);
+            let heads = Heads {
+                first,
+                next: Some(header_timeout),
+            };
             drive(
                 conn,
                 |c| c.graceful_shutdown(),
                 drain,
                 &activity,
                 idle,
-                first,
+                heads,
             )
             .await;
         }
@@ -122,13 +131,17 @@ pub(super) async fn serve_conn<IO>(
             // Boxed: the task is sized for HTTP/1.1, the common case, and an HTTP/2
             // connection's larger state lives on the heap instead of in every task.
             let conn = builders.h2.serve_connection(io, svc);
+            let heads = Heads {
+                first: None,
+                next: None,
+            };
             Box::pin(drive(
                 conn,
                 |c| c.graceful_shutdown(),
                 drain,
                 &activity,
                 idle,
-                None,
+                heads,
             ))
             .await;
         }
@@ -165,7 +178,7 @@ async fn sniff<IO: AsyncRead + Unpin>(
 fn respond(
     app: &App,
     verdict: &Arc<smuggle::Verdict>,
-    base: &ConnInfo,
+    (base, ends): (&ConnInfo, Option<&Arc<dyn Ended>>),
     upgrades: &TaskTracker,
     req: hyper::Request<hyper::body::Incoming>,
 ) -> Pin<Box<impl Future<Output = Result<hyper::Response<ProxyBody>, Infallible>> + Send>> {
@@ -181,6 +194,7 @@ fn respond(
     // The guard holds what follows a request hyper may switch protocols on
     // until it knows whether it did.
     let upgrade = may_switch.then(|| (verdict.clone(), req.method() == hyper::Method::CONNECT));
+    let ends = ends.cloned();
     // Boxed per request: hyper keeps the slot for this future allocated for the
     // whole connection, so an idle keep-alive connection holds a pointer instead of
     // the handler's whole state machine (about 2.6 KiB).
@@ -188,7 +202,10 @@ fn respond(
         if let Some(why) = refused {
             return Ok(refusal(&rt, why));
         }
-        let resp = crate::proxy::handler::handle(rt, conn, req).await?;
+        let mut resp = crate::proxy::handler::handle(rt, conn, req).await?;
+        if let Some(to) = ends {
+            resp = resp.map(|b| b.on_end(to));
+        }
         if let Some((verdict, connect)) = upgrade {
             let s = resp.status();
             let switched =
@@ -235,19 +252,27 @@ fn refusal(rt: &crate::app::Runtime, why: smuggle::Refusal) -> hyper::Response<P
     resp
 }
 
+/// The request-head deadlines of a connection.
+struct Heads {
+    /// By when `activity` must show a request was received, else the connection is
+    /// closed.
+    first: Option<tokio::time::Instant>,
+    /// HTTP/1.1: every later head is due within this of the previous response's end
+    /// (`header_timeout`: slowloris, and the wait for the next keep-alive request).
+    next: Option<std::time::Duration>,
+}
+
 /// Runs a connection to its end, closing it once it has moved no byte either way for
-/// `idle` (HTTP/1.1 keep-alive is also bounded by header_timeout, see module doc).
+/// `idle`, or when a request head is late ([`Heads`]).
 /// When `drain` turns true, `shutdown` asks the connection to finish what is in
 /// flight and close (HTTP/2 GOAWAY, HTTP/1.1 close after the current response).
-/// `first`: a deadline by which `activity` must show a request was received, else the
-/// connection is closed.
 async fn drive<C, E>(
     conn: C,
     shutdown: impl Fn(Pin<&mut C>),
     mut drain: watch::Receiver<bool>,
     activity: &idle::Activity,
     idle: std::time::Duration,
-    mut first: Option<tokio::time::Instant>,
+    Heads { mut first, next }: Heads,
 ) where
     C: Future<Output = Result<(), E>>,
     E: std::fmt::Display,
@@ -262,6 +287,15 @@ async fn drive<C, E>(
             } else {
                 deadline = deadline.min(by);
             }
+        }
+        if let (Some(within), None) = (next, first) {
+            // While a request is in flight, look again within `header_timeout`: the
+            // wait for the next head may start any moment, and no timer is moved
+            // per request.
+            let since = activity
+                .waiting_since()
+                .unwrap_or_else(std::time::Instant::now);
+            deadline = deadline.min(tokio::time::Instant::from_std(since) + within);
         }
         tokio::select! {
             _ = drain.wait_for(|d| *d), if !draining => {
@@ -278,6 +312,12 @@ async fn drive<C, E>(
                 if let Some(by) = first {
                     if !activity.has_request() && by <= tokio::time::Instant::now() {
                         tracing::debug!("first request head not complete within header_timeout");
+                        return;
+                    }
+                }
+                if let (Some(within), Some(since)) = (next, activity.waiting_since()) {
+                    if since + within <= std::time::Instant::now() {
+                        tracing::debug!("request head not complete within header_timeout");
                         return;
                     }
                 }

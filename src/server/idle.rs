@@ -1,11 +1,14 @@
 //! What a connection has done lately, for the deadlines [`super::conn`] enforces:
-//! when it last moved a byte either way (`idle_timeout`) and whether a request came
-//! in yet (the first head is due within `header_timeout` of the accept).
-//! [`Watched`] wraps the connection's IO and notes the time of every read and write.
+//! when it last moved a byte either way (`idle_timeout`), whether a request came in
+//! yet (the first head is due within `header_timeout` of the accept) and, on HTTP/1.1,
+//! since when it has waited for the next head (due within `header_timeout` of the
+//! previous response's end: one deadline per connection instead of hyper's timer per
+//! request, issue 20). [`Watched`] wraps the connection's IO and notes the time of
+//! every read and write.
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -17,8 +20,12 @@ pub(super) struct Activity {
     /// Milliseconds since `epoch` of the last byte read or written.
     last_io_ms: AtomicU64,
     epoch: Instant,
-    /// The service has been called for a request.
-    served: AtomicBool,
+    /// Requests the service has been called for (heads received).
+    heads: AtomicU32,
+    /// Responses whose body is done (written, or dropped).
+    answered: AtomicU32,
+    /// Milliseconds since `epoch` of the last response's end.
+    answered_ms: AtomicU64,
 }
 
 impl Activity {
@@ -26,13 +33,18 @@ impl Activity {
         Activity {
             last_io_ms: AtomicU64::new(0),
             epoch: Instant::now(),
-            served: AtomicBool::new(false),
+            heads: AtomicU32::new(0),
+            answered: AtomicU32::new(0),
+            answered_ms: AtomicU64::new(0),
         }
     }
 
+    fn ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
     fn touch(&self) {
-        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_io_ms.store(ms, Ordering::Relaxed);
+        self.last_io_ms.store(self.ms(), Ordering::Relaxed);
     }
 
     /// When the connection last moved a byte either way (at first: when it was wrapped).
@@ -42,12 +54,29 @@ impl Activity {
 
     /// Notes that a request came in.
     pub(super) fn request_seen(&self) {
-        self.served.store(true, Ordering::Relaxed);
+        self.heads.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Whether a request came in.
     pub(super) fn has_request(&self) -> bool {
-        self.served.load(Ordering::Relaxed)
+        self.heads.load(Ordering::Acquire) > 0
+    }
+
+    /// Since when the connection has waited for its next request head: the end of
+    /// the last response, when every request so far is answered; `None` while one
+    /// is in flight (or before the first, see [`Self::has_request`]).
+    pub(super) fn waiting_since(&self) -> Option<Instant> {
+        let heads = self.heads.load(Ordering::Acquire);
+        let answered = self.answered.load(Ordering::Acquire);
+        (heads > 0 && answered == heads)
+            .then(|| self.epoch + Duration::from_millis(self.answered_ms.load(Ordering::Acquire)))
+    }
+}
+
+impl crate::body::Ended for Activity {
+    fn ended(&self) {
+        self.answered_ms.store(self.ms(), Ordering::Release);
+        self.answered.fetch_add(1, Ordering::AcqRel);
     }
 }
 
