@@ -17,16 +17,15 @@ use crate::host::RequestHost;
 use crate::issuer::endpoint::Caller;
 use crate::proxy::client::{self, Client};
 use crate::proxy::outcome::Outcome;
-use crate::proxy::{access, builtin, cors, echo, headers, upgrade};
-use crate::upstream::{self, Target, TargetKind};
+use crate::proxy::{access, builtin, cors, headers, upgrade};
+use crate::upstream::Target;
 use http::header::{AUTHORIZATION, HOST};
-use http::{HeaderValue, Request, Response, Uri, Version};
+use http::{HeaderValue, Request, Response, Version};
 use hyper::body::Incoming;
 use std::convert::Infallible;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 /// Handles one request end to end; never fails (errors become SPEC §4 responses).
@@ -117,18 +116,7 @@ async fn forward(
         return Err(Denial::BadRequest(BadRequest::Smuggling));
     }
     reject_ambiguous_framing(&parts.headers)?;
-    let facts = RequestFacts {
-        method: &parts.method,
-        host: HostSource::Request {
-            version: parts.version,
-            uri: &parts.uri,
-        },
-        path: parts.uri.path(),
-        query: parts.uri.query(),
-        headers: &parts.headers,
-        tls: client.https,
-        client: client.addr,
-    };
+    let facts = facts_of(&parts, client);
     let req = decide::normalize::normalize(&facts)?;
     if out.log {
         out.path = Some(req.path.clone().into_owned());
@@ -194,6 +182,23 @@ async fn forward(
     Ok(resp)
 }
 
+/// What the decision reads of a request on the main listener: its own method, URI,
+/// headers, and the client behind trusted proxies (SPEC §11).
+fn facts_of<'a>(parts: &'a http::request::Parts, client: &Client) -> RequestFacts<'a> {
+    RequestFacts {
+        method: &parts.method,
+        host: HostSource::Request {
+            version: parts.version,
+            uri: &parts.uri,
+        },
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        headers: &parts.headers,
+        tls: client.https,
+        client: client.addr,
+    }
+}
+
 /// The allowed request's upstream and the path and query it is sent with: the
 /// matched path under the upstream's prefix, the query minus `query:` tokens.
 fn upstream_target<'r>(
@@ -225,7 +230,7 @@ fn hand_over<'a>(
     let ws_key = upgrade::websocket_key(&parts);
     edits.websocket = ws_key.is_some();
     rewrite(&mut parts, allow, (conn, client), &edits);
-    send(
+    super::send::send(
         target,
         parts,
         body,
@@ -306,82 +311,6 @@ fn upstream_path(prefix: &str, path: &str, query: Option<&str>) -> String {
         pq.push_str(q);
     }
     pq
-}
-
-/// Sends to the upstream and streams the answer back; a `101` is spliced only when
-/// it completes the WebSocket handshake that was asked for (SPEC §4). The request is
-/// built and handed to the upstream client here; the future returned holds only the
-/// client's (boxed) response future and what the answer needs.
-fn send<'a>(
-    target: &'a Target,
-    mut parts: http::request::Parts,
-    body: ReqBody,
-    pq: String,
-    (ws_key, upgrades): (Option<HeaderValue>, Option<&'a TaskTracker>),
-    out: &'a mut Outcome,
-) -> impl std::future::Future<Output = Result<Response<ProxyBody>, Denial>> + Send + 'a {
-    fn target_err<E>(_: E) -> Denial {
-        Denial::BadRequest(BadRequest::Target)
-    }
-    parts.version = Version::HTTP_11;
-    let sent = match &target.kind {
-        TargetKind::Http {
-            client,
-            scheme,
-            authority,
-            ..
-        } => Uri::builder()
-            .scheme(scheme.clone())
-            .authority(authority.clone())
-            .path_and_query(pq)
-            .build()
-            .map_err(target_err)
-            .map(|uri| {
-                parts.uri = uri;
-                let client_upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
-                let span = crate::otel::upstream_span(&target.name, &parts.method);
-                crate::otel::inject(&span, &mut parts.headers);
-                let req = Request::from_parts(parts, body);
-                let pending = upstream::send(client, req, target).instrument(span.clone());
-                Sending::Upstream(pending, client_upgrade, span)
-            }),
-        TargetKind::Echo => Uri::try_from(pq).map_err(target_err).map(|uri| {
-            parts.uri = uri;
-            Sending::Echo(Box::pin(echo::respond(Request::from_parts(parts, body))))
-        }),
-    };
-    async move {
-        let (pending, client_upgrade, span) = match sent? {
-            Sending::Echo(answer) => return Ok(answer.await),
-            Sending::Upstream(pending, client_upgrade, span) => (pending, client_upgrade, span),
-        };
-        let started = Instant::now();
-        let sent = pending.await;
-        crate::metrics::upstream_seconds().record(started.elapsed().as_secs_f64());
-        crate::otel::answered(&span, sent.as_ref().ok().map(|r| r.status().as_u16()));
-        let mut resp = sent?;
-        let switching = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
-        if switching {
-            if !ws_key.is_some_and(|k| upgrade::accepted(resp.headers(), &k)) {
-                tracing::warn!(upstream = %target.name, "upstream switched protocols without completing a WebSocket handshake: answered 502");
-                out.decision = Denial::BadGateway.decision();
-                return Ok(upgrade::refused());
-            }
-            if let Some(client_side) = client_upgrade {
-                upgrade::splice(client_side, hyper::upgrade::on(&mut resp), upgrades);
-            }
-        }
-        let (mut rparts, rbody) = resp.into_parts();
-        headers::strip_hop_by_hop(&mut rparts.headers, switching);
-        Ok(Response::from_parts(rparts, ProxyBody::stream(rbody)))
-    }
-}
-
-/// A request handed over: to the built-in echo, or to the upstream client (with the
-/// client side of a protocol switch, if the request may switch).
-enum Sending<E, U> {
-    Echo(E),
-    Upstream(U, Option<hyper::upgrade::OnUpgrade>, tracing::Span),
 }
 
 /// Request smuggling shapes (RFC 9112 §6.3): `Content-Length` together with
