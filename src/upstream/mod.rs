@@ -1,5 +1,5 @@
 //! Upstream handles ([`Target`]): one per `[upstreams.NAME]`, built at load time with
-//! its pooled HTTP client and connect timeout; a route holds its upstream's handle
+//! its connection [`pool`] and connect timeout; a route holds its upstream's handle
 //! (the decision yields it, no index to look up). A request is answered 502 when the
 //! upstream cannot be reached or resets, 504 when it does not answer within
 //! `timeout` (SPEC §4). Below the front doors and the decision, which both use it.
@@ -9,14 +9,12 @@ use crate::config::{Upstream, UpstreamKind};
 use crate::deny::{BadRequest, Denial};
 use crate::tls_client::TlsError;
 use hyper::body::Incoming;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::time::Duration;
 
-/// The client type used for upstreams (http and https).
-pub(crate) type UpstreamClient = Client<HttpsConnector<HttpConnector>, ReqBody>;
+pub(crate) mod pool;
+
+/// The client type used for upstreams (http and https): their connection pool.
+pub(crate) type UpstreamClient = pool::Pool<ReqBody>;
 
 /// An upstream as the request path uses it: where to send, how long to wait, and
 /// (for HTTP) its pooled client. Built once per config; a route's decision holds one.
@@ -37,7 +35,7 @@ pub enum TargetKind {
     Echo,
     /// HTTP or HTTPS.
     Http {
-        /// The pooled client.
+        /// The upstream's connection pool.
         client: UpstreamClient,
         /// `http` or `https`.
         scheme: http::uri::Scheme,
@@ -58,7 +56,7 @@ impl Target {
                 authority,
                 prefix,
             } => TargetKind::Http {
-                client: client_for(u)?,
+                client: client_for(u, scheme, authority)?,
                 scheme: scheme.clone(),
                 authority: authority.clone(),
                 prefix: prefix.clone(),
@@ -80,17 +78,23 @@ impl Target {
     }
 }
 
-/// Builds the pooled client for one HTTP upstream.
-/// `https://` upstreams are verified against the webpki roots plus the upstream's
-/// `ca`, and may negotiate HTTP/2 by ALPN (gRPC passes through then).
-fn client_for(u: &Upstream) -> Result<UpstreamClient, TlsError> {
+/// Builds the connection pool for one HTTP upstream: idle connections live 90 s, at
+/// most 256 per upstream. `https://` upstreams are verified against the webpki roots
+/// plus the upstream's `ca`, and may negotiate HTTP/2 by ALPN (gRPC passes then).
+fn client_for(
+    u: &Upstream,
+    scheme: &http::uri::Scheme,
+    authority: &http::uri::Authority,
+) -> Result<UpstreamClient, TlsError> {
     let https = crate::tls_client::https_connector(u.connect_timeout, u.ca.as_deref(), true)?;
-    Ok(Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(256)
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .build(https))
+    let limits = pool::Limits {
+        max_idle: 256,
+        idle_timeout: Duration::from_secs(90),
+    };
+    pool::Pool::new(https, scheme.clone(), authority.clone(), limits).map_err(|e| TlsError {
+        path: u.name.clone(),
+        message: format!("upstream address: {e}"),
+    })
 }
 
 /// Sends a request and waits for the response head within `timeout`.
@@ -99,7 +103,7 @@ pub(crate) async fn send(
     req: http::Request<ReqBody>,
     timeout: Duration,
 ) -> Result<http::Response<Incoming>, Denial> {
-    match tokio::time::timeout(timeout, client.request(req)).await {
+    match tokio::time::timeout(timeout, client.send(req)).await {
         Ok(Ok(resp)) => Ok(resp),
         Ok(Err(e)) if client_body_failed(&e) => {
             // The client's body broke its own framing mid-stream (a bad chunk size,
@@ -117,8 +121,11 @@ pub(crate) async fn send(
 }
 
 /// Whether hyper gave up because the request body (what the client sends) errored.
-fn client_body_failed(e: &hyper_util::client::legacy::Error) -> bool {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+fn client_body_failed(e: &pool::Error) -> bool {
+    let pool::Error::Http(e) = e else {
+        return false;
+    };
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(c) = cause {
         if c.downcast_ref::<hyper::Error>()
             .is_some_and(hyper::Error::is_user)
