@@ -180,3 +180,75 @@ fn http1_requests_go_in_origin_form_with_a_host() {
     assert_eq!(req.uri(), "/");
     assert_eq!(req.headers()[HOST], "kept");
 }
+
+/// A TLS server offering only `h2` by ALPN, its certificate for `localhost` signed by
+/// a fresh CA (written to `ca`): answers each request with its HTTP version.
+async fn h2_server(ca: &std::path::Path) -> (SocketAddr, Arc<AtomicUsize>) {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    std::fs::write(ca, params.self_signed(&ca_key).unwrap().pem()).unwrap();
+    let issuer = rcgen::Issuer::new(params, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    let tls = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (addr, accepts) = (l.local_addr().unwrap(), Arc::new(AtomicUsize::new(0)));
+    let count = accepts.clone();
+    tokio::spawn(async move {
+        loop {
+            let (s, _) = l.accept().await.unwrap();
+            count.fetch_add(1, Ordering::SeqCst);
+            let s = tls.accept(s).await.unwrap();
+            let svc = hyper::service::service_fn(|req: Request<Incoming>| async move {
+                let v = format!("{:?}", req.version());
+                Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(v))))
+            });
+            tokio::spawn(
+                hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(s), svc),
+            );
+        }
+    });
+    (addr, accepts)
+}
+
+#[tokio::test]
+async fn an_h2_upstream_multiplexes_one_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    let (addr, accepts) = h2_server(&ca).await;
+    let connector =
+        crate::tls_client::https_connector(Duration::from_secs(5), Some(&ca), true).unwrap();
+    let authority = Authority::try_from(format!("localhost:{}", addr.port())).unwrap();
+    let p: Pool<Empty<Bytes>> = Pool::new(connector, Scheme::HTTPS, authority, LIMITS).unwrap();
+    let get = || {
+        Request::get(format!("https://localhost:{}/x", addr.port()))
+            .body(Empty::new())
+            .unwrap()
+    };
+    let first = p.send(get()).await.unwrap();
+    assert_eq!(first.version(), http::Version::HTTP_2);
+    // Concurrent requests share the connection, no HTTP/1.1 sender is pooled.
+    let (a, b, c) = tokio::join!(p.send(get()), p.send(get()), p.send(get()));
+    for r in [first, a.unwrap(), b.unwrap(), c.unwrap()] {
+        let body = r.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, "HTTP/2.0");
+    }
+    assert_eq!(accepts.load(Ordering::SeqCst), 1);
+    assert_eq!(p.idle_len(), 0);
+}
