@@ -394,6 +394,18 @@ async fn request_bodies_pass_through() {
     assert_eq!(&seen.body[..], b"hello, world");
 }
 
+/// A chunked body that breaks its own framing after the head went upstream is the
+/// client's fault: 400, not 502 (the upstream got a reset, never a whole request).
+#[tokio::test]
+async fn a_request_body_that_breaks_its_framing_is_400() {
+    let (p, _up) = start().await;
+    let mut req = Req::new("PUT", "/prot/chunked")
+        .bearer(&alice())
+        .header("Transfer-Encoding", "chunked");
+    req.body = b"5\r\nhello\r\nzz\r\n, world\r\n0\r\n\r\n".to_vec();
+    p.send(req).await.assert_status(400);
+}
+
 #[tokio::test]
 async fn upstream_responses_pass_back() {
     let up = spawn_upstream_with(|req| match req.path.as_str() {
