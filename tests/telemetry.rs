@@ -137,6 +137,29 @@ fn attr(s: &Span, key: &str) -> Option<String> {
         .map(text)
 }
 
+/// The attribute `key` of `s` is `want`.
+#[track_caller]
+fn assert_attr(s: &Span, key: &str, want: &str) {
+    assert_eq!(attr(s, key).as_deref(), Some(want));
+}
+
+/// `s` records `decision` and the response status `status`.
+#[track_caller]
+fn assert_decision(s: &Span, decision: &str, status: &str) {
+    assert_attr(s, "portcullis.decision", decision);
+    assert_attr(s, "http.response.status_code", status);
+}
+
+/// `s` is a server span whose parent is the client's span [`CLIENT_SPAN`], with
+/// its route, decision and status.
+#[track_caller]
+fn assert_server_span(s: &Span, route: &str, decision: &str, status: &str) {
+    assert_eq!(hex(&s.parent_span_id), CLIENT_SPAN);
+    assert_eq!(s.kind, 2, "SPAN_KIND_SERVER");
+    assert_attr(s, "http.route", route);
+    assert_decision(s, decision, status);
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -242,18 +265,8 @@ async fn a_trace_runs_from_the_client_through_portcullis_to_the_upstream() {
 
     let spans = collector.spans();
     let server = one(&spans, TRACE, "request");
-    assert_eq!(hex(&server.parent_span_id), CLIENT_SPAN);
-    assert_eq!(server.kind, 2, "SPAN_KIND_SERVER");
-    assert_eq!(attr(server, "http.route").as_deref(), Some("api"));
-    assert_eq!(
-        attr(server, "portcullis.decision").as_deref(),
-        Some("allowed")
-    );
-    assert_eq!(
-        attr(server, "http.response.status_code").as_deref(),
-        Some("200")
-    );
-    assert_eq!(attr(server, "http.request.method").as_deref(), Some("GET"));
+    assert_server_span(server, "api", "allowed", "200");
+    assert_attr(server, "http.request.method", "GET");
     let upstream = one(&spans, TRACE, "upstream");
     assert_eq!(
         hex(&upstream.span_id),
@@ -262,32 +275,19 @@ async fn a_trace_runs_from_the_client_through_portcullis_to_the_upstream() {
     );
     assert_eq!(upstream.parent_span_id, server.span_id);
     assert_eq!(upstream.kind, 3, "SPAN_KIND_CLIENT");
-    assert_eq!(
-        attr(upstream, "portcullis.upstream").as_deref(),
-        Some("app")
-    );
-    assert_eq!(
-        attr(upstream, "http.response.status_code").as_deref(),
-        Some("200")
-    );
+    assert_attr(upstream, "portcullis.upstream", "app");
+    assert_attr(upstream, "http.response.status_code", "200");
     let verify = one(&spans, TRACE, "verify");
     assert_eq!(verify.parent_span_id, server.span_id);
-    assert_eq!(attr(verify, "portcullis.result").as_deref(), Some("ok"));
-    assert_eq!(attr(verify, "portcullis.issuer").as_deref(), Some("test"));
+    assert_attr(verify, "portcullis.result", "ok");
+    assert_attr(verify, "portcullis.issuer", "test");
     // The denial: a trace of its own (no traceparent), with its decision and status.
     let denied = spans
         .iter()
         .find(|s| s.name == "request" && hex(&s.trace_id) != TRACE)
         .expect("the denied request's span");
     assert!(denied.parent_span_id.is_empty());
-    assert_eq!(
-        attr(denied, "portcullis.decision").as_deref(),
-        Some("denied_no_token")
-    );
-    assert_eq!(
-        attr(denied, "http.response.status_code").as_deref(),
-        Some("401")
-    );
+    assert_decision(denied, "denied_no_token", "401");
     assert_eq!(
         denied.status.as_ref().map_or(0, |s| s.code),
         0,
@@ -374,8 +374,8 @@ async fn a_jwks_fetch_is_a_child_of_the_verification() {
         fetch.parent_span_id, verify.span_id,
         "the fetch is the verification's child"
     );
-    assert_eq!(attr(fetch, "portcullis.issuer").as_deref(), Some("idp"));
-    assert_eq!(attr(fetch, "portcullis.result").as_deref(), Some("ok"));
+    assert_attr(fetch, "portcullis.issuer", "idp");
+    assert_attr(fetch, "portcullis.result", "ok");
     let startup = spans
         .iter()
         .filter(|s| s.name == "jwks.fetch" && s.parent_span_id.is_empty())
@@ -385,10 +385,7 @@ async fn a_jwks_fetch_is_a_child_of_the_verification() {
         "the start-up fetch is a root span: {spans:#?}"
     );
     let refused = one(&spans, trace2, "verify");
-    assert_eq!(
-        attr(refused, "portcullis.result").as_deref(),
-        Some("denied_invalid_token")
-    );
+    assert_attr(refused, "portcullis.result", "denied_invalid_token");
     assert_no_secret(&spans, &[&tok, &bad, "Bearer"]);
 }
 
@@ -563,34 +560,14 @@ async fn the_decision_listener_has_a_server_span_per_decision() {
 
     let spans = collector.spans();
     let decision = one(&spans, TRACE, "decision");
-    assert_eq!(hex(&decision.parent_span_id), CLIENT_SPAN);
-    assert_eq!(decision.kind, 2, "SPAN_KIND_SERVER");
-    assert_eq!(attr(decision, "http.route").as_deref(), Some("api"));
-    assert_eq!(
-        attr(decision, "portcullis.decision").as_deref(),
-        Some("allowed")
-    );
-    assert_eq!(
-        attr(decision, "http.response.status_code").as_deref(),
-        Some("200")
-    );
+    assert_server_span(decision, "api", "allowed", "200");
     let verify = one(&spans, TRACE, "verify");
     assert_eq!(verify.parent_span_id, decision.span_id);
     let grpc = one(&spans, grpc_trace, "decision");
     assert_eq!(hex(&grpc.parent_span_id), CLIENT_SPAN);
-    assert_eq!(
-        attr(grpc, "portcullis.decision").as_deref(),
-        Some("allowed")
-    );
+    assert_attr(grpc, "portcullis.decision", "allowed");
     let denied = one(&spans, denied_trace, "decision");
-    assert_eq!(
-        attr(denied, "portcullis.decision").as_deref(),
-        Some("denied_no_token")
-    );
-    assert_eq!(
-        attr(denied, "http.response.status_code").as_deref(),
-        Some("401")
-    );
+    assert_decision(denied, "denied_no_token", "401");
     assert_no_secret(&spans, &[&tok, "Bearer"]);
 }
 
