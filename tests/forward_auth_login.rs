@@ -147,14 +147,7 @@ async fn a_browser_signs_in_through_traefik_and_logs_out() {
     assert_eq!(shown["x-user"], "alice", "{shown:#}");
     assert_eq!(shown["x-user-email"], "alice@example.com");
     assert_eq!(shown["path"], "/app/page?tab=2");
-    let session = out["cookies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "portcullis_session")
-        .expect("a session cookie");
-    assert_eq!(session["httpOnly"], true);
-    assert_eq!(session["sameSite"], "Lax");
+    support::browser::assert_session_cookie(&out);
     // Logout through Traefik: the provider's end-session page, then back at `/`,
     // which (no session any more) is the provider's login form again.
     assert!(out["logoutPage"]
@@ -291,6 +284,28 @@ async fn begin(d: &Decider, host: &str, uri: &str) -> (String, String, String) {
     )
 }
 
+/// The provider's answer at `https://{host}`: `method` on the callback with `code`
+/// and `state`, and the login cookie `login`.
+async fn callback(
+    d: &Decider,
+    method: &str,
+    host: &str,
+    code: &str,
+    state: &str,
+    login: &str,
+) -> Reply {
+    d.send(
+        &asked(
+            method,
+            &format!("/_portcullis/callback?code={code}&state={state}"),
+            host,
+            "https",
+        )
+        .header("Cookie", login),
+    )
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_redirect_is_absolute_on_the_original_scheme_and_host() {
     let idp = CraftIdp::start("craft-app").await;
@@ -324,17 +339,7 @@ async fn every_redirect_is_absolute_on_the_original_scheme_and_host() {
 
     let (state, nonce, login) = begin(&d, host, "/app/x?q=1").await;
     let code = idp.issue_code(&nonce, IdToken::Good);
-    let cb = d
-        .send(
-            &asked(
-                "GET",
-                &format!("/_portcullis/callback?code={code}&state={state}"),
-                host,
-                "https",
-            )
-            .header("Cookie", &login),
-        )
-        .await;
+    let cb = callback(&d, "GET", host, &code, &state, &login).await;
     assert_eq!(cb.status, 302, "{cb:?}\n{}", d.proxy.logs());
     assert_eq!(
         cb.header("location"),
@@ -368,17 +373,7 @@ async fn every_redirect_is_absolute_on_the_original_scheme_and_host() {
     // A return path that looks like another host stays a path on this one.
     let (state, nonce, login) = begin(&d, host, "//evil.example/x").await;
     let code = idp.issue_code(&nonce, IdToken::Good);
-    let cb = d
-        .send(
-            &asked(
-                "GET",
-                &format!("/_portcullis/callback?code={code}&state={state}"),
-                host,
-                "https",
-            )
-            .header("Cookie", &login),
-        )
-        .await;
+    let cb = callback(&d, "GET", host, &code, &state, &login).await;
     assert_eq!(cb.status, 302);
     let loc = cb.header("location").unwrap();
     assert!(loc.starts_with("https://app.example:8443/"), "{loc}");
@@ -468,17 +463,7 @@ async fn bad_callbacks_on_the_decision_listener_are_400_without_a_session() {
         );
     }
     // The callback is a GET: another method is a 400 too.
-    let post = d
-        .send(
-            &asked(
-                "POST",
-                &format!("/_portcullis/callback?code={code}&state={state}"),
-                host,
-                "https",
-            )
-            .header("Cookie", &login),
-        )
-        .await;
+    let post = callback(&d, "POST", host, &code, &state, &login).await;
     post.assert_bad_request();
     let line = d
         .access_lines()

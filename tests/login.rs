@@ -96,14 +96,7 @@ async fn a_browser_signs_in_sees_its_identity_and_logs_out() {
     let page: Value = serde_json::from_str(out["appText"].as_str().unwrap()).unwrap();
     assert_eq!(header(&page, "x-user"), Some("alice"), "{page:#}");
     assert_eq!(header(&page, "x-user-email"), Some("alice@example.com"));
-    let session = out["cookies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "portcullis_session")
-        .expect("a session cookie");
-    assert_eq!(session["httpOnly"], true);
-    assert_eq!(session["sameSite"], "Lax");
+    let session = support::browser::assert_session_cookie(&out);
     assert_eq!(session["secure"], false, "no Secure without TLS");
     assert!(out["logoutPage"].as_str().unwrap().starts_with(&idp.issuer));
     // The provider's session ended too: back at `/` (post_logout_redirect_uri, a

@@ -73,3 +73,19 @@ pub async fn run_script(script: &str, modules: &Path, env: &[(&str, String)]) ->
             )
         })
 }
+
+/// The `portcullis_session` cookie among the `cookies` (playwright's
+/// `context.cookies()`) a page script reported in `out`: there is one, and it is
+/// `HttpOnly` and `SameSite=Lax`.
+#[track_caller]
+pub fn assert_session_cookie(out: &Value) -> &Value {
+    let session = out["cookies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "portcullis_session")
+        .expect("a session cookie");
+    assert_eq!(session["httpOnly"], true);
+    assert_eq!(session["sameSite"], "Lax");
+    session
+}
