@@ -24,6 +24,28 @@ fn routes(up: SocketAddr, extra_upstream: &str) -> String {
     )
 }
 
+/// A streaming upstream behind [`routes`], with `server` lines for `[server]`.
+async fn streaming_proxy(server: &str) -> (Upstream, Proxy) {
+    let up = spawn_streaming_upstream().await;
+    let p = Proxy::builder()
+        .server(server)
+        .start(&routes(up.addr, ""))
+        .await;
+    (up, p)
+}
+
+/// Alice's `GET /x` on `s`, and its 200.
+fn first_request(s: &mut TcpStream, auth: &str) {
+    s.write_all(
+        format!("GET /x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {auth}\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+}
+
 fn alice() -> String {
     token("alice", serde_json::json!({}))
 }
@@ -421,12 +443,7 @@ async fn upstream_failures_get_spec_bodies() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_head_gets_431() {
-    let hits = spawn_streaming_upstream().await;
-    let up = hits.addr;
-    let p = Proxy::builder()
-        .server("max_header_bytes = 8192")
-        .start(&routes(up, ""))
-        .await;
+    let (hits, p) = streaming_proxy("max_header_bytes = 8192").await;
     let addr = p.addr;
     let out = tokio::task::spawn_blocking(move || {
         let big = "a".repeat(10_000);
@@ -443,12 +460,7 @@ async fn oversized_head_gets_431() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slowloris_is_disconnected_after_header_timeout() {
-    let hits = spawn_streaming_upstream().await;
-    let up = hits.addr;
-    let p = Proxy::builder()
-        .server("header_timeout = \"1s\"")
-        .start(&routes(up, ""))
-        .await;
+    let (hits, p) = streaming_proxy("header_timeout = \"1s\"").await;
     let addr = p.addr;
     let closed = tokio::task::spawn_blocking(move || {
         let mut s = TcpStream::connect(addr).unwrap();
@@ -490,12 +502,7 @@ async fn slowloris_is_disconnected_after_header_timeout() {
 /// byte: the version sniff and hyper's own head timer do not add up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_first_byte_does_not_extend_header_timeout() {
-    let hits = spawn_streaming_upstream().await;
-    let up = hits.addr;
-    let p = Proxy::builder()
-        .server("header_timeout = \"2s\"")
-        .start(&routes(up, ""))
-        .await;
+    let (hits, p) = streaming_proxy("header_timeout = \"2s\"").await;
     let addr = p.addr;
     let closed_after = tokio::task::spawn_blocking(move || {
         let start = Instant::now();
@@ -566,29 +573,13 @@ async fn smuggling_shapes_get_400_and_never_reach_the_upstream() {
 /// and so is a silent wait for one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn later_heads_are_due_within_header_timeout() {
-    let hits = spawn_streaming_upstream().await;
-    let up = hits.addr;
-    let p = Proxy::builder()
-        .server("header_timeout = \"1s\"\nidle_timeout = \"60s\"")
-        .start(&routes(up, ""))
-        .await;
+    let (hits, p) = streaming_proxy("header_timeout = \"1s\"\nidle_timeout = \"60s\"").await;
     let addr = p.addr;
     let auth = alice();
     let (slow, silent) = tokio::task::spawn_blocking(move || {
-        let first_request = |s: &mut TcpStream| {
-            s.write_all(
-                format!("GET /x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {auth}\r\n\r\n")
-                    .as_bytes(),
-            )
-            .unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-            let mut buf = [0u8; 4096];
-            let n = s.read(&mut buf).unwrap();
-            assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
-        };
         // A second head one byte every 250 ms.
         let mut s = TcpStream::connect(addr).unwrap();
-        first_request(&mut s);
+        first_request(&mut s, &auth);
         s.set_read_timeout(Some(Duration::from_millis(250)))
             .unwrap();
         let start = Instant::now();
@@ -612,7 +603,7 @@ async fn later_heads_are_due_within_header_timeout() {
         }
         // No second head at all.
         let mut s = TcpStream::connect(addr).unwrap();
-        first_request(&mut s);
+        first_request(&mut s, &auth);
         let start = Instant::now();
         let mut buf = [0u8; 64];
         let n = s.read(&mut buf).unwrap_or(0);
@@ -635,26 +626,14 @@ async fn later_heads_are_due_within_header_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_keep_alive_connection_is_closed() {
-    let up = spawn_streaming_upstream().await;
-    let up = up.addr;
-    let p = Proxy::builder()
-        .server("idle_timeout = \"1s\"\nheader_timeout = \"30s\"")
-        .start(&routes(up, ""))
-        .await;
+    let (_up, p) = streaming_proxy("idle_timeout = \"1s\"\nheader_timeout = \"30s\"").await;
     let addr = p.addr;
     let auth = alice();
     let waited = tokio::task::spawn_blocking(move || {
         let mut s = TcpStream::connect(addr).unwrap();
-        s.write_all(
-            format!("GET /x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {auth}\r\n\r\n")
-                .as_bytes(),
-        )
-        .unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        let mut buf = [0u8; 4096];
-        let n = s.read(&mut buf).unwrap();
-        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+        first_request(&mut s, &auth);
         let start = Instant::now();
+        let mut buf = [0u8; 4096];
         // Keep-alive: the connection stays open until idle_timeout, then EOF.
         let n = s.read(&mut buf).unwrap_or(0);
         assert_eq!(n, 0, "expected EOF on an idle connection");
