@@ -77,6 +77,12 @@ fn pool(addr: SocketAddr, limits: Limits) -> Pool<Empty<Bytes>> {
     Pool::new(connector, Scheme::HTTP, authority, limits).unwrap()
 }
 
+/// A [`hyper_server`] (its address and accept count) and a pool to it with `limits`.
+async fn hyper_pool(limits: Limits) -> (SocketAddr, Arc<AtomicUsize>, Pool<Empty<Bytes>>) {
+    let (addr, accepts) = hyper_server().await;
+    (addr, accepts, pool(addr, limits))
+}
+
 fn get(addr: SocketAddr, path: &str) -> Request<Empty<Bytes>> {
     Request::get(format!("http://{addr}{path}"))
         .body(Empty::new())
@@ -92,8 +98,7 @@ async fn fetch(p: &Pool<Empty<Bytes>>, addr: SocketAddr) -> Bytes {
 
 #[tokio::test]
 async fn sequential_requests_share_one_connection() {
-    let (addr, accepts) = hyper_server().await;
-    let p = pool(addr, LIMITS);
+    let (addr, accepts, p) = hyper_pool(LIMITS).await;
     for _ in 0..3 {
         assert_eq!(fetch(&p, addr).await, "ok");
     }
@@ -114,8 +119,7 @@ async fn a_connection_the_upstream_closed_is_not_reused() {
 
 #[tokio::test]
 async fn a_body_dropped_early_gives_no_reuse() {
-    let (addr, accepts) = hyper_server().await;
-    let p = pool(addr, LIMITS);
+    let (addr, accepts, p) = hyper_pool(LIMITS).await;
     let resp = p.send(get(addr, "/big")).await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     drop(resp);
@@ -125,14 +129,11 @@ async fn a_body_dropped_early_gives_no_reuse() {
 
 #[tokio::test]
 async fn at_most_max_idle_connections_are_kept() {
-    let (addr, accepts) = hyper_server().await;
-    let p = pool(
-        addr,
-        Limits {
-            max_idle: 2,
-            ..LIMITS
-        },
-    );
+    let (addr, accepts, p) = hyper_pool(Limits {
+        max_idle: 2,
+        ..LIMITS
+    })
+    .await;
     // Three at once: each needs its own connection; only two are kept.
     let (a, b, c) = tokio::join!(
         p.send(get(addr, "/")),
@@ -150,14 +151,11 @@ async fn at_most_max_idle_connections_are_kept() {
 
 #[tokio::test]
 async fn an_expired_idle_connection_is_dropped() {
-    let (addr, accepts) = hyper_server().await;
-    let p = pool(
-        addr,
-        Limits {
-            idle_timeout: Duration::ZERO,
-            ..LIMITS
-        },
-    );
+    let (addr, accepts, p) = hyper_pool(Limits {
+        idle_timeout: Duration::ZERO,
+        ..LIMITS
+    })
+    .await;
     assert_eq!(fetch(&p, addr).await, "ok");
     assert_eq!(fetch(&p, addr).await, "ok");
     assert_eq!(accepts.load(Ordering::SeqCst), 2);
