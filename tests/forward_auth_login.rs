@@ -306,19 +306,21 @@ async fn callback(
     .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_redirect_is_absolute_on_the_original_scheme_and_host() {
+/// The provider `craft-app` (secret `s3cret`) and a decision listener of `builder`
+/// signing in with it, the forwarded request read by `convention`.
+async fn craft_decider(builder: ProxyBuilder, convention: &str) -> (CraftIdp, Decider) {
     let idp = CraftIdp::start("craft-app").await;
     let d = Decider::start(
-        ProxyBuilder::new(),
-        &body(
-            "x-forwarded",
-            &idp.issuer_toml("idp"),
-            "craft-app",
-            "s3cret",
-        ),
+        builder,
+        &body(convention, &idp.issuer_toml("idp"), "craft-app", "s3cret"),
     )
     .await;
+    (idp, d)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_redirect_is_absolute_on_the_original_scheme_and_host() {
+    let (idp, d) = craft_decider(ProxyBuilder::new(), "x-forwarded").await;
     let host = "app.example:8443";
     let r = d
         .send(&navigation(asked("GET", "/app/x?q=1", host, "https")))
@@ -381,12 +383,7 @@ async fn every_redirect_is_absolute_on_the_original_scheme_and_host() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn x_original_url_names_the_scheme_and_host_of_the_redirect() {
-    let idp = CraftIdp::start("craft-app").await;
-    let d = Decider::start(
-        ProxyBuilder::new(),
-        &body("x-original", &idp.issuer_toml("idp"), "craft-app", "s3cret"),
-    )
-    .await;
+    let (_idp, d) = craft_decider(ProxyBuilder::new(), "x-original").await;
     let r = d
         .send(
             &Req::get("/")
@@ -407,18 +404,8 @@ async fn x_original_url_names_the_scheme_and_host_of_the_redirect() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_callbacks_on_the_decision_listener_are_400_without_a_session() {
-    let idp = CraftIdp::start("craft-app").await;
     // The binary: its access lines and log are read.
-    let d = Decider::start(
-        ProxyBuilder::new().binary(),
-        &body(
-            "x-forwarded",
-            &idp.issuer_toml("idp"),
-            "craft-app",
-            "s3cret",
-        ),
-    )
-    .await;
+    let (idp, d) = craft_decider(ProxyBuilder::new().binary(), "x-forwarded").await;
     let host = "app.example";
     let (state, nonce, login) = begin(&d, host, "/app").await;
     let code = idp.issue_code(&nonce, IdToken::Good);
@@ -504,12 +491,7 @@ async fn grpc_check_answers_the_sign_in_with_every_cookie_appended() {
         h.iter().filter(|(k, _, _)| k == key).collect()
     }
 
-    let idp = CraftIdp::start("craft-app").await;
-    let d = Decider::start(
-        ProxyBuilder::new(),
-        &body("envoy", &idp.issuer_toml("idp"), "craft-app", "s3cret"),
-    )
-    .await;
+    let (idp, d) = craft_decider(ProxyBuilder::new(), "envoy").await;
     let mut c = grpc::client(d.addr).await;
     let html = [("accept", "text/html")];
     let r = grpc::ask(&mut c, grpc::check("GET", "shop.example", "/cart", &html)).await;
