@@ -16,8 +16,13 @@ const LIMITS: Limits = Limits {
     idle_timeout: Duration::from_secs(90),
 };
 
-/// A hyper HTTP/1.1 server: `/big` answers 8 MiB, anything else `ok`.
-async fn hyper_server() -> (SocketAddr, Arc<AtomicUsize>) {
+/// A loopback listener on port 0 whose accepted connections are counted and each
+/// handed to `serve` in turn (the next is accepted once `serve` returns).
+async fn counting_server<F, Fut>(serve: F) -> (SocketAddr, Arc<AtomicUsize>)
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (addr, accepts) = (l.local_addr().unwrap(), Arc::new(AtomicUsize::new(0)));
     let count = accepts.clone();
@@ -25,50 +30,51 @@ async fn hyper_server() -> (SocketAddr, Arc<AtomicUsize>) {
         loop {
             let (s, _) = l.accept().await.unwrap();
             count.fetch_add(1, Ordering::SeqCst);
-            let svc = hyper::service::service_fn(|req: Request<Incoming>| async move {
-                let body = if req.uri().path() == "/big" {
-                    Bytes::from(vec![b'x'; 8 << 20])
-                } else {
-                    Bytes::from_static(b"ok")
-                };
-                Ok::<_, std::convert::Infallible>(Response::new(Full::new(body)))
-            });
-            tokio::spawn(
-                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(s), svc),
-            );
+            serve(s).await;
         }
     });
     (addr, accepts)
 }
 
+/// A hyper HTTP/1.1 server: `/big` answers 8 MiB, anything else `ok`.
+async fn hyper_server() -> (SocketAddr, Arc<AtomicUsize>) {
+    counting_server(|s| async move {
+        let svc = hyper::service::service_fn(|req: Request<Incoming>| async move {
+            let body = if req.uri().path() == "/big" {
+                Bytes::from(vec![b'x'; 8 << 20])
+            } else {
+                Bytes::from_static(b"ok")
+            };
+            Ok::<_, std::convert::Infallible>(Response::new(Full::new(body)))
+        });
+        tokio::spawn(
+            hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(s), svc),
+        );
+    })
+    .await
+}
+
 /// A raw server answering one request per connection, then closing it (`reset`:
 /// with a TCP reset, else a plain FIN), without saying so in the response.
 async fn one_shot_server(reset: bool) -> (SocketAddr, Arc<AtomicUsize>) {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (addr, accepts) = (l.local_addr().unwrap(), Arc::new(AtomicUsize::new(0)));
-    let count = accepts.clone();
-    tokio::spawn(async move {
-        loop {
-            let (mut s, _) = l.accept().await.unwrap();
-            count.fetch_add(1, Ordering::SeqCst);
-            let mut head = Vec::new();
-            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                let mut buf = [0u8; 1024];
-                match s.read(&mut buf).await.unwrap() {
-                    0 => break,
-                    n => head.extend_from_slice(&buf[..n]),
-                }
+    counting_server(move |mut s| async move {
+        let mut head = Vec::new();
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let mut buf = [0u8; 1024];
+            match s.read(&mut buf).await.unwrap() {
+                0 => break,
+                n => head.extend_from_slice(&buf[..n]),
             }
-            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-                .await
-                .unwrap();
-            if reset {
-                s.set_zero_linger().unwrap();
-            }
-            drop(s);
         }
-    });
-    (addr, accepts)
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            .await
+            .unwrap();
+        if reset {
+            s.set_zero_linger().unwrap();
+        }
+        drop(s);
+    })
+    .await
 }
 
 fn pool(addr: SocketAddr, limits: Limits) -> Pool<Empty<Bytes>> {
@@ -204,13 +210,9 @@ async fn h2_server(ca: &std::path::Path) -> (SocketAddr, Arc<AtomicUsize>) {
         .unwrap();
     cfg.alpn_protocols = vec![b"h2".to_vec()];
     let tls = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (addr, accepts) = (l.local_addr().unwrap(), Arc::new(AtomicUsize::new(0)));
-    let count = accepts.clone();
-    tokio::spawn(async move {
-        loop {
-            let (s, _) = l.accept().await.unwrap();
-            count.fetch_add(1, Ordering::SeqCst);
+    counting_server(move |s| {
+        let tls = tls.clone();
+        async move {
             let s = tls.accept(s).await.unwrap();
             let svc = hyper::service::service_fn(|req: Request<Incoming>| async move {
                 let v = format!("{:?}", req.version());
@@ -221,8 +223,8 @@ async fn h2_server(ca: &std::path::Path) -> (SocketAddr, Arc<AtomicUsize>) {
                     .serve_connection(TokioIo::new(s), svc),
             );
         }
-    });
-    (addr, accepts)
+    })
+    .await
 }
 
 #[tokio::test]
