@@ -49,47 +49,9 @@ done
 [ -d "$OIDC_DIR/node_modules/oidc-provider" ] || die "oidc-provider not in $OIDC_DIR (run scripts/test-all.sh)"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/portcullis-session-bench.XXXXXX")
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]+"${PIDS[@]}"}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]+"${PIDS[@]}"}"; do wait "$p" 2>/dev/null || true; done
-  rm -f "$OIDC_DIR/bench-provider.mjs"
-  [ -n "${BENCH_KEEP:-}" ] && log "scratch kept in $WORK" || rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-start() {  # NAME CPU CMD... ; sets LAST_PID
-  local name=$1 cpu=$2
-  shift 2
-  taskset -c "$cpu" "$@" >"$WORK/$name.log" 2>&1 &
-  LAST_PID=$!
-  PIDS+=("$LAST_PID")
-}
-stop() {
-  kill "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
-  local keep=() q
-  for q in "${PIDS[@]}"; do [ "$q" = "$1" ] || keep+=("$q"); done
-  PIDS=("${keep[@]+"${keep[@]}"}")
-}
-wait_port() {  # PORT NAME
-  for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  tail -n 20 "$WORK/$2.log" >&2
-  die "$2 did not open 127.0.0.1:$1"
-}
-CLK_TCK=$(getconf CLK_TCK)
-ticks() {  # utime+stime of one process (all threads)
-  local s f
-  read -r s 2>/dev/null <"/proc/$1/stat" || { echo 0; return; }
-  s=${s##*) }
-  read -r -a f <<<"$s"
-  echo $((f[11] + f[12]))
-}
+# shellcheck source=bench/procs.sh
+. "$HERE/procs.sh"
+cleanup_extra() { rm -f "$OIDC_DIR/bench-provider.mjs"; }
 
 # ---- upstream, provider, configs --------------------------------------------------
 openssl rand -hex 32 >"$WORK/secret"
