@@ -46,6 +46,18 @@ fn first_request(s: &mut TcpStream, auth: &str) {
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
 }
 
+/// How long after [`first_request`]'s 200, on a fresh connection to `addr` that
+/// sends nothing more, the proxy closes it; EOF is expected on `what`.
+fn eof_after_first_request(addr: SocketAddr, auth: &str, what: &str) -> Duration {
+    let mut s = TcpStream::connect(addr).unwrap();
+    first_request(&mut s, auth);
+    let start = Instant::now();
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "expected EOF on {what}");
+    start.elapsed()
+}
+
 fn alice() -> String {
     token("alice", serde_json::json!({}))
 }
@@ -602,13 +614,8 @@ async fn later_heads_are_due_within_header_timeout() {
             }
         }
         // No second head at all.
-        let mut s = TcpStream::connect(addr).unwrap();
-        first_request(&mut s, &auth);
-        let start = Instant::now();
-        let mut buf = [0u8; 64];
-        let n = s.read(&mut buf).unwrap_or(0);
-        assert_eq!(n, 0, "expected EOF on a connection that sent no next head");
-        (slow, start.elapsed())
+        let silent = eof_after_first_request(addr, &auth, "a connection that sent no next head");
+        (slow, silent)
     })
     .await
     .unwrap();
@@ -630,14 +637,8 @@ async fn idle_keep_alive_connection_is_closed() {
     let addr = p.addr;
     let auth = alice();
     let waited = tokio::task::spawn_blocking(move || {
-        let mut s = TcpStream::connect(addr).unwrap();
-        first_request(&mut s, &auth);
-        let start = Instant::now();
-        let mut buf = [0u8; 4096];
         // Keep-alive: the connection stays open until idle_timeout, then EOF.
-        let n = s.read(&mut buf).unwrap_or(0);
-        assert_eq!(n, 0, "expected EOF on an idle connection");
-        start.elapsed()
+        eof_after_first_request(addr, &auth, "an idle connection")
     })
     .await
     .unwrap();
