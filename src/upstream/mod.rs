@@ -105,8 +105,10 @@ pub(crate) fn send<'a>(
     req: http::Request<ReqBody>,
     target: &Target,
 ) -> impl std::future::Future<Output = Result<http::Response<Incoming>, Denial>> + Send + 'a {
-    let timeout = target.timeout;
-    async move { answer(tokio::time::timeout(timeout, client.send(req)).await) }
+    // Boxed: the pool's future (request, sender, its send) is large and the handler
+    // moves the pending send into the future that awaits it (issue 20: bytes moved).
+    let (timeout, pending) = (target.timeout, Box::pin(client.send(req)));
+    async move { answer(tokio::time::timeout(timeout, pending).await) }
 }
 
 /// The pool's answer (or the timeout's) as a response or a denial.
