@@ -106,6 +106,17 @@ impl Host<'_> {
 
 /// Validates and normalizes an authority as sent in `Host` or `:authority`.
 pub fn parse(raw: &[u8]) -> Result<Host<'_>, HostError> {
+    if let Some(text) = plain_name(raw) {
+        return Ok(Host {
+            text: Cow::Borrowed(text),
+            name_len: text.len(),
+        });
+    }
+    checked(raw)
+}
+
+/// The full checks and normalization of [`parse`].
+fn checked(raw: &[u8]) -> Result<Host<'_>, HostError> {
     // One scan for the bytes that are never part of a host, so that
     // `evil@secure.example.com` reports userinfo whatever follows.
     for &b in raw {
@@ -141,6 +152,24 @@ pub fn parse(raw: &[u8]) -> Result<Host<'_>, HostError> {
         check_port(p)?;
     }
     Ok(normalized(text, name, bare, port))
+}
+
+/// The common case in one pass (issue 20): a lowercase name of letters, digits and
+/// `-` in non-empty labels, no trailing dot, no port: already normal, as the full
+/// checks of [`parse`] would find.
+fn plain_name(raw: &[u8]) -> Option<&str> {
+    let mut label = 0usize;
+    for &b in raw {
+        match b {
+            b'a'..=b'z' | b'0'..=b'9' | b'-' => label += 1,
+            b'.' if label > 0 => label = 0,
+            _ => return None,
+        }
+    }
+    if label == 0 {
+        return None; // empty, or a trailing dot
+    }
+    std::str::from_utf8(raw).ok()
 }
 
 /// `name[:port]` -> (name, port). The name ends at the first `:`, or after the `]`

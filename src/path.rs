@@ -95,6 +95,14 @@ pub fn normalize(raw: &str) -> Result<Cow<'_, str>, PathError> {
     if !raw.starts_with('/') {
         return Err(PathError::NotAbsolute);
     }
+    if already_normal(raw.as_bytes()) {
+        return Ok(Cow::Borrowed(raw));
+    }
+    checked(raw)
+}
+
+/// The full checks, decoding and resolution of [`normalize`].
+fn checked(raw: &str) -> Result<Cow<'_, str>, PathError> {
     let decoded = if scan(raw)? {
         Cow::Owned(decode_unreserved(raw)?)
     } else {
@@ -107,6 +115,27 @@ pub fn normalize(raw: &str) -> Result<Cow<'_, str>, PathError> {
         return Ok(decoded);
     }
     resolve(&decoded).map(Cow::Owned)
+}
+
+/// The common case in one pass (issue 20): plain ASCII (no `%`, `\`, `;` or NUL), no
+/// empty segment but a final one, no `.` or `..` segment. Such a path is what
+/// [`normalize`]'s full checks would return unchanged. `raw` starts with `/`.
+fn already_normal(raw: &[u8]) -> bool {
+    let mut start = 1;
+    for i in 1..=raw.len() {
+        match raw.get(i).copied() {
+            end @ (None | Some(b'/')) => {
+                let seg = &raw[start..i];
+                if (seg.is_empty() && end.is_some()) || seg == b"." || seg == b".." {
+                    return false;
+                }
+                start = i + 1;
+            }
+            Some(b'%' | b'\\' | b';' | 0 | 0x80..=0xFF) => return false,
+            Some(_) => {}
+        }
+    }
+    true
 }
 
 /// Iterates the segments the route matcher sees: the normalized path without its
@@ -279,4 +308,4 @@ impl Utf8Check {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

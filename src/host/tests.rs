@@ -210,3 +210,30 @@ fn field_value_is_reused_when_normalized() {
     assert_eq!(got.value(), &v);
     assert_eq!(got.name(), "a.example");
 }
+
+#[test]
+fn the_one_pass_fast_path_agrees_with_the_full_checks() {
+    // Every host of up to 6 bytes over the bytes that matter to it.
+    let all = crate::path::tests::every_string(b"aZ0-._:[]1", 6);
+    let mut fast = 0;
+    for raw in &all {
+        let full = checked(raw);
+        if let Some(text) = plain_name(raw) {
+            fast += 1;
+            let want = Host {
+                text: Cow::Borrowed(text),
+                name_len: text.len(),
+            };
+            assert_eq!(full.as_ref(), Ok(&want), "{raw:?}");
+            assert!(matches!(
+                full,
+                Ok(Host {
+                    text: Cow::Borrowed(_),
+                    ..
+                })
+            ));
+        }
+        assert_eq!(parse(raw), full, "{raw:?}");
+    }
+    assert!(fast > 1000, "the fast path was taken {fast} times");
+}

@@ -243,3 +243,47 @@ fn has_unreserved_escape(p: &str) -> bool {
 
 /// The generated and random inputs.
 mod generated;
+
+/// Every string over `alphabet` of `0..=max` bytes.
+pub(crate) fn every_string(alphabet: &[u8], max: usize) -> Vec<Vec<u8>> {
+    let mut all: Vec<Vec<u8>> = vec![Vec::new()];
+    let mut last = all.clone();
+    for _ in 0..max {
+        last = last
+            .iter()
+            .flat_map(|s| {
+                alphabet.iter().map(move |&c| {
+                    let mut t = s.clone();
+                    t.push(c);
+                    t
+                })
+            })
+            .collect();
+        all.extend(last.iter().cloned());
+    }
+    all
+}
+
+#[test]
+fn the_one_pass_fast_path_agrees_with_the_full_checks() {
+    // Every path of up to 7 bytes after the `/` over the bytes that matter to it.
+    let mut fast = 0;
+    for tail in every_string(b"/a.%2e;\\", 7) {
+        let mut raw = b"/".to_vec();
+        raw.extend_from_slice(&tail);
+        let raw = String::from_utf8(raw).unwrap();
+        let full = checked(&raw);
+        if already_normal(raw.as_bytes()) {
+            fast += 1;
+            assert!(
+                matches!(&full, Ok(Cow::Borrowed(p)) if *p == raw),
+                "{raw:?}: the fast path says normal, the full checks give {full:?}"
+            );
+        }
+        assert_eq!(normalize(&raw), full, "{raw:?}");
+    }
+    assert!(fast > 1000, "the fast path was taken {fast} times");
+    // Bytes it must leave to the full checks: NUL and non-ASCII.
+    assert!(!already_normal(b"/a\0"));
+    assert!(!already_normal("/é".as_bytes()));
+}
