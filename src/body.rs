@@ -23,6 +23,7 @@ pin_project_lite::pin_project! {
     enum Kind {
         Full { #[pin] inner: Full<Bytes> },
         Stream { #[pin] inner: Incoming },
+        Raw { #[pin] inner: crate::h1::RawBody },
     }
 }
 
@@ -92,6 +93,15 @@ impl ProxyBody {
         }
     }
 
+    /// The upstream's body read by our own HTTP/1.1 client ([`crate::h1`]).
+    pub(crate) fn raw(inner: crate::h1::RawBody) -> Self {
+        ProxyBody {
+            kind: Kind::Raw { inner },
+            finish: None,
+            end: None,
+        }
+    }
+
     /// Counts the data bytes sent from now on and calls `f` with them once the body
     /// is done or dropped (the client went away, the connection was upgraded).
     pub fn on_finish(mut self, f: impl FnOnce(u64) + Send + Sync + 'static) -> Self {
@@ -123,6 +133,7 @@ impl Body for ProxyBody {
         let polled = match this.kind.project() {
             Proj::Full { inner } => inner.poll_frame(cx).map_err(|e| match e {}),
             Proj::Stream { inner } => inner.poll_frame(cx).map_err(Into::into),
+            Proj::Raw { inner } => inner.poll_frame(cx).map_err(Into::into),
         };
         if let (Some(f), Poll::Ready(Some(Ok(frame)))) = (this.finish.as_mut(), &polled) {
             f.bytes += frame.data_ref().map_or(0, |d| d.len() as u64);
@@ -134,6 +145,7 @@ impl Body for ProxyBody {
         match &self.kind {
             Kind::Full { inner } => inner.is_end_stream(),
             Kind::Stream { inner } => inner.is_end_stream(),
+            Kind::Raw { inner } => inner.is_end_stream(),
         }
     }
 
@@ -141,6 +153,7 @@ impl Body for ProxyBody {
         match &self.kind {
             Kind::Full { inner } => inner.size_hint(),
             Kind::Stream { inner } => inner.size_hint(),
+            Kind::Raw { inner } => inner.size_hint(),
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod defaults;
 pub(crate) mod deny;
 pub mod explain;
 pub mod forward_auth;
+pub(crate) mod h1;
 pub mod host;
 pub mod issuer;
 pub mod login;

@@ -47,7 +47,8 @@ pub(super) fn send<'a>(
                 let span = crate::otel::upstream_span(&target.name, &parts.method);
                 crate::otel::inject(&span, &mut parts.headers);
                 let req = Request::from_parts(parts, body);
-                let pending = upstream::send(client, req, target).instrument(span.clone());
+                let upgrade = client_upgrade.is_some();
+                let pending = upstream::send(client, req, target, upgrade).instrument(span.clone());
                 Sending::Upstream(pending, client_upgrade, span)
             }),
         TargetKind::Echo => Uri::try_from(pq).map_err(target_err).map(|uri| {
@@ -78,7 +79,11 @@ pub(super) fn send<'a>(
         }
         let (mut rparts, rbody) = resp.into_parts();
         headers::strip_hop_by_hop(&mut rparts.headers, switching);
-        Ok(Response::from_parts(rparts, ProxyBody::stream(rbody)))
+        let body = match rbody {
+            upstream::UpBody::Hyper(b) => ProxyBody::stream(b),
+            upstream::UpBody::Raw(b) => ProxyBody::raw(b),
+        };
+        Ok(Response::from_parts(rparts, body))
     }
 }
 

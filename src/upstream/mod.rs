@@ -8,7 +8,7 @@ use crate::body::ReqBody;
 use crate::config::{Upstream, UpstreamKind};
 use crate::deny::{BadRequest, Denial};
 use crate::tls_client::TlsError;
-use hyper::body::Incoming;
+pub(crate) use pool::UpBody;
 use std::time::Duration;
 
 pub(crate) mod pool;
@@ -90,6 +90,7 @@ fn client_for(
     let limits = pool::Limits {
         max_idle: 256,
         idle_timeout: Duration::from_secs(90),
+        connect_timeout: u.connect_timeout,
     };
     pool::Pool::new(https, scheme.clone(), authority.clone(), limits).map_err(|e| TlsError {
         path: u.name.clone(),
@@ -99,22 +100,23 @@ fn client_for(
 
 /// Sends a request to `target` and waits for the response head within its
 /// `timeout` (the pool sets `Host` on a request without one, as the upstream's
-/// `host:port`).
+/// `host:port`). `upgrade`: the request may switch protocols.
 pub(crate) fn send<'a>(
     client: &'a UpstreamClient,
     req: http::Request<ReqBody>,
     target: &Target,
-) -> impl std::future::Future<Output = Result<http::Response<Incoming>, Denial>> + Send + 'a {
+    upgrade: bool,
+) -> impl std::future::Future<Output = Result<http::Response<UpBody>, Denial>> + Send + 'a {
     // Boxed: the pool's future (request, sender, its send) is large and the handler
     // moves the pending send into the future that awaits it (issue 20: bytes moved).
-    let (timeout, pending) = (target.timeout, Box::pin(client.send(req)));
+    let (timeout, pending) = (target.timeout, Box::pin(client.send(req, upgrade)));
     async move { answer(tokio::time::timeout(timeout, pending).await) }
 }
 
 /// The pool's answer (or the timeout's) as a response or a denial.
 fn answer(
-    r: Result<Result<http::Response<Incoming>, pool::Error>, tokio::time::error::Elapsed>,
-) -> Result<http::Response<Incoming>, Denial> {
+    r: Result<Result<http::Response<UpBody>, pool::Error>, tokio::time::error::Elapsed>,
+) -> Result<http::Response<UpBody>, Denial> {
     match r {
         Ok(Ok(resp)) => Ok(resp),
         Ok(Err(e)) if client_body_failed(&e) => {

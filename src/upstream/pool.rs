@@ -17,7 +17,16 @@
 //! Connecting (TCP with its timeout, TLS, the HTTP handshake, the connection's task)
 //! is a separate boxed future, taken only on a miss, so the request's future stays
 //! small.
+//!
+//! The hot path to a plain-`http://` upstream does not use hyper's client at all: a
+//! bodyless `GET` or `HEAD` that does not ask to switch protocols goes through
+//! [`crate::h1`] on a pool of its own sockets, written and read from the request's
+//! task (issue 20: hyper's client dispatcher, its channel and oneshot were ~10k
+//! instructions per request). A pooled socket that fails before the first byte of
+//! the answer (the upstream had closed it) is replaced and the request sent once
+//! more: `GET` and `HEAD` are idempotent (RFC 9110 §9.2.2).
 
+use crate::h1;
 use bytes::Bytes;
 use http::header::HOST;
 use http::uri::{Authority, Scheme};
@@ -45,6 +54,9 @@ pub(crate) enum Error {
     /// The HTTP exchange failed (handshake, reset, the request body's own error).
     #[error(transparent)]
     Http(#[from] hyper::Error),
+    /// Our own HTTP/1.1 client's exchange failed.
+    #[error(transparent)]
+    Raw(h1::Error),
 }
 
 impl Error {
@@ -57,10 +69,57 @@ impl Error {
 /// How many idle connections to keep, and for how long.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Limits {
-    /// HTTP/1.1 senders kept per upstream (busy ones included).
+    /// HTTP/1.1 senders kept per upstream (busy ones included), and as many of
+    /// [`crate::h1`]'s sockets.
     pub max_idle: usize,
     /// An idle sender older than this is dropped at checkout.
     pub idle_timeout: Duration,
+    /// TCP connect timeout of [`crate::h1`]'s sockets (the connector has its own).
+    pub connect_timeout: Duration,
+}
+
+/// Where [`crate::h1`]'s sockets go, and its pool of them (plain `http://` only).
+struct Raw {
+    host: String,
+    port: u16,
+    idles: std::sync::Arc<h1::Idles>,
+}
+
+/// A response body: hyper's, or [`crate::h1`]'s.
+pub(crate) enum UpBody {
+    /// From hyper's client.
+    Hyper(Incoming),
+    /// From our own HTTP/1.1 client.
+    Raw(h1::RawBody),
+}
+
+impl Body for UpBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            UpBody::Hyper(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            UpBody::Raw(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpBody::Hyper(b) => b.is_end_stream(),
+            UpBody::Raw(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self {
+            UpBody::Hyper(b) => b.size_hint(),
+            UpBody::Raw(b) => b.size_hint(),
+        }
+    }
 }
 
 /// The pool of one upstream (`scheme://authority`).
@@ -72,6 +131,7 @@ pub struct Pool<B> {
     host: HeaderValue,
     limits: Limits,
     slots: Mutex<Slots<B>>,
+    raw: Option<Raw>,
 }
 
 struct Slots<B> {
@@ -113,12 +173,22 @@ where
             }
             _ => HeaderValue::from_str(authority.host())?,
         };
+        let raw = (scheme == Scheme::HTTP).then(|| Raw {
+            host: authority
+                .host()
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+            port: authority.port_u16().unwrap_or(80),
+            idles: h1::Idles::new(limits.max_idle, limits.idle_timeout),
+        });
         let dst = Uri::builder()
             .scheme(scheme)
             .authority(authority)
             .path_and_query("/")
             .build()?;
         Ok(Pool {
+            raw,
             connector,
             dst,
             host,
@@ -130,8 +200,51 @@ where
         })
     }
 
-    /// Sends `req` (absolute URI) and waits for the response head.
-    pub(crate) async fn send(&self, req: Request<B>) -> Result<Response<Incoming>, Error> {
+    /// Sends `req` (absolute URI) and waits for the response head. `upgrade`: the
+    /// request may switch protocols (hyper's client then carries it).
+    pub(crate) async fn send(
+        &self,
+        req: Request<B>,
+        upgrade: bool,
+    ) -> Result<Response<UpBody>, Error> {
+        if let Some(raw) = &self.raw {
+            let bodyless = matches!(*req.method(), http::Method::GET | http::Method::HEAD)
+                && req.body().is_end_stream();
+            if bodyless && !upgrade {
+                return self.send_raw(raw, req).await;
+            }
+        }
+        self.send_hyper(req).await.map(|r| r.map(UpBody::Hyper))
+    }
+
+    /// A bodyless `GET` or `HEAD` through [`crate::h1`].
+    async fn send_raw(&self, raw: &Raw, mut req: Request<B>) -> Result<Response<UpBody>, Error> {
+        origin_form(&mut req, &self.host);
+        let (parts, _) = req.into_parts();
+        let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let head = h1::encode_head(&parts.method, target, &parts.headers);
+        let to_head = parts.method == http::Method::HEAD;
+        let mut pooled = raw.idles.checkout();
+        loop {
+            let retry = pooled.is_some();
+            let conn = match pooled.take() {
+                Some(c) => c,
+                None => h1::Conn::connect(&raw.host, raw.port, self.limits.connect_timeout)
+                    .await
+                    .map_err(|e| Error::Connect(e.into()))?,
+            };
+            match conn.exchange(&head, to_head, &raw.idles).await {
+                Ok(resp) => return Ok(resp.map(UpBody::Raw)),
+                Err(h1::Error::Stale(e)) if retry => {
+                    tracing::debug!(error = %e, "pooled upstream connection was closed: sending on a new one");
+                }
+                Err(e) => return Err(Error::Raw(e)),
+            }
+        }
+    }
+
+    /// Sends `req` through hyper's client.
+    async fn send_hyper(&self, req: Request<B>) -> Result<Response<Incoming>, Error> {
         let req = match self.checkout() {
             Some(tx) => match self.send_on(tx, req).await {
                 Ok(resp) => return Ok(resp),
@@ -241,7 +354,8 @@ where
 
     #[cfg(test)]
     fn idle_len(&self) -> usize {
-        self.slots.lock().map(|s| s.h1.len()).unwrap_or_default()
+        let raw = self.raw.as_ref().map_or(0, |r| r.idles.len());
+        raw + self.slots.lock().map(|s| s.h1.len()).unwrap_or_default()
     }
 }
 

@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 const LIMITS: Limits = Limits {
     max_idle: 256,
     idle_timeout: Duration::from_secs(90),
+    connect_timeout: Duration::from_secs(5),
 };
 
 /// A loopback listener on port 0 whose accepted connections are counted and each
@@ -97,7 +98,7 @@ fn get(addr: SocketAddr, path: &str) -> Request<Empty<Bytes>> {
 
 /// One request, its body read to the end.
 async fn fetch(p: &Pool<Empty<Bytes>>, addr: SocketAddr) -> Bytes {
-    let resp = p.send(get(addr, "/")).await.unwrap();
+    let resp = p.send(get(addr, "/"), false).await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     resp.into_body().collect().await.unwrap().to_bytes()
 }
@@ -126,7 +127,7 @@ async fn a_connection_the_upstream_closed_is_not_reused() {
 #[tokio::test]
 async fn a_body_dropped_early_gives_no_reuse() {
     let (addr, accepts, p) = hyper_pool(LIMITS).await;
-    let resp = p.send(get(addr, "/big")).await.unwrap();
+    let resp = p.send(get(addr, "/big"), false).await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     drop(resp);
     assert_eq!(fetch(&p, addr).await, "ok");
@@ -142,9 +143,9 @@ async fn at_most_max_idle_connections_are_kept() {
     .await;
     // Three at once: each needs its own connection; only two are kept.
     let (a, b, c) = tokio::join!(
-        p.send(get(addr, "/")),
-        p.send(get(addr, "/")),
-        p.send(get(addr, "/"))
+        p.send(get(addr, "/"), false),
+        p.send(get(addr, "/"), false),
+        p.send(get(addr, "/"), false)
     );
     for r in [a, b, c] {
         r.unwrap().into_body().collect().await.unwrap();
@@ -241,10 +242,14 @@ async fn an_h2_upstream_multiplexes_one_connection() {
             .body(Empty::new())
             .unwrap()
     };
-    let first = p.send(get()).await.unwrap();
+    let first = p.send(get(), false).await.unwrap();
     assert_eq!(first.version(), http::Version::HTTP_2);
     // Concurrent requests share the connection, no HTTP/1.1 sender is pooled.
-    let (a, b, c) = tokio::join!(p.send(get()), p.send(get()), p.send(get()));
+    let (a, b, c) = tokio::join!(
+        p.send(get(), false),
+        p.send(get(), false),
+        p.send(get(), false)
+    );
     for r in [first, a.unwrap(), b.unwrap(), c.unwrap()] {
         let body = r.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(body, "HTTP/2.0");
