@@ -245,7 +245,9 @@ impl Conn {
                 );
             }
             let head = self.buf.split_to(n).freeze();
-            let mut headers = HeaderMap::with_capacity(count);
+            // Room for what the proxy adds on the way back (request id, security
+            // headers, CORS): growing a header map rehashes it each time.
+            let mut headers = HeaderMap::with_capacity(count + 16);
             let mut frame = FramingFacts::default();
             for &(ns, ne, vs, ve) in &fields[..count] {
                 let (ns, ne, vs, ve) = (ns as usize, ne as usize, vs as usize, ve as usize);
