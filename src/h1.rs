@@ -13,7 +13,7 @@
 //! - Anything ambiguous is an error (the request is answered 502) and the
 //!   connection is closed, never reused: `Transfer-Encoding` with `Content-Length`
 //!   (§6.1, response smuggling), differing `Content-Length` values, a bad chunk size,
-//!   a missing CRLF, a head over [`MAX_HEAD`] bytes or [`MAX_HEADERS`] fields, bytes
+//!   a missing CRLF, a head over [`MAX_HEAD`] bytes (408 KiB) or [`MAX_HEADERS`] fields, bytes
 //!   after the answer, an end of stream inside it.
 //! - A connection goes back to its pool only once its answer was read to the end, on
 //!   HTTP/1.1 without `Connection: close`. [`RawBody`] does that when it ends; dropped
@@ -36,8 +36,9 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-/// Longest answer head read, in bytes (hyper's default limit is about the same).
-pub(crate) const MAX_HEAD: usize = 64 * 1024;
+/// Longest answer head read, in bytes: hyper's client default (8 KiB + 100 × 4 KiB),
+/// so an upstream hyper accepted is accepted here too.
+pub(crate) const MAX_HEAD: usize = 8192 + 4096 * 100;
 /// Most header fields in an answer head (hyper's default is 100).
 pub(crate) const MAX_HEADERS: usize = 100;
 /// Longest chunk-size line (with extensions) or trailer block.
