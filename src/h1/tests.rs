@@ -1,9 +1,12 @@
-//! Unit tests of [`super`] against scripted upstreams on loopback sockets: each
+//! Unit tests of [`super`] (head, body and pool) against scripted upstreams on loopback sockets: each
 //! answers the requests it reads with given bytes (split in pieces where framing
 //! across reads matters), and counts the connections it accepted.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::*;
+use bytes::Bytes;
+use http::header::HeaderValue;
+use http_body::Body;
 use http_body_util::BodyExt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
